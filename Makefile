@@ -1,0 +1,46 @@
+# sweeplab: set-up, demo and tests. Every target creates .venv on first use.
+#
+#   make demo   set up and run one short synthetic implicit-bias run (embedded defaults)
+#   make test   set up and run the test suite
+#   make bench  print the speed figures of benchmarks/
+#
+# PyTorch: TORCH_SPEC is installed first, so pip never swaps in a different build. The
+# default is the CPU build; with a GPU, install your CUDA build of torch into .venv first
+# (README, "Installing PyTorch") or set TORCH_SPEC.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_SPEC ?= torch==2.13.0
+# A local folder of wheels (this machine keeps its CPU torch build there), if present.
+WHEELS ?= /opt/wheels
+PIP_LOCAL := $(if $(wildcard $(WHEELS)/*.whl),--find-links $(WHEELS),)
+
+.PHONY: setup demo test test-fast bench lint clean
+
+$(BIN)/sweeplab: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet $(PIP_LOCAL) "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet $(PIP_LOCAL) -e ".[dev]"
+	@touch $@
+
+setup: $(BIN)/sweeplab
+
+demo: setup
+	$(BIN)/sweeplab run implicit-bias --tag demo
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/python benchmarks/bench_single_run.py
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks runs
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info

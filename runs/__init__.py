@@ -1,0 +1,1 @@
+"""Grid configs (configs/) and the spec's script entry points (scripts/)."""

@@ -1,0 +1,109 @@
+"""Paper style for every figure sweeplab draws, and saving as .png + .pdf.
+
+Serif fonts, light grid lines, the Okabe-Ito colour-blind-safe palette (Okabe & Ito,
+"Color Universal Design", 2008) and a single-column figure size, applied through a
+matplotlib rc context so a user's own matplotlib settings are left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+
+import matplotlib.pyplot as plt  # noqa: E402
+from cycler import cycler  # noqa: E402
+
+OKABE_ITO = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#E69F00",  # orange
+    "#CC79A7",  # reddish purple
+    "#56B4E9",  # sky blue
+    "#F0E442",  # yellow
+    "#000000",  # black
+)
+"""Colour-blind-safe palette, in the order lines take it."""
+
+FIG_SIZE = (4.8, 3.2)
+"""Default size in inches: one column of a two-column paper, at a readable scale."""
+
+PAPER_RC: dict[str, Any] = {
+    "font.family": "serif",
+    "font.serif": ["DejaVu Serif", "Times New Roman", "Times"],
+    "mathtext.fontset": "dejavuserif",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "grid.linestyle": "-",
+    "grid.linewidth": 0.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": cycler(color=OKABE_ITO),
+    "lines.linewidth": 1.5,
+    "figure.figsize": FIG_SIZE,
+    "figure.dpi": 100,
+    "savefig.dpi": 200,
+    "savefig.bbox": "tight",
+    "pdf.fonttype": 42,
+}
+"""rc parameters of the paper style (TrueType fonts embedded in PDFs)."""
+
+
+@contextlib.contextmanager
+def paper_style() -> Iterator[None]:
+    """Context in which new figures get the paper style."""
+    with plt.rc_context(PAPER_RC):
+        yield
+
+
+def styled(fn: Callable) -> Callable:
+    """Decorator: run a plotting function entirely under :func:`paper_style`.
+
+    Matplotlib resolves fonts and sizes when an artist (legend, label) is created, so the
+    style must be active for the whole function, not only when the figure is made.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with paper_style():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any):
+    """``plt.subplots`` under the paper style; returns ``(fig, axes)``."""
+    with paper_style():
+        size = kwargs.pop("figsize", (FIG_SIZE[0] * ncols, FIG_SIZE[1] * nrows))
+        return plt.subplots(nrows, ncols, figsize=size, **kwargs)
+
+
+def save_figure(
+    fig: Any, path: str | Path, formats: tuple[str, ...] = ("png", "pdf")
+) -> list[Path]:
+    """Save ``fig`` as ``path`` with each suffix in ``formats``; close it; return the paths."""
+    base = Path(path)
+    if base.suffix.lstrip(".") in formats:
+        base = base.with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    with paper_style():
+        for fmt in formats:
+            target = base.with_name(f"{base.name}.{fmt}")
+            fig.savefig(target, format=fmt)
+            out.append(target)
+    plt.close(fig)
+    return out

@@ -1,0 +1,31 @@
+"""The one place sweeplab talks to the terminal: a rich console and log handler."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from rich.console import Console
+from rich.logging import RichHandler
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Show sweeplab's warnings (and info with ``verbose``) on stderr."""
+    logger = logging.getLogger("sweeplab")
+    if any(getattr(h, "_sweeplab_console", False) for h in logger.handlers):
+        return
+    handler = RichHandler(console=err_console, show_time=False, show_path=False)
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    handler._sweeplab_console = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print ``sweeplab: error: <message>`` as one line on stderr; return ``code``."""
+    sys.stderr.write(f"sweeplab: error: {' '.join(str(message).split())}\n")
+    return code

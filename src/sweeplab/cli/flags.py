@@ -1,0 +1,124 @@
+"""Command-line flags generated from a study's typed config.
+
+Every field becomes ``--name`` (and ``--name-with-dashes`` when the name has
+underscores); booleans get ``--name/--no-name``; pairs take two values. Values are
+passed to the config as strings and validated by pydantic there, so a bad flag and a bad
+YAML key produce the same one-line error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import types
+import typing
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from sweeplab.errors import ConfigError
+
+NONE_WORDS = ("none", "null")
+
+
+class UsageError(ConfigError):
+    """A command line argparse rejected (unknown flag, missing value, ...)."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__("arguments", None, message)
+
+    def _message(self) -> str:
+        return self.message
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser that raises :class:`UsageError` instead of printing usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(message)
+
+
+def _origin_args(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _origin_args(non_none[0])
+    return origin, args
+
+
+def _allows_none(annotation: Any) -> bool:
+    return type(None) in typing.get_args(annotation)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type[BaseModel]) -> list[str]:
+    """Add one flag per field of ``cls``; returns the canonical flag names."""
+    names = []
+    group = parser.add_argument_group(f"{cls.__name__} parameters")
+    for name, field in cls.model_fields.items():
+        flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
+        origin, args = _origin_args(field.annotation)
+        default = field.get_default(call_default_factory=True)
+        help_text = f"{field.description or ''} (default: {_show(default)})".strip()
+        kwargs: dict[str, Any] = dict(dest=name, default=argparse.SUPPRESS, help=help_text)
+        if field.annotation is bool:
+            kwargs.update(nargs="?", const=True, metavar="BOOL")
+            group.add_argument(
+                f"--no-{name.replace('_', '-')}",
+                dest=name,
+                action="store_false",
+                default=argparse.SUPPRESS,
+                help=f"same as --{name} false",
+            )
+        elif origin is tuple:
+            kwargs.update(nargs=len(args), metavar=tuple(a.__name__.upper() for a in args))
+        elif origin is list:
+            kwargs.update(nargs="+")
+        elif origin is typing.Literal:
+            kwargs["metavar"] = "{" + ",".join(map(str, args)) + "}"
+        else:
+            kwargs["metavar"] = name.upper()
+        group.add_argument(*flags, **kwargs)
+        names.append(f"--{name}")
+    return names
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def explicit_values(ns: argparse.Namespace, cls: type[BaseModel]) -> dict[str, Any]:
+    """The config values the user gave, with ``none``/``null`` mapped to None."""
+    out = {}
+    for name, field in cls.model_fields.items():
+        if not hasattr(ns, name):
+            continue
+        value = getattr(ns, name)
+        if (
+            isinstance(value, str)
+            and value.lower() in NONE_WORDS
+            and _allows_none(field.annotation)
+        ):
+            value = None
+        out[name] = value
+    return out
+
+
+def reject_unknown(extras: Sequence[str], allowed: Sequence[str], command: str) -> None:
+    """Raise a one-line :class:`UsageError` for flags the parser did not know."""
+    if not extras:
+        return
+    bad = next((a for a in extras if a.startswith("-")), extras[0])
+    flag = bad.split("=", 1)[0]
+    close = difflib.get_close_matches(flag, allowed, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    kind = "flag" if flag.startswith("-") else "argument"
+    raise UsageError(
+        f"unknown {kind} {flag!r}{hint}; allowed flags: {', '.join(allowed)} "
+        f"(see '{command} --help')"
+    )

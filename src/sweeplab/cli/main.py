@@ -1,0 +1,61 @@
+"""``sweeplab`` entry point: dispatch to one module per verb, turn errors into exit codes.
+
+Exit status: 0 success, 1 a run failed, 2 bad input (one line on stderr, nothing
+written), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+
+from sweeplab.cli.console import console, fail
+from sweeplab.errors import ConfigError
+
+USAGE = """usage: sweeplab VERB [...]
+
+verbs:
+  run STUDY [--flags]   one run of a study in its own directory (sweeplab run STUDY --help)
+  studies               list the registered studies and their parameters
+"""
+
+
+def _verbs() -> dict[str, Callable[[list[str]], int]]:
+    from sweeplab.cli import run, studies
+
+    return {"run": run.main, "studies": studies.main}
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``sweeplab`` with ``argv`` (default: the process arguments)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        console.print(USAGE)
+        return 0
+    if argv[0] == "--version":
+        from importlib.metadata import version
+
+        console.print(f"sweeplab {version('sweeplab')}")
+        return 0
+    verbs = _verbs()
+    verb = verbs.get(argv[0])
+    if verb is None:
+        return fail(f"unknown verb {argv[0]!r}; allowed verbs: {', '.join(verbs)}")
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        return verb(argv[1:])
+    except ConfigError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return fail("interrupted", code=130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""``sweeplab studies``: the registered studies and their parameters."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from sweeplab.cli.console import console
+from sweeplab.core.registry import get_study, study_names
+
+
+def main(argv: list[str]) -> int:
+    """Print each study (or only those named in ``argv``) with its parameters."""
+    for name in argv or study_names():
+        study = get_study(name)
+        table = Table(title=f"{name}: {study.description}", title_justify="left")
+        for col in ("parameter", "default", "description"):
+            table.add_column(col)
+        for key, field in study.config.model_fields.items():
+            table.add_row(key, str(field.get_default(call_default_factory=True)),
+                          field.description or "")
+        console.print(table)
+    return 0

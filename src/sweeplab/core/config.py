@@ -1,0 +1,89 @@
+"""Typed study configs: the single declaration of every parameter.
+
+A study's config is a pydantic model deriving from :class:`StudyConfig`. From it come
+the CLI flags (``sweeplab.cli.flags``), YAML validation, help text and the run's
+identity: :meth:`StudyConfig.config_hash` hashes the canonical (sorted, JSON) form, so
+two configs that mean the same thing have the same hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from sweeplab.errors import ConfigError, InvalidField
+
+C = TypeVar("C", bound="StudyConfig")
+
+
+class StudyConfig(BaseModel):
+    """Base class of every study config: strict keys, immutable, hashable identity."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    def canonical(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every field (paths as strings, tuples as lists)."""
+        return json.loads(self.model_dump_json())
+
+    def config_hash(self, length: int = 12) -> str:
+        """Hex digest of the canonical config: the run's identity."""
+        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+    @classmethod
+    def from_mapping(cls: type[C], data: Mapping[str, Any], where: str | None = None) -> C:
+        """Validate ``data`` into a config, raising a one-line :class:`ConfigError`."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise config_error_from(exc, cls, data, where) from None
+
+
+def config_error_from(
+    exc: ValidationError, cls: type[BaseModel], data: Mapping[str, Any], where: str | None
+) -> ConfigError:
+    """Turn pydantic's first error into a one-line :class:`ConfigError`."""
+    err = exc.errors(include_url=False)[0]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, InvalidField):
+        return ConfigError(cause.key, cause.value, cause.allowed, where)
+    loc = [str(part) for part in err.get("loc", ())]
+    key = loc[0] if loc else "config"
+    value = data.get(key, err.get("input")) if loc else err.get("input")
+    if err["type"] == "extra_forbidden":
+        return ConfigError(
+            key, value, "unknown key; allowed keys: " + ", ".join(cls.model_fields), where
+        )
+    return ConfigError(key, value, _allowed_text(err, cls, key), where)
+
+
+def _allowed_text(err: Mapping[str, Any], cls: type[BaseModel], key: str) -> str:
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "literal_error":
+        return f"allowed values are {ctx.get('expected')}"
+    bounds = {
+        "greater_than": ("must be >", "gt"),
+        "greater_than_equal": ("must be >=", "ge"),
+        "less_than": ("must be <", "lt"),
+        "less_than_equal": ("must be <=", "le"),
+    }
+    if kind in bounds:
+        words, name = bounds[kind]
+        bound = ctx.get(name)
+        return f"{words} {bound:g}" if isinstance(bound, (int, float)) else f"{words} {bound}"
+    if kind == "value_error":
+        return str(ctx.get("error", err["msg"]))
+    field = cls.model_fields.get(key)
+    hint = f" ({field.description})" if field is not None and field.description else ""
+    return err["msg"][0].lower() + err["msg"][1:] + hint
+
+
+def as_path(value: str | Path | None) -> Path | None:
+    """``None`` stays ``None``; anything else becomes an expanded :class:`Path`."""
+    return None if value is None else Path(value).expanduser()

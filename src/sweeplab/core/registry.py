@@ -1,0 +1,80 @@
+"""The study registry: name -> (typed config, run function).
+
+A study registers itself with :func:`register_study`. Built-in studies are imported
+lazily on first lookup (so ``sweeplab --help`` does not import torch); third-party
+studies join through the ``sweeplab.studies`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from sweeplab.core.config import StudyConfig
+from sweeplab.errors import UnknownStudyError
+
+StudyFn = Callable[..., dict[str, float]]
+
+BUILTIN_STUDIES = {
+    "implicit-bias": "sweeplab.studies.implicit_bias.study",
+}
+"""Name -> module that registers the study when imported."""
+
+
+@dataclass(frozen=True)
+class Study:
+    """A registered study: its name, config class, run function and optional preflight.
+
+    ``preflight(cfg)`` checks resources a config needs (dataset files, ...) without doing
+    work, so the CLI can fail with exit status 2 before creating a run directory.
+    """
+
+    name: str
+    config: type[StudyConfig]
+    fn: StudyFn
+    preflight: Callable[[Any], None] | None = None
+    description: str = ""
+
+
+_REGISTRY: dict[str, Study] = {}
+
+
+def register_study(
+    name: str,
+    config: type[StudyConfig],
+    preflight: Callable[[Any], None] | None = None,
+) -> Callable[[StudyFn], StudyFn]:
+    """Decorator registering ``fn(cfg, ctx) -> final_metrics`` as study ``name``."""
+
+    def deco(fn: StudyFn) -> StudyFn:
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _REGISTRY[name] = Study(name, config, fn, preflight, doc[0] if doc else "")
+        return fn
+
+    return deco
+
+
+def study_names() -> list[str]:
+    """Every study that can be looked up: built-in, entry points and registered ones."""
+    names = set(BUILTIN_STUDIES) | set(_REGISTRY)
+    names |= {ep.name for ep in metadata.entry_points(group="sweeplab.studies")}
+    return sorted(names)
+
+
+def get_study(name: str) -> Study:
+    """Look up a study by name, importing its module on first use."""
+    if name not in _REGISTRY:
+        module = BUILTIN_STUDIES.get(name)
+        if module is None:
+            eps = {ep.name: ep for ep in metadata.entry_points(group="sweeplab.studies")}
+            if name in eps:
+                module = eps[name].module
+        if module is None:
+            raise UnknownStudyError(name, study_names())
+        importlib.import_module(module)
+    if name not in _REGISTRY:
+        raise UnknownStudyError(name, study_names())
+    return _REGISTRY[name]

@@ -1,0 +1,42 @@
+"""The typed config of the implicit-bias study: every parameter, declared once.
+
+CLI flags (``sweeplab run implicit-bias --potential lp --p 1.5 ...``), grid keys and
+validation all come from this class.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sweeplab.core.config import StudyConfig
+from sweeplab.data.config import DataConfig
+
+
+class ImplicitBiasConfig(DataConfig, StudyConfig):
+    """Mirror descent on a deep linear network for binary classification."""
+
+    potential: Literal["quadratic", "lp", "hypentropy"] = Field(
+        "lp", description="mirror-descent potential (quadratic = gradient descent)"
+    )
+    p: float = Field(1.5, gt=1, description="lp potential: exponent p > 1")
+    beta: float = Field(1.0, gt=0, description="hypentropy potential: scale beta > 0")
+    L: int = Field(2, ge=1, description="depth of the linear network (number of layers)")
+    width: int = Field(16, ge=1, description="width of the hidden layers")
+    init_scale: float = Field(
+        0.1, gt=0, description="entries of W_k ~ N(0, init_scale^2 / fan_in)"
+    )
+    loss: Literal["logistic", "exponential"] = Field("logistic", description="training loss")
+    lr: float = Field(0.1, gt=0, description="learning rate (step size in the dual)")
+    epochs: int = Field(1000, ge=1, description="passes over the training data")
+    batch_size: int | None = Field(
+        None, ge=1, description="mini-batch size (default: full batch, one step per epoch)"
+    )
+    seed: int = Field(0, description="seed of initialization (and of data, unless data_seed)")
+    log_interval: int = Field(1, ge=1, description="log metrics every N epochs")
+    logreg_C: float = Field(
+        1.0, gt=0, description="inverse l2 regularization of the logistic-regression baseline"
+    )
+    dtype: Literal["float64", "float32"] = Field("float64", description="training precision")
+    plots: bool = Field(True, description="draw the per-run figures (png and pdf)")

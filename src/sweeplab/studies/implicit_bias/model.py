@@ -1,0 +1,84 @@
+"""Deep linear network f(x) = W_L ... W_1 x and the classification losses.
+
+No biases: the network is L-homogeneous in its parameters, which the implicit-bias theory
+needs (Ji & Telgarsky 2019, "Gradient descent aligns the layers of deep linear
+networks"; Lyu & Li 2020). Layer shapes: W_1 is (width, d), W_k (width, width), W_L
+(1, width); with L = 1 the model is the linear predictor W_1 of shape (1, d).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DeepLinearNetwork(nn.Module):
+    """f(x) = W_L ... W_1 x with entries of W_k drawn i.i.d. N(0, init_scale^2 / fan_in)."""
+
+    def __init__(
+        self,
+        input_dim: int,
+        depth: int,
+        width: int,
+        init_scale: float = 0.1,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float64,
+    ):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        dims = [input_dim] + [width] * (depth - 1) + [1]
+        self.layers = nn.ParameterList()
+        for fan_in, fan_out in zip(dims[:-1], dims[1:]):
+            std = init_scale / math.sqrt(fan_in)
+            w = torch.randn(fan_out, fan_in, generator=generator, dtype=dtype) * std
+            self.layers.append(nn.Parameter(w))
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs f(x_i) for a batch x of shape (n, d); shape (n,)."""
+        h = x
+        for w in self.layers:
+            h = h @ w.T
+        return h.squeeze(-1)
+
+    def end_to_end(self) -> torch.Tensor:
+        """The end-to-end linear predictor w = (W_L ... W_1)^T, shape (d,)."""
+        prod = self.layers[-1]
+        for w in reversed(list(self.layers)[:-1]):
+            prod = prod @ w
+        return prod.reshape(-1)
+
+    def weights_numpy(self) -> list[np.ndarray]:
+        """Copies of the layer matrices as float64 arrays (for metrics)."""
+        return [w.detach().to(torch.float64).cpu().numpy().copy() for w in self.layers]
+
+
+def logistic_loss(margins: torch.Tensor) -> torch.Tensor:
+    """mean_i log(1 + exp(-m_i)), computed stably as softplus(-m)."""
+    return F.softplus(-margins).mean()
+
+
+def exponential_loss(margins: torch.Tensor) -> torch.Tensor:
+    """mean_i exp(-m_i) (Soudry et al. 2018 treat both it and the logistic loss)."""
+    return torch.exp(-margins).mean()
+
+
+LOSSES = {"logistic": logistic_loss, "exponential": exponential_loss}
+"""Loss name -> function of the margins m_i = y_i f(x_i)."""
+
+
+def loss_numpy(name: str, margins: np.ndarray) -> float:
+    """The same losses in float64 numpy, stably (logaddexp for the logistic loss)."""
+    if name == "logistic":
+        return float(np.mean(np.logaddexp(0.0, -margins)))
+    if name == "exponential":
+        return float(np.mean(np.exp(-margins)))
+    raise KeyError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")

@@ -1,0 +1,131 @@
+"""The registered ``implicit-bias`` study: one run, end to end.
+
+1. Load and preprocess the data; save it as ``dataset.npz`` (X, y as trained on).
+2. Baselines in input space: l2 SVM, logistic regression, lp max-margin, and the linear
+   MD solution (L = 1, zero initialization, same potential, loss and schedule).
+3. Train the deep linear network with mirror descent, logging every ``log_interval``
+   epochs: loss, accuracy, angles to every baseline, margins, alignment, norm balance.
+4. Save ``directions.json``, the figures, and return the final metrics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sweeplab.core.context import RunContext
+from sweeplab.core.registry import register_study
+from sweeplab.data import check_dataset_available, load_dataset
+from sweeplab.studies.implicit_bias import plots
+from sweeplab.studies.implicit_bias.baselines import compute_baselines
+from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
+from sweeplab.studies.implicit_bias.metrics import MetricTracker, angle_deg
+from sweeplab.studies.implicit_bias.model import DeepLinearNetwork
+from sweeplab.studies.implicit_bias.potentials import Potential, make_potential
+from sweeplab.studies.implicit_bias.train import train_mirror_descent
+
+
+def preflight(cfg: ImplicitBiasConfig) -> None:
+    """Fail before any run directory exists when the dataset's files are missing."""
+    check_dataset_available(cfg)
+
+
+def linear_md_direction(
+    X: np.ndarray, y: np.ndarray, potential: Potential, cfg: ImplicitBiasConfig
+) -> np.ndarray:
+    """The L = 1 mirror-descent solution from w = 0, same potential, loss and schedule."""
+    linear = DeepLinearNetwork(X.shape[1], depth=1, width=1, dtype=_dtype(cfg))
+    with torch.no_grad():
+        linear.layers[0].zero_()
+    train_mirror_descent(
+        linear, X, y, potential, lr=cfg.lr, epochs=cfg.epochs, loss=cfg.loss,
+        batch_size=cfg.batch_size, seed=cfg.seed,
+    )
+    return linear.end_to_end().detach().to(torch.float64).numpy()
+
+
+def _dtype(cfg: ImplicitBiasConfig) -> torch.dtype:
+    return torch.float64 if cfg.dtype == "float64" else torch.float32
+
+
+@register_study("implicit-bias", config=ImplicitBiasConfig, preflight=preflight)
+def run(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
+    """Mirror descent on a deep linear network: angles, margins, alignment, balance."""
+    data = load_dataset(cfg, seed=cfg.seed)
+    X, y = data.X, data.y
+    arrays = {"X": X, "y": y}
+    if data.X_test is not None:
+        arrays.update(X_test=data.X_test, y_test=data.y_test)
+    np.savez_compressed(ctx.path("dataset.npz"), **arrays)
+    ctx.logger.info("data %s: %d samples, dimension %d", data.name, X.shape[0], X.shape[1])
+
+    potential = make_potential(cfg.potential, p=cfg.p, beta=cfg.beta)
+    base = compute_baselines(X, y, p=potential.margin_p, logreg_C=cfg.logreg_C, seed=cfg.seed)
+    for message in base.warnings:
+        ctx.warn(message)
+    directions: dict[str, np.ndarray | None] = {
+        "svm": base.svm,
+        "logreg": base.logreg,
+        "lp_max_margin": base.lp_max_margin,
+        "linear_md": linear_md_direction(X, y, potential, cfg),
+    }
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = DeepLinearNetwork(X.shape[1], cfg.L, cfg.width, cfg.init_scale, gen, _dtype(cfg))
+    tracker = MetricTracker(X, y, potential, cfg.loss, directions, model.weights_numpy())
+    last: dict[str, float] = {}
+
+    def on_log(epoch: int) -> None:
+        last.clear()
+        last.update(tracker(model.weights_numpy()))
+        ctx.log(epoch, **last)
+
+    train_mirror_descent(
+        model, X, y, potential, lr=cfg.lr, epochs=cfg.epochs, loss=cfg.loss,
+        batch_size=cfg.batch_size, seed=cfg.seed, log_interval=cfg.log_interval, on_log=on_log,
+    )
+
+    w = model.end_to_end().detach().to(torch.float64).numpy()
+    final: dict[str, float] = {"epoch": cfg.epochs, **last}
+    if data.X_test is not None and len(data.y_test):
+        final["test_acc"] = float(np.mean(np.sign(data.X_test @ w) == data.y_test))
+    if base.lp_max_margin is not None:
+        final["linear_md_angle_lp_max_margin"] = angle_deg(
+            directions["linear_md"], base.lp_max_margin
+        )
+    final.update(separable=base.separable, n_train=int(X.shape[0]), input_dim=int(X.shape[1]))
+
+    ctx.save_json("directions.json", {
+        "end_to_end": w,
+        **directions,
+        "lp_p": potential.margin_p,
+        "separable": base.separable,
+        "n_samples": int(X.shape[0]),
+        "input_dim": int(X.shape[1]),
+        "dataset": data.name,
+    })
+    if cfg.plots:
+        _save_figures(ctx, X, y, w, directions, potential.margin_p)
+    return final
+
+
+def _save_figures(
+    ctx: RunContext,
+    X: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    directions: dict[str, np.ndarray | None],
+    p: float,
+) -> None:
+    """Angles, margins, balance and alignment over epochs; decision boundary when 2-D."""
+    from sweeplab.track.local import read_metrics
+
+    rows = read_metrics(ctx.local.jsonl_path)
+    figs = ctx.path("figs")
+    plots.plot_angles_over_time(rows, figs / "angles")
+    plots.plot_margins_over_time(rows, figs / "margins", p=p)
+    plots.plot_norm_balance(rows, figs / "norm_balance")
+    if any(k.startswith("align_") for k in rows[-1]):
+        plots.plot_alignment(rows, figs / "alignment")
+    if X.shape[1] == 2:
+        plots.plot_decision_boundary(w, X, y, figs / "decision_boundary", directions)

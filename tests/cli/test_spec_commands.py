@@ -1,0 +1,54 @@
+"""The spec's own commands, verbatim, in a real process, from a copy of the repo's runs/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+SYNTH = ("python -m runs.scripts.train_synth --potential quadratic --L 2 --input_dim 2 "
+         "--n_samples 512 --separation 3.0 --noise 0.2 --lr 0.1 --epochs 1000 --seed 0")
+MNIST = ("python -m runs.scripts.train_synth --dataset mnist --digits 0 1 --potential lp "
+         "--p 1.5 --L 2 --lr 0.02 --epochs 20 --pca 50 --seed 0")
+
+
+def _run_verbatim(command: str, cwd: Path, env: dict[str, str] | None = None):
+    shutil.copytree(REPO / "runs", cwd / "runs", dirs_exist_ok=True)
+    argv = shlex.split(command)
+    argv[0] = sys.executable
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (cwd / "runs_out").iterdir()
+    return run_dir, proc
+
+
+@pytest.mark.slow
+def test_spec_synthetic_command(tmp_path):
+    run_dir, proc = _run_verbatim(SYNTH, tmp_path)
+    assert str(run_dir.name) in proc.stdout
+    final = json.loads((run_dir / "final.json").read_text())
+    assert final["train_acc"] == 1.0
+    assert final["angle_svm"] < 10  # GD on separable data heads for the SVM direction
+    assert (run_dir / "figs" / "decision_boundary.pdf").is_file()
+
+
+@pytest.mark.slow
+def test_spec_mnist_command_finds_files_via_env(tmp_path, mnist_format_dir):
+    run_dir, _ = _run_verbatim(MNIST, tmp_path, env={"SWEEPLAB_DATA_DIR": str(mnist_format_dir)})
+    dirs = json.loads((run_dir / "directions.json").read_text())
+    assert dirs["input_dim"] == 50 and dirs["dataset"].startswith("mnist")
+    assert not (run_dir / "figs" / "decision_boundary.png").exists()
+    rows = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) == 21
+    final = json.loads((run_dir / "final.json").read_text())
+    # 20 full-batch steps at lr 0.02 from small init: short training, above chance
+    assert final["train_acc"] > 0.55 and "test_acc" in final
