@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -30,6 +30,8 @@ class Study:
 
     ``preflight(cfg)`` checks resources a config needs (dataset files, ...) without doing
     work, so the CLI can fail with exit status 2 before creating a run directory.
+    ``grid_defaults`` are config values a grid uses unless its spec sets them (e.g. no
+    per-run figures in a grid of hundreds of runs: the analysis draws the grid's figures).
     """
 
     name: str
@@ -37,6 +39,7 @@ class Study:
     fn: StudyFn
     preflight: Callable[[Any], None] | None = None
     description: str = ""
+    grid_defaults: dict[str, Any] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, Study] = {}
@@ -46,12 +49,15 @@ def register_study(
     name: str,
     config: type[StudyConfig],
     preflight: Callable[[Any], None] | None = None,
+    grid_defaults: dict[str, Any] | None = None,
 ) -> Callable[[StudyFn], StudyFn]:
     """Decorator registering ``fn(cfg, ctx) -> final_metrics`` as study ``name``."""
 
     def deco(fn: StudyFn) -> StudyFn:
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Study(name, config, fn, preflight, doc[0] if doc else "")
+        _REGISTRY[name] = Study(
+            name, config, fn, preflight, doc[0] if doc else "", dict(grid_defaults or {})
+        )
         return fn
 
     return deco

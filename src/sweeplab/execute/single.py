@@ -9,6 +9,8 @@ log: a failed run is data, not lost work.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -75,6 +77,8 @@ def execute_run(
         "state": "running",
         "started": _now(),
         "config_hash": cfg.config_hash(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
     }
     save_json(status, run_dir / "status.json")
 

@@ -56,6 +56,35 @@ class DeepLinearNetwork(nn.Module):
             prod = prod @ w
         return prod.reshape(-1)
 
+    @torch.no_grad()
+    def loss_and_grads(
+        self, X: torch.Tensor, y: torch.Tensor, loss: str = "logistic"
+    ) -> tuple[float, list[torch.Tensor]]:
+        """Mean loss and its exact gradient for every layer, without autograd.
+
+        With w^T = W_L...W_1 and g = (1/n) sum_i l'(y_i <w, x_i>) y_i x_i the gradient of
+        the loss in w, each layer's gradient is rank one:
+
+            dL/dW_k = b_k a_k^T,  a_k = W_{k-1}...W_1 g,  b_k = (W_L...W_{k+1})^T,
+
+        (the chain rule on f = b_k^T W_k a-style products; Arora, Cohen & Hazan 2018,
+        "On the optimization of deep networks", Sec. 3, write the same factorization). It
+        costs L matrix-vector products after the two data passes, where autograd builds
+        and walks a graph; the tests check it against autograd.
+        """
+        layers = list(self.layers)
+        margins = y * (X @ self.end_to_end())
+        value, dloss = LOSS_AND_DERIVATIVE[loss](margins)
+        g = X.T @ (dloss * y) / len(y)
+        a = [g]
+        for w in layers[:-1]:
+            a.append(w @ a[-1])
+        b = [torch.ones(1, dtype=g.dtype)]
+        for w in reversed(layers[1:]):
+            b.append(w.T @ b[-1])
+        b.reverse()
+        return float(value), [torch.outer(bk, ak) for bk, ak in zip(b, a)]
+
     def weights_numpy(self) -> list[np.ndarray]:
         """Copies of the layer matrices as float64 arrays (for metrics)."""
         return [w.detach().to(torch.float64).cpu().numpy().copy() for w in self.layers]
@@ -73,6 +102,22 @@ def exponential_loss(margins: torch.Tensor) -> torch.Tensor:
 
 LOSSES = {"logistic": logistic_loss, "exponential": exponential_loss}
 """Loss name -> function of the margins m_i = y_i f(x_i)."""
+
+
+def _logistic_and_derivative(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean softplus(-m) and l'(m) = -sigmoid(-m), both stable for large |m|."""
+    return F.softplus(-m).mean(), -torch.sigmoid(-m)
+
+
+def _exponential_and_derivative(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean exp(-m) and l'(m) = -exp(-m)."""
+    e = torch.exp(-m)
+    return e.mean(), -e
+
+
+LOSS_AND_DERIVATIVE = {"logistic": _logistic_and_derivative,
+                       "exponential": _exponential_and_derivative}
+"""Loss name -> (mean loss, per-sample derivative l'(m_i)) of the margins."""
 
 
 def loss_numpy(name: str, margins: np.ndarray) -> float:

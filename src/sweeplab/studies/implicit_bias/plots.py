@@ -195,17 +195,12 @@ def plot_decision_boundary(
     _draw_line(ax, w, lim, "deep network", "#000000", "-")
     styles = iter([("#009E73", "--"), ("#CC79A7", "-."), ("#E69F00", ":"), ("#0072B2", "--")])
     for name, direction in (directions or {}).items():
-        if direction is None or name == "end_to_end":
-            continue
+        is_vector = isinstance(direction, (list, tuple, np.ndarray)) and len(direction) == 2
+        vector = np.asarray(direction, dtype=float) if is_vector else None
+        if name == "end_to_end" or vector is None:
+            continue  # also skips the scalar entries of a directions.json mapping
         colour, style = next(styles, ("#555555", ":"))
-        _draw_line(
-            ax,
-            np.asarray(direction, dtype=float),
-            lim,
-            BASELINE_LABELS.get(name, name),
-            colour,
-            style,
-        )
+        _draw_line(ax, vector, lim, BASELINE_LABELS.get(name, name), colour, style)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")

@@ -48,7 +48,12 @@ def _dtype(cfg: ImplicitBiasConfig) -> torch.dtype:
     return torch.float64 if cfg.dtype == "float64" else torch.float32
 
 
-@register_study("implicit-bias", config=ImplicitBiasConfig, preflight=preflight)
+@register_study(
+    "implicit-bias",
+    config=ImplicitBiasConfig,
+    preflight=preflight,
+    grid_defaults={"plots": False},
+)
 def run(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
     """Mirror descent on a deep linear network: angles, margins, alignment, balance."""
     data = load_dataset(cfg, seed=cfg.seed)
