@@ -2,7 +2,7 @@
 #
 #   make demo   set up and run one short synthetic implicit-bias run (embedded defaults)
 #   make test   set up and run the test suite
-#   make bench  print the speed figures of benchmarks/
+#   make bench  print the speed figures of benchmarks/ (installs Hydra for the comparison)
 #
 # PyTorch: TORCH_SPEC is installed first, so pip never swaps in a different build. The
 # default is the CPU build; with a GPU, install your CUDA build of torch into .venv first
@@ -22,7 +22,7 @@ $(BIN)/sweeplab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet $(PIP_LOCAL) "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet $(PIP_LOCAL) -e ".[dev]"
+	$(BIN)/pip install --quiet $(PIP_LOCAL) -e ".[dev,slurm]"
 	@touch $@
 
 setup: $(BIN)/sweeplab
@@ -37,7 +37,9 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
+	$(BIN)/pip install --quiet $(PIP_LOCAL) -e ".[bench]"
 	$(BIN)/python benchmarks/bench_single_run.py
+	$(BIN)/python benchmarks/bench_grid.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks runs

@@ -4,8 +4,9 @@ every epoch), compute time after imports, with the phases that make it up.
     .venv/bin/python benchmarks/bench_single_run.py [--repeat 5] [--epochs 1000]
 
 Prints the median wall time of every phase over ``--repeat`` repetitions, the end-to-end
-run (every file written, figures off, and figures alone), and the same run with torch's
-default thread count beside the single thread sweeplab uses, as a ratio. Target: the run
+run (every file written, without and with figures), and the same run with torch's default
+thread count beside the single thread sweeplab uses, idle and beside a busy process (as in
+a grid that keeps every core busy), as ratios. Target: the run
 without figures under 1 s on a 2-core machine.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +36,7 @@ from sweeplab.studies.implicit_bias.model import DeepLinearNetwork  # noqa: E402
 from sweeplab.studies.implicit_bias.potentials import make_potential  # noqa: E402
 from sweeplab.studies.implicit_bias.study import linear_md_direction  # noqa: E402
 from sweeplab.studies.implicit_bias.train import train_mirror_descent  # noqa: E402
+from sweeplab.track.local import LocalMetricsWriter  # noqa: E402
 
 STUDY = get_study("implicit-bias")
 IMPORT_S = time.perf_counter() - T_START
@@ -76,9 +79,20 @@ def main() -> int:
         train_mirror_descent(model, X, y, pot, lr=cfg.lr, epochs=cfg.epochs, on_log=on_log)
         return model
 
-    model = deep()
-    weights = model.weights_numpy()
-    tracker = MetricTracker(X, y, pot, cfg.loss, dirs, weights)
+    def with_metrics(write: bool):
+        model = DeepLinearNetwork(2, cfg.L, cfg.width, cfg.init_scale,
+                                  torch.Generator().manual_seed(0))
+        tracker = MetricTracker(X, y, pot, cfg.loss, dirs, model.weights_numpy())
+        writer = LocalMetricsWriter(tempfile.mkdtemp(prefix="sweeplab-bench-")) if write else None
+
+        def on_log(epoch: int) -> None:
+            row = tracker(model.weights_numpy())
+            if writer is not None:
+                writer.log(epoch, row)
+
+        train_mirror_descent(model, X, y, pot, lr=cfg.lr, epochs=cfg.epochs, on_log=on_log)
+        if writer is not None:
+            writer.close()
 
     out = Path(tempfile.mkdtemp(prefix="sweeplab-bench-"))
 
@@ -90,18 +104,24 @@ def main() -> int:
         "baselines (separability, SVM, lp, logreg)": lambda: compute_baselines(
             X, y, p=pot.margin_p, seed=0),
         f"linear MD baseline ({cfg.epochs} epochs)": lambda: linear_md_direction(X, y, pot, cfg),
-        f"deep MD training, no metrics ({cfg.epochs} epochs)": deep,
-        f"metrics alone ({cfg.epochs + 1} evaluations)": lambda: [
-            tracker(weights) for _ in range(cfg.epochs + 1)],
+        f"deep MD training alone ({cfg.epochs} epochs)": deep,
+        f"  + metrics every epoch ({cfg.epochs + 1} evaluations)": lambda: with_metrics(False),
+        "  + metrics.jsonl / metrics.csv lines": lambda: with_metrics(True),
     }
     print(f"sweeplab single-run benchmark: L={cfg.L}, n={len(y)}, d=2, {cfg.epochs} epochs, "
           f"potential={cfg.potential}, metrics every epoch, float64, 1 thread")
     print(f"imports (torch, numpy, scipy, cvxpy, sklearn, sweeplab): {IMPORT_S:.2f} s\n")
     print(f"{'phase':<52}{'median s':>10}")
     times = {name: median_time(fn, args.repeat) for name, fn in phases.items()}
-    total_phases = sum(times.values())
-    for name, t in times.items():
-        print(f"{name:<52}{t:>10.3f}   {100 * t / total_phases:5.1f}%")
+    names = list(times)
+    # the three training lines are cumulative: report each increment's own share
+    own = dict(times)
+    own[names[4]] = times[names[4]] - times[names[3]]
+    own[names[5]] = times[names[5]] - times[names[4]]
+    total_phases = sum(own.values())
+    for name in names:
+        print(f"{name:<52}{times[name]:>10.3f}   own {own[name]:6.3f} s "
+              f"{100 * own[name] / total_phases:5.1f}%")
     print(f"{'sum of phases':<52}{total_phases:>10.3f}")
 
     t_run = median_time(full_run, args.repeat)
@@ -114,13 +134,26 @@ def main() -> int:
     limit_threads(default_threads)
     t_threads = median_time(full_run, max(1, args.repeat // 2))
     limit_threads(1)
-    print(f"{f'same run with torch default threads ({default_threads})':<52}{t_threads:>10.3f}"
-          f"   ratio {t_threads / t_run:.2f}x slower")
-    names = list(times)
+    print(f"{f'same run, torch default threads ({default_threads})':<52}{t_threads:>10.3f}"
+          f"   ratio {t_threads / t_run:.2f}x")
+    # A grid keeps every core busy: measure both settings beside one busy process.
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        t_loaded_1 = median_time(full_run, max(1, args.repeat // 2))
+        limit_threads(default_threads)
+        t_loaded_n = median_time(full_run, max(1, args.repeat // 2))
+        limit_threads(1)
+    finally:
+        burner.kill()
+    print(f"{'beside a busy process: 1 thread':<52}{t_loaded_1:>10.3f}")
+    print(f"{f'beside a busy process: {default_threads} threads':<52}{t_loaded_n:>10.3f}"
+          f"   ratio {t_loaded_n / t_loaded_1:.2f}x")
     per_step = 1e6 * times[names[3]] / cfg.epochs
-    per_metric = 1e6 * times[names[4]] / (cfg.epochs + 1)
+    per_metric = 1e6 * own[names[4]] / (cfg.epochs + 1)
+    per_line = 1e6 * own[names[5]] / (cfg.epochs + 1)
     print(f"\nper deep MD step: {per_step:.0f} us; per metric evaluation: {per_metric:.0f} us; "
-          f"dominant phase: {max(times, key=times.get)}")
+          f"per metric line written: {per_line:.0f} us; dominant: "
+          f"{max(own, key=own.get).strip()}")
     return 0
 
 

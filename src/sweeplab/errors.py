@@ -15,8 +15,23 @@ def show_value(value: Any) -> str:
     return value if isinstance(value, str) and value and " " not in value else repr(value)
 
 
+def _rebuild(cls: type, state: dict, args: tuple) -> Exception:
+    """Unpickle a sweeplab error without calling its ``__init__``."""
+    exc = cls.__new__(cls)
+    exc.__dict__.update(state)
+    exc.args = args
+    return exc
+
+
 class SweeplabError(Exception):
-    """Base class of every error sweeplab raises on purpose."""
+    """Base class of every error sweeplab raises on purpose.
+
+    Picklable whatever a subclass's ``__init__`` takes, so an error raised in a worker
+    process or a Slurm task arrives intact in the process that runs the grid.
+    """
+
+    def __reduce__(self):
+        return _rebuild, (type(self), dict(self.__dict__), self.args)
 
 
 class ConfigError(SweeplabError, ValueError):
@@ -38,6 +53,12 @@ class ConfigError(SweeplabError, ValueError):
         prefix = f"{self.where}: " if self.where else ""
         return f"{prefix}invalid {self.key}={show_value(self.value)}: {self.allowed}"
 
+    def located(self, where: str) -> ConfigError:
+        """This error with ``where`` (a run of a grid, a file) named in its message."""
+        self.where = where
+        self.args = (self._message(),)
+        return self
+
 
 class DataNotFoundError(ConfigError):
     """A dataset's files are missing; the message says where sweeplab looked."""
@@ -49,7 +70,9 @@ class DataNotFoundError(ConfigError):
 
     def _message(self) -> str:
         places = ", ".join(self.looked_in) if self.looked_in else "(nowhere)"
-        return f"dataset {self.value!r}: files not found; looked in {places}; {self.hint}"
+        prefix = f"{self.where}: " if self.where else ""
+        return (f"{prefix}dataset {self.value!r}: files not found; looked in {places}; "
+                f"{self.hint}")
 
 
 class UnknownStudyError(ConfigError):

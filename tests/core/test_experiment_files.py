@@ -67,3 +67,12 @@ def test_set_seeds_makes_python_numpy_and_torch_reproducible():
     assert draw() == a
     set_seeds(12)
     assert draw() != a
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "x.txt", "hi")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~0o022 or path.stat().st_mode & 0o777 == 0o644

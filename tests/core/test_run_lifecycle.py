@@ -75,3 +75,14 @@ def test_registry_errors_and_config_identity():
         ToyConfig.from_mapping({"steps": 0})
     with pytest.raises(ConfigError, match="unknown key; allowed keys: steps"):
         ToyConfig.from_mapping({"stpes": 3}, where="run 4")
+
+
+def test_errors_survive_pickling_between_processes():
+    import pickle
+
+    from sweeplab.errors import DataNotFoundError, NonFiniteError
+
+    for exc in (UnknownStudyError("x", ["a", "b"]), DataNotFoundError("mnist", ["/d"], "pass it"),
+                NonFiniteError("loss", 3), ConfigError("p", 0.5, "must be > 1", where="run 1")):
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc)

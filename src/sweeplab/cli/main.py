@@ -17,14 +17,16 @@ USAGE = """usage: sweeplab VERB [...]
 
 verbs:
   run STUDY [--flags]   one run of a study in its own directory (sweeplab run STUDY --help)
+  grid CONFIG --tag T   a grid of runs, in parallel and resumable (sweeplab grid --help)
+  status DIR            counts, ETA, slowest and failed runs of a grid
   studies               list the registered studies and their parameters
 """
 
 
 def _verbs() -> dict[str, Callable[[list[str]], int]]:
-    from sweeplab.cli import run, studies
+    from sweeplab.cli import grid, run, status, studies
 
-    return {"run": run.main, "studies": studies.main}
+    return {"run": run.main, "grid": grid.main, "status": status.main, "studies": studies.main}
 
 
 def _sigterm(signum: int, frame: object) -> None:

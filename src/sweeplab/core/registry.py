@@ -32,6 +32,8 @@ class Study:
     work, so the CLI can fail with exit status 2 before creating a run directory.
     ``grid_defaults`` are config values a grid uses unless its spec sets them (e.g. no
     per-run figures in a grid of hundreds of runs: the analysis draws the grid's figures).
+    ``module`` is where the study was registered: a worker process imports it to find the
+    study even when it is neither built in nor an entry point.
     """
 
     name: str
@@ -40,6 +42,7 @@ class Study:
     preflight: Callable[[Any], None] | None = None
     description: str = ""
     grid_defaults: dict[str, Any] = field(default_factory=dict)
+    module: str = ""
 
 
 _REGISTRY: dict[str, Study] = {}
@@ -56,7 +59,8 @@ def register_study(
     def deco(fn: StudyFn) -> StudyFn:
         doc = (fn.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = Study(
-            name, config, fn, preflight, doc[0] if doc else "", dict(grid_defaults or {})
+            name, config, fn, preflight, doc[0] if doc else "", dict(grid_defaults or {}),
+            module=fn.__module__,
         )
         return fn
 

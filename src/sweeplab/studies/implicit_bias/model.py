@@ -37,6 +37,9 @@ class DeepLinearNetwork(nn.Module):
             std = init_scale / math.sqrt(fan_in)
             w = torch.randn(fan_out, fan_in, generator=generator, dtype=dtype) * std
             self.layers.append(nn.Parameter(w))
+        # ParameterList indexing costs microseconds per access; the parameters are fixed
+        # objects (updated in place), so a plain tuple serves the hot paths.
+        self._weights = tuple(self.layers)
 
     @property
     def depth(self) -> int:
@@ -45,14 +48,14 @@ class DeepLinearNetwork(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs f(x_i) for a batch x of shape (n, d); shape (n,)."""
         h = x
-        for w in self.layers:
+        for w in self._weights:
             h = h @ w.T
         return h.squeeze(-1)
 
     def end_to_end(self) -> torch.Tensor:
         """The end-to-end linear predictor w = (W_L ... W_1)^T, shape (d,)."""
-        prod = self.layers[-1]
-        for w in reversed(list(self.layers)[:-1]):
+        prod = self._weights[-1]
+        for w in reversed(self._weights[:-1]):
             prod = prod @ w
         return prod.reshape(-1)
 
@@ -72,7 +75,7 @@ class DeepLinearNetwork(nn.Module):
         costs L matrix-vector products after the two data passes, where autograd builds
         and walks a graph; the tests check it against autograd.
         """
-        layers = list(self.layers)
+        layers = self._weights
         margins = y * (X @ self.end_to_end())
         value, dloss = LOSS_AND_DERIVATIVE[loss](margins)
         g = X.T @ (dloss * y) / len(y)
@@ -87,7 +90,7 @@ class DeepLinearNetwork(nn.Module):
 
     def weights_numpy(self) -> list[np.ndarray]:
         """Copies of the layer matrices as float64 arrays (for metrics)."""
-        return [w.detach().to(torch.float64).cpu().numpy().copy() for w in self.layers]
+        return [w.detach().to(torch.float64).cpu().numpy().copy() for w in self._weights]
 
 
 def logistic_loss(margins: torch.Tensor) -> torch.Tensor:

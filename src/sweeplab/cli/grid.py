@@ -1,0 +1,151 @@
+"""``sweeplab grid CONFIG --tag NAME``: run a grid in parallel, resumably.
+
+Every expanded config is validated before anything runs. Re-running the same command
+(same ``--tag`` and ``--out_dir``) resumes the newest grid directory of that tag;
+``--resume DIR`` resumes a given one; ``--fresh`` starts a new directory regardless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from sweeplab.cli.console import console
+from sweeplab.cli.flags import OneLineParser, reject_unknown
+from sweeplab.cli.progress import GridProgress
+from sweeplab.core.grid import load_grid_spec
+from sweeplab.errors import ConfigError
+from sweeplab.execute.base import Executor
+from sweeplab.execute.job import Job, JobResult
+from sweeplab.execute.local import default_workers
+from sweeplab.execute.master import MasterTable
+from sweeplab.execute.sweep import (
+    SPEC_FILE,
+    find_grid_dir,
+    new_grid_dir,
+    plan_grid,
+    prepare_grid_dir,
+    record_failure,
+)
+
+EXECUTORS = ("inline", "local", "slurm")
+
+
+def build_parser() -> OneLineParser:
+    """Flags of ``sweeplab grid``."""
+    p = OneLineParser(prog="sweeplab grid", description=__doc__.splitlines()[0],
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("config", nargs="?", help="grid spec (YAML); omit with --resume")
+    p.add_argument("--config", dest="config_flag", metavar="CONFIG", help="same as CONFIG")
+    p.add_argument("--tag", help="name of the grid directory (default: the config's file name)")
+    p.add_argument("--out_dir", "--out-dir", default="runs_out", help="where grid directories go")
+    p.add_argument("--resume", metavar="DIR", help="resume this grid directory")
+    p.add_argument("--fresh", action="store_true", help="start a new directory even if one exists")
+    p.add_argument("--executor", default="local", help="inline | local | slurm")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="parallel runs (local: default all cores; slurm: array parallelism)")
+    p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per run")
+    s = p.add_argument_group("slurm")
+    s.add_argument("--partition", default=None, help="Slurm partition")
+    s.add_argument("--time", type=int, default=60, help="time limit per run, minutes")
+    s.add_argument("--cpus", type=int, default=1, help="CPUs per run")
+    s.add_argument("--mem", type=float, default=2.0, help="memory per run, GB")
+    return p
+
+
+ALLOWED = ["--config", "--tag", "--out_dir", "--resume", "--fresh", "--executor", "--jobs",
+           "--threads", "--partition", "--time", "--cpus", "--mem"]
+
+
+def main(argv: list[str]) -> int:
+    """Plan (validating everything), then run what is not done; exit 1 if any run failed."""
+    parser = build_parser()
+    ns, extras = parser.parse_known_args(argv)
+    reject_unknown(extras, ALLOWED, "sweeplab grid")
+    if ns.executor not in EXECUTORS:
+        raise ConfigError("executor", ns.executor, "allowed values are " + ", ".join(EXECUTORS))
+    for key in ("jobs", "threads", "cpus", "time"):
+        value = getattr(ns, key)
+        if value is not None and value < 1:
+            raise ConfigError(key, value, "must be >= 1")
+
+    config = ns.config or ns.config_flag
+    created = False
+    if ns.resume:
+        grid_dir = Path(ns.resume)
+        if not (grid_dir / SPEC_FILE).is_file():
+            raise ConfigError("resume", str(grid_dir), f"not a grid directory (no {SPEC_FILE})")
+        spec = load_grid_spec(config if config else grid_dir / SPEC_FILE)
+    else:
+        if not config:
+            raise ConfigError("config", None, "give a grid spec (YAML) or --resume DIR")
+        spec = load_grid_spec(config)
+        tag = ns.tag or Path(config).stem
+        existing = None if ns.fresh else find_grid_dir(Path(ns.out_dir), tag)
+        grid_dir = existing or new_grid_dir(Path(ns.out_dir), tag)
+        created = existing is None
+
+    command = ["sweeplab", "grid", *argv]
+    try:
+        plan = plan_grid(spec, grid_dir, threads=ns.threads, cli={"grid": command})
+    except BaseException:
+        if created:
+            shutil.rmtree(grid_dir, ignore_errors=True)
+        raise
+    executor = _make_executor(ns, grid_dir)
+    prepare_grid_dir(plan, command, executor.name)
+
+    console.print(f"grid [bold]{grid_dir}[/bold]: {len(plan.jobs)} runs of {spec.study}, "
+                  f"{len(plan.done)} already done, {len(plan.todo)} to run "
+                  f"({executor.name} executor)", highlight=False)
+    master = MasterTable(grid_dir, plan.jobs, plan.varying)
+    master.write(force=True)
+    started = time.monotonic()
+    workers = getattr(executor, "workers", 1)
+    progress = GridProgress(len(plan.jobs), len(plan.done), workers, console)
+
+    def on_start(job: Job) -> None:
+        progress.start(job)
+        master.update(job, running=True)
+
+    def on_done(job: Job, result: JobResult) -> None:
+        if result.state != "done":
+            record_failure(job, result.error or "failed")
+        progress.finish(job, result)
+        master.update(job)
+
+    try:
+        with progress:
+            executor.run(plan.todo, on_start, on_done)
+    finally:
+        master.write(force=True)
+    counts = master.counts()
+    failed = counts.get("failed", 0)
+    elapsed = time.monotonic() - started
+    console.print(f"{counts.get('done', 0)} done, {failed} failed of {len(plan.jobs)} runs "
+                  f"in {elapsed:.1f}s; master table: {master.path}", highlight=False)
+    if failed:
+        console.print(f"see the failures: sweeplab status {grid_dir}", highlight=False)
+    sys.stdout.flush()
+    return 1 if failed else 0
+
+
+def _make_executor(ns: argparse.Namespace, grid_dir: Path) -> Executor:
+    if ns.executor == "inline":
+        from sweeplab.execute.inline import InlineExecutor
+
+        return InlineExecutor()
+    if ns.executor == "local":
+        from sweeplab.execute.local import LocalExecutor
+
+        return LocalExecutor(workers=ns.jobs or max(1, default_workers() // ns.threads),
+                             threads=ns.threads)
+    from sweeplab.execute.slurm import SlurmExecutor
+
+    return SlurmExecutor(
+        folder=grid_dir / ".submitit", partition=ns.partition, time=ns.time,
+        cpus_per_task=ns.cpus, mem_gb=ns.mem, array_parallelism=ns.jobs or 64,
+    )

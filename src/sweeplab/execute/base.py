@@ -1,0 +1,29 @@
+"""The executor interface: *where* jobs run, apart from *what* runs (the planner).
+
+An executor receives plain :class:`~sweeplab.execute.job.Job` objects, runs each with
+:func:`~sweeplab.execute.job.run_job` somewhere (this process, a local pool of warm
+workers, a Slurm job array) and reports back through two callbacks, so progress bars,
+``master.csv`` and resume logic stay identical whatever the backend.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+from sweeplab.execute.job import Job, JobResult
+
+OnStart = Callable[[Job], None]
+OnDone = Callable[[Job, JobResult], None]
+
+
+class Executor(ABC):
+    """Runs jobs and reports each start and each result (in completion order)."""
+
+    name: str = "executor"
+
+    @abstractmethod
+    def run(self, jobs: Sequence[Job], on_start: OnStart, on_done: OnDone) -> None:
+        """Run every job; call ``on_start(job)`` when it starts and ``on_done(job, result)``
+        when it ends. Blocks until all are done. A failing run is a ``failed`` result, never
+        an exception; KeyboardInterrupt propagates after stopping outstanding work."""

@@ -1,0 +1,75 @@
+"""A job: one run of a grid as plain, serializable data, and the function that runs it.
+
+Jobs are what cross from the planner (what to run) to an executor (where it runs): a
+study name, a validated config as a plain dict and a run directory. Any executor (this
+process, a local pool, a Slurm array) calls :func:`run_job` on them and gets a plain dict
+back, so nothing but data crosses a process or machine boundary.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run: ``study`` with ``config`` (validated, canonical) in ``run_dir``."""
+
+    study: str
+    config: dict[str, Any]
+    run_dir: str
+    name: str
+    config_hash: str
+    threads: int = 1
+    cli: dict[str, Any] = field(default_factory=dict)
+    study_module: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class JobResult:
+    """What comes back from a job: its state (done/failed), final metrics, error, time."""
+
+    name: str
+    state: str
+    final: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_job(job: Job) -> JobResult:
+    """Run one job in this process (any worker calls this); never raises for a run's failure.
+
+    The module that registered the study is imported first (a fresh worker may not have
+    it). The run directory is created if missing (with figs/, tables/, logs/). Threads are
+    limited before the study imports its heavy modules.
+    """
+    from sweeplab.core.experiment import RUN_SUBDIRS
+    from sweeplab.core.registry import get_study
+    from sweeplab.core.threads import limit_threads
+    from sweeplab.execute.single import execute_run
+
+    limit_threads(job.threads)
+    if job.study_module:
+        try:
+            importlib.import_module(job.study_module)
+        except ImportError as exc:
+            return JobResult(job.name, "failed", error=f"cannot import the study: {exc}")
+    run_dir = Path(job.run_dir)
+    for sub in RUN_SUBDIRS:
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        study = get_study(job.study)
+        cfg = study.config.from_mapping(job.config, where=f"run {job.name}")
+    except Exception as exc:  # noqa: BLE001 - a bad job is a failed run, not a dead worker
+        return JobResult(job.name, "failed", error=f"{type(exc).__name__}: {exc}")
+    result = execute_run(study, cfg, run_dir, cli=job.cli)
+    return JobResult(job.name, result.state, result.final, result.error, result.duration_s)

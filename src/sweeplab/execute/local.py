@@ -1,0 +1,131 @@
+"""The local executor: a pool of warm worker processes on this machine.
+
+Built on :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method
+(forking a process that has started torch's or OpenMP's threads is unsafe). Each worker
+imports the study once and then runs job after job, so the interpreter start and the
+torch import (~1-3 s) are paid once per worker, not once per run. Each worker limits
+torch/BLAS to ``threads`` threads so ``workers x threads`` never oversubscribes the cores.
+
+A worker that dies (segfault, OOM kill, ``kill -9``) breaks the whole pool. The jobs in
+flight then are suspects: each runs again alone in a one-worker pool, where a crash can
+only be its own, so the culprit is reported ``failed`` and its innocent siblings finish.
+The jobs not yet started go on in a fresh pool.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+from sweeplab.execute.base import Executor, OnDone, OnStart
+from sweeplab.execute.job import Job, JobResult, run_job
+
+
+def default_workers() -> int:
+    """Cores this process may use (respects CPU affinity, e.g. under Slurm or taskset)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _init_worker(threads: int, preload: tuple[str, ...]) -> None:
+    """Limit threads and import the studies' modules before the first job arrives."""
+    import importlib
+
+    from sweeplab.core.threads import limit_threads
+
+    limit_threads(threads)
+    for module in preload:
+        importlib.import_module(module)
+
+
+WORKER_DIED = "worker process died while running this job (crash, OOM kill or kill -9)"
+
+
+class LocalExecutor(Executor):
+    """Runs jobs on ``workers`` warm processes, at most ``workers`` at a time."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, threads: int = 1):
+        self.workers = workers or default_workers()
+        self.threads = threads
+
+    def run(self, jobs: Sequence[Job], on_start: OnStart, on_done: OnDone) -> None:
+        preload = tuple(sorted({job.study_module for job in jobs if job.study_module}))
+        started: set[str] = set()
+        queue = list(jobs)
+        while queue:
+            queue, suspects = self._run_pool(queue, self.workers, preload, started,
+                                             on_start, on_done)
+            for job in suspects:  # alone in a pool, a crash can only be the job's own
+                self._run_pool([job], 1, preload, started, on_start, on_done)
+
+    def _run_pool(
+        self,
+        jobs: list[Job],
+        workers: int,
+        preload: tuple[str, ...],
+        started: set[str],
+        on_start: OnStart,
+        on_done: OnDone,
+    ) -> tuple[list[Job], list[Job]]:
+        """Run ``jobs`` on one pool of ``workers``.
+
+        Returns ``(not started, suspects)`` if a worker died: the suspects were in flight
+        then, and only one of them (if any) caused it. With one worker, the job in flight
+        is the culprit and fails.
+        """
+        pool = ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.threads, preload),
+        )
+        queue = list(reversed(jobs))
+        running: dict[Future, Job] = {}
+        try:
+            while queue or running:
+                while queue and len(running) < workers:
+                    job = queue[-1]
+                    try:
+                        future = pool.submit(run_job, job)
+                    except BrokenProcessPool:  # a worker died since the last wait
+                        return self._broken(queue, list(running.values()), workers, on_done)
+                    queue.pop()
+                    running[future] = job
+                    if job.name not in started:
+                        started.add(job.name)
+                        on_start(job)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    job = running.pop(future)
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        return self._broken(queue, [job, *running.values()], workers, on_done)
+                    except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
+                        result = JobResult(job.name, "failed",
+                                           error=f"{type(exc).__name__}: {exc}")
+                    on_done(job, result)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return [], []
+
+    @staticmethod
+    def _broken(
+        queue: list[Job], in_flight: list[Job], workers: int, on_done: OnDone
+    ) -> tuple[list[Job], list[Job]]:
+        """The pool broke: with one worker its job is the culprit; else all are suspects."""
+        if workers == 1:
+            for job in in_flight:
+                on_done(job, JobResult(job.name, "failed", error=WORKER_DIED))
+            return list(reversed(queue)), []
+        return list(reversed(queue)), in_flight

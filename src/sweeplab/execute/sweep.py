@@ -1,0 +1,190 @@
+"""The sweep planner: *what* to run in a grid directory, and what is already done.
+
+A grid directory holds ``spec.yaml`` (the spec as given), ``grid.json`` (study, tag,
+creation time, run names), ``master.csv`` and one directory per run, named by the run's
+varying parameters. The run directories are the source of truth: a run is finished when
+its ``status.json`` says ``done`` for the same config hash as the spec now asks for.
+Everything else (failed, interrupted, killed mid-run, config changed) runs again, in a
+clean directory, so a resume never duplicates a run or a row.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sweeplab.core.experiment import atomic_write_text, load_json, safe_name, save_json
+from sweeplab.core.grid import GridSpec, expand, validate_runs
+from sweeplab.core.registry import get_study
+from sweeplab.errors import ConfigError
+from sweeplab.execute.job import Job
+
+GRID_FILE = "grid.json"
+SPEC_FILE = "spec.yaml"
+
+
+@dataclass
+class GridPlan:
+    """Every job of a grid, split into those to run now and those already done."""
+
+    grid_dir: Path
+    spec: GridSpec
+    jobs: list[Job]
+    todo: list[Job] = field(default_factory=list)
+    done: list[Job] = field(default_factory=list)
+    varying: list[str] = field(default_factory=list)
+
+
+def find_grid_dir(out_dir: Path, tag: str) -> Path | None:
+    """The newest ``<timestamp>_<tag>`` grid directory under ``out_dir``, if any."""
+    suffix = f"_{safe_name(tag)}"
+    candidates = [
+        p
+        for p in out_dir.glob(f"*{suffix}")
+        if p.is_dir() and (p / GRID_FILE).is_file() and p.name.endswith(suffix)
+    ]
+    return max(candidates, key=lambda p: p.name) if candidates else None
+
+
+def new_grid_dir(out_dir: Path, tag: str) -> Path:
+    """Create ``out_dir/<YYYYmmdd-HHMMSS>_<tag>/`` (a ``-N`` suffix if it exists)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(10_000):
+        suffix = "" if attempt == 0 else f"-{attempt}"
+        path = out_dir / f"{stamp}{suffix}_{safe_name(tag)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a grid directory under {out_dir}")
+
+
+def plan_grid(
+    spec: GridSpec, grid_dir: Path, threads: int = 1, cli: dict[str, Any] | None = None
+) -> GridPlan:
+    """Validate every run, then decide which to run now (nothing is written).
+
+    The study's ``grid_defaults`` apply where the spec does not set a key. Raises
+    :class:`ConfigError` before anything runs if any expanded config is invalid.
+    """
+    study = get_study(spec.study)
+    runs = [replace(run, params={**study.grid_defaults, **run.params}) for run in expand(spec)]
+    validated = validate_runs(spec, runs)
+    if study.preflight is not None:
+        _preflight(study, validated)
+    jobs = []
+    for planned, cfg in validated:
+        jobs.append(
+            Job(
+                study=spec.study,
+                config=cfg.canonical(),
+                run_dir=str((grid_dir / planned.name).resolve()),
+                name=planned.name,
+                config_hash=cfg.config_hash(),
+                threads=threads,
+                cli=cli or {},
+                study_module=study.module,
+            )
+        )
+    plan = GridPlan(grid_dir, spec, jobs, varying=_varying_keys(jobs))
+    for job in jobs:
+        (plan.done if is_finished(job) else plan.todo).append(job)
+    return plan
+
+
+def _preflight(study: Any, validated: list) -> None:
+    """The study's resource checks (dataset files, ...) for every run, before any runs."""
+    for planned, cfg in validated:
+        try:
+            study.preflight(cfg)
+        except ConfigError as exc:
+            raise exc.located(f"run {planned.name}") from None
+
+
+def record_failure(job: Job, error: str) -> None:
+    """Mark a run failed in its status.json when its process died before it could.
+
+    A worker killed mid-run (crash, OOM, Slurm cancel) leaves ``running`` behind; the
+    executor knows better, and the run directory must say so.
+    """
+    run_dir = Path(job.run_dir)
+    status = read_status(run_dir)
+    if status.get("state") in ("done", "failed"):
+        return
+    status.update(state="failed", error=error, config_hash=job.config_hash,
+                  ended=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_json(status, run_dir / "status.json")
+
+
+def is_finished(job: Job) -> bool:
+    """True when the job's directory holds a finished run of the same config."""
+    status = read_status(Path(job.run_dir))
+    return (
+        status.get("state") == "done"
+        and status.get("config_hash") == job.config_hash
+        and (Path(job.run_dir) / "final.json").is_file()
+    )
+
+
+def read_status(run_dir: Path) -> dict[str, Any]:
+    """A run's status.json, or ``{}`` when missing or unreadable."""
+    try:
+        return load_json(run_dir / "status.json")
+    except (OSError, ValueError):
+        return {}
+
+
+def prepare_grid_dir(plan: GridPlan, command: list[str], executor: str) -> None:
+    """Write spec.yaml and grid.json; clear the directories of runs about to re-run."""
+    grid_dir = plan.grid_dir
+    grid_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(grid_dir / SPEC_FILE, plan.spec.source_text)
+    info = _read_grid_info(grid_dir)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    info.update(
+        study=plan.spec.study,
+        created=info.get("created", now),
+        updated=now,
+        runs=[job.name for job in plan.jobs],
+        varying=plan.varying,
+        executor=executor,
+        command=command,
+    )
+    info.setdefault("sessions", []).append(
+        {"started": now, "todo": len(plan.todo), "done_before": len(plan.done)}
+    )
+    save_json(info, grid_dir / GRID_FILE)
+    for job in plan.todo:
+        run_dir = Path(job.run_dir)
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+
+
+def _read_grid_info(grid_dir: Path) -> dict[str, Any]:
+    try:
+        return load_json(grid_dir / GRID_FILE)
+    except (OSError, ValueError):
+        return {}
+
+
+def load_grid_info(grid_dir: Path) -> dict[str, Any]:
+    """grid.json of a grid directory; :class:`ConfigError` if it is not one."""
+    if not (grid_dir / GRID_FILE).is_file():
+        raise ConfigError(
+            "grid_dir", str(grid_dir), f"not a sweeplab grid directory (no {GRID_FILE})"
+        )
+    return load_json(grid_dir / GRID_FILE)
+
+
+def _varying_keys(jobs: list[Job]) -> list[str]:
+    """Config keys whose value differs between jobs, in config order."""
+    if not jobs:
+        return []
+    keys = list(jobs[0].config)
+    return [k for k in keys if len({repr(j.config.get(k)) for j in jobs}) > 1]
