@@ -40,6 +40,8 @@ bench: setup
 	$(BIN)/pip install --quiet $(PIP_LOCAL) -e ".[bench]"
 	$(BIN)/python benchmarks/bench_single_run.py
 	$(BIN)/python benchmarks/bench_grid.py
+	$(BIN)/python benchmarks/bench_analysis.py
+	$(BIN)/python benchmarks/bench_figures.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks runs

@@ -48,6 +48,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="parallel runs (local: default all cores; slurm: array parallelism)")
     p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per run")
+    p.add_argument("--analyze", action="store_true",
+                   help="run sweeplab analyze on the grid when it ends "
+                        "(into analysis_results/<grid dir name>)")
     s = p.add_argument_group("slurm")
     s.add_argument("--partition", default=None, help="Slurm partition")
     s.add_argument("--time", type=int, default=60, help="time limit per run, minutes")
@@ -57,7 +60,7 @@ def build_parser() -> OneLineParser:
 
 
 ALLOWED = ["--config", "--tag", "--out_dir", "--resume", "--fresh", "--executor", "--jobs",
-           "--threads", "--partition", "--time", "--cpus", "--mem"]
+           "--threads", "--analyze", "--partition", "--time", "--cpus", "--mem"]
 
 
 def main(argv: list[str]) -> int:
@@ -129,6 +132,10 @@ def main(argv: list[str]) -> int:
                   f"in {elapsed:.1f}s; master table: {master.path}", highlight=False)
     if failed:
         console.print(f"see the failures: sweeplab status {grid_dir}", highlight=False)
+    if ns.analyze and counts.get("done", 0):
+        from sweeplab.cli.analyze import analyze, default_output
+
+        analyze([str(grid_dir)], default_output(str(grid_dir)))
     sys.stdout.flush()
     return 1 if failed else 0
 

@@ -1,7 +1,7 @@
 """``sweeplab`` entry point: dispatch to one module per verb, turn errors into exit codes.
 
-Exit status: 0 success, 1 a run failed, 2 bad input (one line on stderr, nothing
-written), 130 interrupted.
+Exit status: 0 success, 1 a run failed, 2 bad input or an unusable environment (one
+line on stderr, nothing written), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from sweeplab.cli.console import console, fail
-from sweeplab.errors import ConfigError
+from sweeplab.errors import SweeplabError
 
 USAGE = """usage: sweeplab VERB [...]
 
@@ -19,14 +19,16 @@ verbs:
   run STUDY [--flags]   one run of a study in its own directory (sweeplab run STUDY --help)
   grid CONFIG --tag T   a grid of runs, in parallel and resumable (sweeplab grid --help)
   status DIR            counts, ETA, slowest and failed runs of a grid
+  analyze --input_dir D tables, figures and a report across seeds (sweeplab analyze --help)
   studies               list the registered studies and their parameters
 """
 
 
 def _verbs() -> dict[str, Callable[[list[str]], int]]:
-    from sweeplab.cli import grid, run, status, studies
+    from sweeplab.cli import analyze, grid, run, status, studies
 
-    return {"run": run.main, "grid": grid.main, "status": status.main, "studies": studies.main}
+    return {"run": run.main, "grid": grid.main, "status": status.main,
+            "analyze": analyze.main, "studies": studies.main}
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         return verb(argv[1:])
-    except ConfigError as exc:
+    except SweeplabError as exc:  # bad input or an unusable environment: one line, exit 2
         return fail(str(exc))
     except KeyboardInterrupt:
         return fail("interrupted", code=130)

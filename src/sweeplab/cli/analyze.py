@@ -1,0 +1,77 @@
+"""``sweeplab analyze --input_dir DIR [--input_dir ...] --output_dir OUT``.
+
+Aggregates finished runs across seeds into tables, figures and a report (Markdown and
+self-contained HTML). Bad runs (failed, missing or corrupt files) are listed and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sweeplab.cli.console import console
+from sweeplab.cli.flags import OneLineParser, reject_unknown
+from sweeplab.errors import ConfigError
+
+ALLOWED = ["--input_dir", "--output_dir", "--study"]
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(
+        prog="sweeplab analyze",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--input_dir",
+        "--input-dir",
+        action="append",
+        required=True,
+        help="a grid directory, a run directory or a folder of them (repeatable)",
+    )
+    p.add_argument(
+        "--output_dir",
+        "--output-dir",
+        default=None,
+        help="where tables, figures and the report go "
+        "(default: analysis_results/<name of the first input>)",
+    )
+    p.add_argument(
+        "--study", default=None, help="analyse only this study's runs when several are mixed"
+    )
+    return p
+
+
+def default_output(input_dir: str) -> Path:
+    """analysis_results/<input folder name>."""
+    return Path("analysis_results") / Path(input_dir).resolve().name
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    ns, extras = parser.parse_known_args(argv)
+    reject_unknown(extras, ALLOWED, "sweeplab analyze")
+    for path in ns.input_dir:
+        if not Path(path).is_dir():
+            raise ConfigError("input_dir", path, "no such directory")
+    return analyze(ns.input_dir, ns.output_dir or default_output(ns.input_dir[0]), ns.study)
+
+
+def analyze(input_dirs: list[str], output_dir: str | Path, study: str | None = None) -> int:
+    """Run the analysis and print where its outputs are (also used by ``grid --analyze``)."""
+    from sweeplab.analysis.pipeline import run_analysis
+
+    outcome = run_analysis(input_dirs, output_dir, study=study)
+    console.print(
+        f"analysed {outcome.n_runs} runs in {outcome.n_conditions} conditions; "
+        f"{len(outcome.skipped)} skipped",
+        highlight=False,
+    )
+    for path, reason in outcome.skipped[:10]:
+        console.print(f"  skipped {path}: {reason}", highlight=False, markup=False)
+    if len(outcome.skipped) > 10:
+        console.print(f"  ... and {len(outcome.skipped) - 10} more (listed in the report)")
+    console.print(
+        f"report: [bold]{outcome.report_md}[/bold] and {outcome.report_html}", highlight=False
+    )
+    return 0
