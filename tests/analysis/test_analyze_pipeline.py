@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from sweeplab import RunContext, StudyConfig, register_study
 from sweeplab.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -162,3 +163,44 @@ def test_the_real_report_renders_in_chromium(grid, tmp_path):
     n_png = len(list((out / "figs").glob("*.png")))
     assert verdict["images"] == n_png and verdict["broken"] == 0
     assert verdict["tables"] >= 4
+
+
+def test_grid_analyze_flag_writes_the_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    spec = {"study": "implicit-bias", "fixed": {"epochs": 20, "n_samples": 64},
+            "grid": {"potential": ["quadratic", "lp"], "seed": [0, 1]}}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert main(["grid", "g.yaml", "--tag", "z", "--executor", "inline", "--analyze"]) == 0
+    (grid_dir,) = (tmp_path / "runs_out").iterdir()
+    out = tmp_path / "analysis_results" / grid_dir.name
+    assert (out / "report.md").is_file() and (out / "report.html").is_file()
+    assert "analysed 4 runs in 2 conditions" in capsys.readouterr().out
+
+
+class _ToyConfig(StudyConfig):
+    """A second study for the mixed-studies test."""
+
+    x: int = 0
+
+
+@register_study("toy-analysis", config=_ToyConfig)
+def _toy(cfg: _ToyConfig, ctx: RunContext) -> dict[str, float]:
+    """Doubles x."""
+    return {"y": 2.0 * cfg.x}
+
+
+def test_mixed_studies_are_refused_unless_one_is_chosen(grid, tmp_path, capsys):
+    mixed = tmp_path / "mixed"
+    shutil.copytree(grid, mixed / "g1")
+    toy = {"study": "toy-analysis", "grid": {"x": [1, 2]}}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(toy))
+    assert main(["grid", str(tmp_path / "t.yaml"), "--tag", "t", "--out_dir", str(mixed),
+                 "--executor", "inline"]) == 0
+    capsys.readouterr()
+    assert main(["analyze", "--input_dir", str(mixed), "--output_dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "implicit-bias (8 runs)" in err and "toy-analysis (2 runs)" in err
+    assert main(["analyze", "--input_dir", str(mixed), "--output_dir", str(tmp_path / "o"),
+                 "--study", "toy-analysis"]) == 0
+    summary = _rows(tmp_path / "o" / "summary.csv")
+    assert sorted(float(r["y_mean"]) for r in summary) == [2.0, 4.0]
