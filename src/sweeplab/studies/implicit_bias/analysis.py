@@ -203,39 +203,22 @@ def findings(data: AnalysisData) -> list[str]:
 
 def figures(data: AnalysisData, figs: Path) -> list[tuple[str, str]]:
     """Angles, margins, balance over epochs; heatmaps; boxplots; 2-D decision boundaries."""
+    curve_figures = (
+        (plots.plot_angles_over_time, "angles",
+         "Angle between the deep predictor and each baseline over training "
+         "(mean +- std across seeds)"),
+        (plots.plot_margins_over_time, "margins",
+         "Normalized margins over training (mean +- std across seeds)"),
+        (plots.plot_norm_balance, "norm_balance",
+         "Drift of the norm balance from initialization (mean +- std)"),
+    )
     drawn: list[tuple[list[Path], str]] = []
     if not data.curves.empty:
-        drawn.append(
-            (
-                plots.plot_angles_over_time(data.curves, figs / "angles"),
-                "Angle between the deep predictor and each baseline over training "
-                "(mean +- std across seeds)",
-            )
-        )
-        drawn.append(
-            (
-                plots.plot_margins_over_time(data.curves, figs / "margins"),
-                "Normalized margins over training (mean +- std across seeds)",
-            )
-        )
-        drawn.append(
-            (
-                plots.plot_norm_balance(data.curves, figs / "norm_balance"),
-                "Drift of the norm balance from initialization (mean +- std)",
-            )
-        )
-    drawn.append(
-        (
-            plots.plot_heatmaps(data.finals, figs / "heatmap"),
-            "Norm balance and alignment over potential x depth (means across seeds)",
-        )
-    )
-    drawn.append(
-        (
-            plots.plot_final_boxplots(data.runs, figs / "boxplot"),
-            "Final angles and margins across seeds",
-        )
-    )
+        drawn += [(fn(data.curves, figs / name), caption) for fn, name, caption in curve_figures]
+    drawn.append((plots.plot_heatmaps(data.finals, figs / "heatmap"),
+                  "Norm balance and alignment over potential x depth (means across seeds)"))
+    drawn.append((plots.plot_final_boxplots(data.runs, figs / "boxplot"),
+                  "Final angles and margins across seeds"))
     two_d = [
         Path(d)
         for d, dim, ds in zip(
