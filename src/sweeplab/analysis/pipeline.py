@@ -133,10 +133,11 @@ def _what_ran(
 ) -> None:
     report.add(Heading("What ran"))
     grids = sorted(data.runs["grid"].astype(str).unique())
+    varying = [k for k in data.group_keys if data.runs[k].astype(str).nunique() > 1]
     report.add(
         Paragraph(
             f"Study {study}: {len(data.runs)} finished runs in {len(data.finals)} conditions "
-            f"(grouped by {', '.join(data.group_keys) or 'nothing'}; seeds are replicates), "
+            f"(conditions differ in {', '.join(varying) or 'nothing'}; seeds are replicates), "
             f"from {len(grids)} grid(s): {', '.join(grids)}. Inputs: "
             f"{', '.join(str(p) for p in input_dirs)}."
         )
