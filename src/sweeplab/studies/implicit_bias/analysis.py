@@ -24,23 +24,6 @@ BASELINES = {
     "linear_md": "linear MD (L = 1)",
 }
 
-FINAL_METRICS = (
-    "angle_svm",
-    "angle_logreg",
-    "angle_lp_max_margin",
-    "angle_linear_md",
-    "margin_l2",
-    "margin_p",
-    "margin_l2_ratio",
-    "margin_p_ratio",
-    "balance_drift_max",
-    "align_min",
-    "rank1_min",
-    "norm_1",
-    "loss",
-    "train_acc",
-    "test_acc",
-)
 CURVE_METRICS = (
     "angle_svm",
     "angle_logreg",
@@ -54,6 +37,9 @@ CURVE_METRICS = (
     "align_min",
     "rank1_min",
 )
+"""Metrics logged every epoch that the analysis draws over training."""
+FINAL_METRICS = CURVE_METRICS + ("norm_1", "loss", "train_acc", "test_acc")
+"""Metrics aggregated at the end of training."""
 
 TABLES = (
     TableSpec(
