@@ -207,6 +207,18 @@ def _json_dict(data: bytes | OSError) -> dict[str, Any]:
     return obj
 
 
+def _required_json(
+    data: bytes | OSError | None, name: str, missing: str = ""
+) -> tuple[dict[str, Any] | None, str | None]:
+    """``(content, None)``, or ``(None, reason)`` when the file is missing or corrupt."""
+    if data is None:
+        return None, f"missing {name}{missing}"
+    try:
+        return _json_dict(data), None
+    except (ValueError, OSError) as exc:
+        return None, f"corrupt {name} ({_first_line(exc)})"
+
+
 def _parse_run(run_dir: Path, files: tuple[bytes | OSError | None, ...]
                ) -> tuple[dict[str, Any] | None, str | None, str | None]:
     """``(record, study, reason)``: the run's row, its study, or why it is unusable.
@@ -227,24 +239,18 @@ def _parse_run(run_dir: Path, files: tuple[bytes | OSError | None, ...]
         return None, None, f"corrupt config.yaml ({_first_line(exc)})"
     study = str(doc.get("study")) if doc.get("study") is not None else "unknown"
 
-    if status_data is None:
-        return None, study, "missing status.json"
-    try:
-        status = _json_dict(status_data)
-    except (ValueError, OSError) as exc:
-        return None, study, f"corrupt status.json ({_first_line(exc)})"
+    status, reason = _required_json(status_data, "status.json")
+    if status is None:
+        return None, study, reason
     state = str(status.get("state", "unknown"))
     if state != "done":
         error = status.get("error")
         detail = f": {str(error).strip().splitlines()[0]}" if error else ""
         return None, study, f"state {state}{detail}"
 
-    if final_data is None:
-        return None, study, "missing final.json (state done)"
-    try:
-        final = _json_dict(final_data)
-    except (ValueError, OSError) as exc:
-        return None, study, f"corrupt final.json ({_first_line(exc)})"
+    final, reason = _required_json(final_data, "final.json", " (state done)")
+    if final is None:
+        return None, study, reason
 
     record: dict[str, Any] = {
         "run_dir": str(run_dir),

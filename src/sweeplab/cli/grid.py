@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -136,7 +135,6 @@ def main(argv: list[str]) -> int:
         from sweeplab.cli.analyze import analyze, default_output
 
         analyze([str(grid_dir)], default_output(str(grid_dir)))
-    sys.stdout.flush()
     return 1 if failed else 0
 
 

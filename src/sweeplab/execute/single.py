@@ -63,12 +63,11 @@ def execute_run(
     cfg: StudyConfig,
     run_dir: str | Path,
     cli: dict[str, Any] | None = None,
-    reraise: bool = False,
 ) -> RunResult:
     """Run ``study`` with ``cfg`` inside ``run_dir`` and record everything it produces.
 
     Exceptions become a ``failed`` status (with ``interrupted: true`` for Ctrl-C and
-    SIGTERM); ``reraise`` re-raises them after recording (KeyboardInterrupt always is).
+    SIGTERM); an interruption is re-raised after it is recorded.
     """
     run_dir = Path(run_dir)
     write_run_header(study, cfg, run_dir, cli)
@@ -109,7 +108,7 @@ def execute_run(
             status["interrupted"] = True
         save_json(status, run_dir / "status.json")
         _close(ctx, handler, root)
-        if reraise or interrupted:
+        if interrupted:
             raise
         return RunResult(run_dir, "failed", error=error, duration_s=duration)
     duration = time.time() - started

@@ -9,6 +9,7 @@ lacks, the CSV is rebuilt from the JSONL with the union of keys.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from collections.abc import Mapping
@@ -73,13 +74,12 @@ class LocalMetricsWriter:
         header: list[str] = []
         for r in rows:
             header.extend(k for k in r if k not in header)
-        lines: list[str] = []
-        sink = _ListWriter(lines)
-        writer = csv.DictWriter(sink, fieldnames=header, restval="")
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=header, restval="")
         writer.writeheader()
         writer.writerows(rows)
         self._csv.close()
-        atomic_write_text(self.csv_path, "".join(lines))
+        atomic_write_text(self.csv_path, buf.getvalue())
         self._csv = open(self.csv_path, "a", encoding="utf-8", newline="")  # noqa: SIM115
         self._header = header
         self._writer = csv.DictWriter(self._csv, fieldnames=header, restval="")
@@ -89,17 +89,6 @@ class LocalMetricsWriter:
         for fh in (self._jsonl, self._csv):
             if not fh.closed:
                 fh.close()
-
-
-class _ListWriter:
-    """A file-like object collecting csv output in memory."""
-
-    def __init__(self, lines: list[str]):
-        self.lines = lines
-
-    def write(self, text: str) -> int:
-        self.lines.append(text)
-        return len(text)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
