@@ -1,10 +1,13 @@
-"""metrics.jsonl is the source of truth, appended line by line; metrics.csv mirrors it."""
+"""metrics.jsonl is the source of truth, appended in batches; metrics.csv mirrors it."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import time
+
+import numpy as np
 
 from sweeplab.track.local import LocalMetricsWriter, read_metrics
 
@@ -14,8 +17,8 @@ def _csv(path):
         return list(csv.DictReader(fh))
 
 
-def test_rows_are_on_disk_as_soon_as_logged(tmp_path):
-    w = LocalMetricsWriter(tmp_path)
+def test_rows_are_on_disk_as_soon_as_logged_without_batching(tmp_path):
+    w = LocalMetricsWriter(tmp_path, flush_seconds=0)
     w.log(0, {"loss": 1.0, "acc": 0.5})
     w.log(1, {"loss": 0.5, "acc": float("nan")})
     # not closed: a killed process must still have every logged line
@@ -50,3 +53,56 @@ def test_appending_after_reopen_keeps_earlier_rows(tmp_path):
     w.log(1, {"loss": math.inf})
     w.close()
     assert [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1.0, None]
+
+
+def test_batched_rows_reach_the_disk_within_flush_seconds(tmp_path):
+    w = LocalMetricsWriter(tmp_path, flush_seconds=0.2)
+    w.log(0, {"loss": 1.0})
+    assert read_metrics(tmp_path / "metrics.jsonl") == []
+    time.sleep(0.25)
+    w.log(1, {"loss": 0.5})  # the first log after the interval writes both
+    assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1]
+    w.log(2, {"loss": 0.25})
+    assert w.position() == {"offset": (tmp_path / "metrics.jsonl").stat().st_size, "rows": 3}
+    w.close()
+
+
+def test_fast_and_general_paths_write_the_same_files(tmp_path):
+    rows = [
+        (0, {"loss": 0.1 + 0.2, "acc": 1, 'we"ird%key': 1e-300}),
+        (1, {"loss": np.float64(0.25), "acc": 2, 'we"ird%key': float("nan")}),
+        (2, {"loss": 1e308 * 10, "acc": True, 'we"ird%key': -0.0}),
+        (3, {"loss": 3.0, "acc": 0, 'we"ird%key': 5e-324}),
+    ]
+    w = LocalMetricsWriter(tmp_path, flush_seconds=0)
+    for step, metrics in rows:
+        w.log(step, metrics)
+    w.close()
+    expected = [
+        {"epoch": 0, "loss": 0.1 + 0.2, "acc": 1, 'we"ird%key': 1e-300},
+        {"epoch": 1, "loss": 0.25, "acc": 2.0, 'we"ird%key': None},
+        {"epoch": 2, "loss": None, "acc": True, 'we"ird%key': -0.0},
+        {"epoch": 3, "loss": 3.0, "acc": 0, 'we"ird%key': 5e-324},
+    ]
+    assert read_metrics(tmp_path / "metrics.jsonl") == expected
+    table = _csv(tmp_path / "metrics.csv")
+    assert [float(r["loss"]) if r["loss"] else None for r in table] == [
+        0.1 + 0.2, 0.25, None, 3.0]
+    assert list(table[0]) == ["epoch", "loss", "acc", 'we"ird%key']
+
+
+def test_truncating_at_an_offset_drops_later_rows_and_rebuilds_the_csv(tmp_path):
+    w = LocalMetricsWriter(tmp_path)
+    w.log(0, {"loss": 1.0})
+    w.log(1, {"loss": 0.5})
+    mark = w.position()
+    w.log(2, {"loss": 0.25, "extra": 1.0})
+    w.close()
+    w = LocalMetricsWriter(tmp_path, truncate_at=mark["offset"])
+    assert w.rows == 2
+    w.log(2, {"loss": 0.2})
+    w.close()
+    assert [r["loss"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1.0, 0.5, 0.2]
+    table = _csv(tmp_path / "metrics.csv")
+    assert list(table[0]) == ["epoch", "loss"]
+    assert [r["loss"] for r in table] == ["1.0", "0.5", "0.2"]

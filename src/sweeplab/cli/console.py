@@ -29,3 +29,11 @@ def fail(message: str, code: int = 2) -> int:
     """Print ``sweeplab: error: <message>`` as one line on stderr; return ``code``."""
     sys.stderr.write(f"sweeplab: error: {' '.join(str(message).split())}\n")
     return code
+
+
+class Interrupted(KeyboardInterrupt):
+    """An interruption the CLI reports with what to run next (``hint``)."""
+
+    def __init__(self, hint: str):
+        super().__init__(hint)
+        self.hint = hint

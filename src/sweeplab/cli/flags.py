@@ -54,11 +54,15 @@ def _allows_none(annotation: Any) -> bool:
     return type(None) in typing.get_args(annotation)
 
 
+def _fields(cls: type[BaseModel]) -> dict[str, Any]:
+    return cls.ordered_fields() if hasattr(cls, "ordered_fields") else dict(cls.model_fields)
+
+
 def add_config_flags(parser: argparse.ArgumentParser, cls: type[BaseModel]) -> list[str]:
     """Add one flag per field of ``cls``; returns the canonical flag names."""
     names = []
     group = parser.add_argument_group(f"{cls.__name__} parameters")
-    for name, field in cls.model_fields.items():
+    for name, field in _fields(cls).items():
         flags = [f"--{name}"] + ([f"--{name.replace('_', '-')}"] if "_" in name else [])
         origin, args = _origin_args(field.annotation)
         default = field.get_default(call_default_factory=True)
@@ -95,7 +99,7 @@ def _show(value: Any) -> str:
 def explicit_values(ns: argparse.Namespace, cls: type[BaseModel]) -> dict[str, Any]:
     """The config values the user gave, with ``none``/``null`` mapped to None."""
     out = {}
-    for name, field in cls.model_fields.items():
+    for name, field in _fields(cls).items():
         if not hasattr(ns, name):
             continue
         value = getattr(ns, name)

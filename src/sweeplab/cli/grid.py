@@ -12,7 +12,7 @@ import shutil
 import time
 from pathlib import Path
 
-from sweeplab.cli.console import console
+from sweeplab.cli.console import Interrupted, console
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 from sweeplab.cli.progress import GridProgress
 from sweeplab.core.grid import load_grid_spec
@@ -122,6 +122,9 @@ def main(argv: list[str]) -> int:
     try:
         with progress:
             executor.run(plan.todo, on_start, on_done)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(f"runs continue from their checkpoints with: "
+                          f"sweeplab grid --resume {grid_dir}") from exc
     finally:
         master.write(force=True)
     counts = master.counts()

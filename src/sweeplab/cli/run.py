@@ -1,4 +1,8 @@
-"""``sweeplab run STUDY [--flags]``: one run of a study in its own directory."""
+"""``sweeplab run STUDY [--flags]``: one run of a study in its own directory.
+
+``sweeplab run [STUDY] --resume RUN_DIR`` continues an interrupted run from its last
+checkpoint, with the config it was started with (``save_interval`` may change).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from typing import Any
 
 from rich.table import Table
 
-from sweeplab.cli.console import console
+from sweeplab.cli.console import Interrupted, console
 from sweeplab.cli.flags import OneLineParser, add_config_flags, explicit_values, reject_unknown
-from sweeplab.core.experiment import make_experiment_dir
+from sweeplab.core.experiment import load_yaml, make_experiment_dir
 from sweeplab.core.registry import Study, get_study, study_names
 from sweeplab.core.threads import limit_threads
+from sweeplab.errors import ConfigError
 from sweeplab.execute.single import RunResult, execute_run
+from sweeplab.execute.sweep import process_alive, read_status
 
 SUMMARY_KEYS = (
     "loss", "train_acc", "test_acc", "angle_svm", "angle_logreg", "angle_lp_max_margin",
@@ -38,8 +44,11 @@ def build_parser(study: Study) -> tuple[OneLineParser, list[str]]:
                      help="torch/BLAS threads of the run (the studies' models are small)")
     out.add_argument("--verbose", "-v", action="store_true", help="show progress messages")
     out.add_argument("--quiet", "-q", action="store_true", help="print only the run directory")
+    out.add_argument("--resume", metavar="RUN_DIR", default=None,
+                     help="continue this run from its last checkpoint (same config)")
     allowed = add_config_flags(parser, study.config)
-    return parser, allowed + ["--out_dir", "--tag", "--threads", "--verbose", "--quiet"]
+    return parser, allowed + ["--out_dir", "--tag", "--threads", "--verbose", "--quiet",
+                              "--resume"]
 
 
 def main(argv: list[str]) -> int:
@@ -48,27 +57,85 @@ def main(argv: list[str]) -> int:
 
     if not argv or argv[0] in ("-h", "--help"):
         console.print("usage: sweeplab run STUDY [--flags]   (sweeplab run STUDY --help)")
+        console.print("       sweeplab run [STUDY] --resume RUN_DIR")
         console.print("studies: " + ", ".join(study_names()))
         return 0
+    saved = None
+    if argv[0].startswith("--resume"):
+        saved = _saved_run(_resume_arg(argv))
+        argv = [saved["study"], *argv]
     study = get_study(argv[0])
     parser, allowed = build_parser(study)
     ns, extras = parser.parse_known_args(argv[1:])
     reject_unknown(extras, allowed, f"sweeplab run {study.name}")
     explicit = explicit_values(ns, study.config)
-    cfg = study.config.from_mapping(explicit)
+    if ns.resume:
+        saved = saved or _saved_run(ns.resume)
+        cfg = _resumed_config(study, saved, explicit)
+        run_dir = Path(ns.resume)
+    else:
+        cfg = study.config.from_mapping(explicit)
     if study.preflight is not None:
         study.preflight(cfg)
     setup_logging(verbose=ns.verbose)
     limit_threads(ns.threads)
 
-    run_dir = make_experiment_dir(ns.out_dir, ns.tag or study.name)
-    cli = {"argv": ["sweeplab", "run", *argv], "explicit": explicit}
-    result = execute_run(study, cfg, run_dir, cli=cli)
+    if ns.resume:
+        if saved["status"].get("state") == "done":
+            console.print(f"run {run_dir} is already done; nothing to resume", highlight=False)
+            return 0
+        cli = {**saved.get("cli", {}), "resume_argv": ["sweeplab", "run", *argv]}
+    else:
+        run_dir = make_experiment_dir(ns.out_dir, ns.tag or study.name)
+        cli = {"argv": ["sweeplab", "run", *argv], "explicit": explicit}
+    try:
+        result = execute_run(study, cfg, run_dir, cli=cli, resume=bool(ns.resume))
+    except KeyboardInterrupt as exc:
+        raise Interrupted(f"continue with: sweeplab run --resume {run_dir}") from exc
     if ns.quiet:
         console.print(str(run_dir))
     else:
         _print_summary(result)
     return 0 if result.state == "done" else 1
+
+
+def _resume_arg(argv: list[str]) -> str:
+    """The RUN_DIR of ``--resume RUN_DIR`` or ``--resume=RUN_DIR`` at the start of argv."""
+    if "=" in argv[0]:
+        return argv[0].split("=", 1)[1]
+    if len(argv) < 2:
+        raise ConfigError("resume", None, "give the run directory to resume: --resume RUN_DIR")
+    return argv[1]
+
+
+def _saved_run(run_dir: str) -> dict[str, Any]:
+    """config.yaml and status.json of a run directory about to be resumed."""
+    path = Path(run_dir)
+    if not (path / "config.yaml").is_file():
+        raise ConfigError("resume", run_dir, "not a sweeplab run directory (no config.yaml)")
+    saved = load_yaml(path / "config.yaml")
+    if not isinstance(saved, dict) or "study" not in saved or "config" not in saved:
+        raise ConfigError("resume", run_dir, "config.yaml lacks the study and its config")
+    saved["status"] = read_status(path)
+    if saved["status"].get("state") == "running" and process_alive(saved["status"]):
+        raise ConfigError("resume", run_dir,
+                          f"the run is still running (pid {saved['status'].get('pid')})")
+    return saved
+
+
+def _resumed_config(study: Study, saved: dict[str, Any], explicit: dict[str, Any]) -> Any:
+    """The saved config, with the flags given now; only changes outside its identity."""
+    if saved["study"] != study.name:
+        raise ConfigError("resume", saved["study"], f"the run is of study {saved['study']}, "
+                          f"not {study.name}")
+    before = study.config.from_mapping(saved["config"], where="the run's config.yaml")
+    cfg = study.config.from_mapping({**saved["config"], **explicit})
+    if cfg.config_hash() != before.config_hash():
+        changed = sorted(k for k in explicit if saved["config"].get(k) != cfg.canonical()[k])
+        raise ConfigError(changed[0], explicit[changed[0]],
+                          f"a resumed run keeps its config ({changed[0]}="
+                          f"{saved['config'].get(changed[0])!r}); start a new run to change it")
+    return cfg
 
 
 def _print_summary(result: RunResult) -> None:

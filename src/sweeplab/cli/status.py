@@ -7,8 +7,6 @@ killed) is shown as ``stale``: a resume re-runs it.
 
 from __future__ import annotations
 
-import os
-import socket
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,20 +15,7 @@ from rich.table import Table
 from sweeplab.cli.console import console
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 from sweeplab.errors import ConfigError
-from sweeplab.execute.sweep import load_grid_info, read_status
-
-
-def _alive(status: dict) -> bool:
-    """Is the process that wrote a ``running`` status still there (on this host)?"""
-    if status.get("host") != socket.gethostname() or "pid" not in status:
-        return True  # another machine (e.g. a Slurm node): trust the file
-    try:
-        os.kill(int(status["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from sweeplab.execute.sweep import load_grid_info, process_alive, read_status
 
 
 def tail_error(run_dir: Path, lines: int = 6) -> list[str]:
@@ -63,7 +48,7 @@ def main(argv: list[str]) -> int:
     for name in info.get("runs", []):
         status = read_status(grid_dir / name)
         state = status.get("state", "pending")
-        if state == "running" and not _alive(status):
+        if state == "running" and not process_alive(status):
             state = "stale"
         states.setdefault(state, []).append((name, status))
     total = len(info.get("runs", []))

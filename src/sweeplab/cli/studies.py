@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
         table = Table(title=f"{name}: {study.description}", title_justify="left")
         for col in ("parameter", "default", "description"):
             table.add_column(col)
-        for key, field in study.config.model_fields.items():
+        for key, field in study.config.ordered_fields().items():
             table.add_row(key, str(field.get_default(call_default_factory=True)),
                           field.description or "")
         console.print(table)

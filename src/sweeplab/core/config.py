@@ -12,9 +12,9 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sweeplab.errors import ConfigError, InvalidField
 
@@ -22,17 +22,38 @@ C = TypeVar("C", bound="StudyConfig")
 
 
 class StudyConfig(BaseModel):
-    """Base class of every study config: strict keys, immutable, hashable identity."""
+    """Base class of every study config: strict keys, immutable, hashable identity.
+
+    Every study has the two lifecycle options ``log_interval`` and ``save_interval``.
+    ``save_interval`` changes when a run writes checkpoints, never what it computes, so
+    it is left out of the run's identity: changing it does not re-run finished runs.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    IDENTITY_EXCLUDED: ClassVar[frozenset[str]] = frozenset({"save_interval"})
+
+    log_interval: int = Field(1, ge=1, description="log metrics every N epochs")
+    save_interval: int = Field(
+        100, ge=0,
+        description="write a checkpoint every N epochs (0: only when interrupted and at the end)",
+    )
+
+    @classmethod
+    def ordered_fields(cls) -> dict[str, Any]:
+        """The fields, the study's own first and the lifecycle options last (for help, errors)."""
+        base = StudyConfig.model_fields
+        own = {k: f for k, f in cls.model_fields.items() if k not in base}
+        return {**own, **{k: f for k, f in cls.model_fields.items() if k in base}}
 
     def canonical(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field (paths as strings, tuples as lists)."""
         return json.loads(self.model_dump_json())
 
     def config_hash(self, length: int = 12) -> str:
-        """Hex digest of the canonical config: the run's identity."""
-        blob = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        """Hex digest of the canonical config (less ``IDENTITY_EXCLUDED``): the run's identity."""
+        identity = {k: v for k, v in self.canonical().items() if k not in self.IDENTITY_EXCLUDED}
+        blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
     @classmethod
@@ -57,9 +78,14 @@ def config_error_from(
     value = data.get(key, err.get("input")) if loc else err.get("input")
     if err["type"] == "extra_forbidden":
         return ConfigError(
-            key, value, "unknown key; allowed keys: " + ", ".join(cls.model_fields), where
+            key, value, "unknown key; allowed keys: " + ", ".join(_field_names(cls)), where
         )
     return ConfigError(key, value, _allowed_text(err, cls, key), where)
+
+
+def _field_names(cls: type[BaseModel]) -> list[str]:
+    fields = cls.ordered_fields() if issubclass(cls, StudyConfig) else cls.model_fields
+    return list(fields)
 
 
 def _allowed_text(err: Mapping[str, Any], cls: type[BaseModel], key: str) -> str:

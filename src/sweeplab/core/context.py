@@ -1,26 +1,68 @@
 """RunContext: what a study sees of its run directory.
 
-A study logs metrics, saves figures and artifacts through its context and never needs to
-know where files go or which trackers listen. Layout of a run directory::
+A study logs metrics, saves figures, artifacts and checkpoints through its context and
+never needs to know where files go, which trackers listen or how signals arrive. Layout
+of a run directory::
 
     config.yaml  status.json  provenance.json  final.json
-    metrics.jsonl  metrics.csv  figs/  tables/  logs/
+    metrics.jsonl  metrics.csv  figs/  tables/  logs/run.log  logs/train.log
+    checkpoints/last.pt
+
+Checkpoints and interruption, in a study's training loop::
+
+    state = ctx.restore()                      # None unless resuming from a checkpoint
+    start = state["epoch"] if state else 0     # (the study saves its own position)
+    with ctx.interruptible(state_fn, last_epoch=cfg.epochs) as at_epoch:
+        for epoch in range(start, cfg.epochs + 1):
+            at_epoch(epoch)       # checkpoint every save_interval epochs and at the end;
+            ...                   # on SIGTERM/SIGINT: checkpoint now, then stop
+
+Inside the ``interruptible`` block a SIGTERM (Slurm preemption, ``kill``), SIGINT
+(Ctrl-C) or SIGUSR2 (a Slurm time limit ahead) only sets a flag; the next ``at_epoch``
+writes a checkpoint and raises :class:`RunInterrupted`, so the run stops at a step
+boundary with its state saved. A second signal more than a second after the first
+stops the run at once.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from sweeplab.core.checkpoint import (
+    checkpoint_path,
+    make_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from sweeplab.core.config import StudyConfig
 from sweeplab.core.experiment import save_json
 from sweeplab.track.local import LocalMetricsWriter, MetricSink
+from sweeplab.track.trainlog import TrainLog
+
+StateFn = Callable[[], dict[str, Any]]
+
+_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR2") if hasattr(signal, name)
+)
+"""SIGUSR2 is what Slurm sends ahead of a time limit when asked (``--signal``)."""
+_REPEAT_GRACE_S = 1.0
+"""A second signal this soon after the first is the same interruption (e.g. Ctrl-C
+reaching a worker both from the terminal and forwarded by the grid's driver)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """A run stopped by a signal at a step boundary, after saving its checkpoint."""
 
 
 class RunContext:
-    """Handle a study uses to record its run: metrics, figures, artifacts, warnings."""
+    """Handle a study uses to record its run: metrics, figures, checkpoints, warnings."""
 
     def __init__(
         self,
@@ -29,18 +71,33 @@ class RunContext:
         sinks: Iterable[MetricSink] = (),
         logger: logging.Logger | None = None,
         step_key: str = "epoch",
+        resume: dict[str, Any] | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.config = config
         self.logger = logger or logging.getLogger("sweeplab.run")
-        self.local = LocalMetricsWriter(self.run_dir, step_key=step_key)
-        self.sinks: list[MetricSink] = [self.local, *sinks]
-        self.warnings: list[str] = []
+        self._resume = resume
+        truncate_at = resume["metrics"]["offset"] if resume else 0
+        self.local = LocalMetricsWriter(self.run_dir, step_key=step_key, truncate_at=truncate_at)
+        self.train_log = TrainLog(self.run_dir / "logs" / "train.log", step_key=step_key)
+        self.sinks: list[MetricSink] = [self.local, self.train_log, *sinks]
+        self.warnings: list[str] = list(resume["warnings"]) if resume else []
+        self.save_interval = int(getattr(config, "save_interval", 0) or 0)
+        self.checkpoints_saved = 0
+        self._stop_signal: int | None = None
+        self._stop_time = 0.0
+        self._saving = False
+
+    # metrics and files -------------------------------------------------------------
 
     def log(self, step: int, **metrics: float) -> None:
-        """Record scalar metrics for ``step`` in metrics.jsonl/.csv and every sink."""
+        """Record scalar metrics for ``step`` in metrics.jsonl/.csv, train.log and every sink."""
         for sink in self.sinks:
             sink.log(step, metrics)
+
+    def flush(self) -> None:
+        """Make every logged row visible in metrics.jsonl/.csv (e.g. before reading them)."""
+        self.local.flush()
 
     def path(self, *parts: str) -> Path:
         """A path inside the run directory (parents created)."""
@@ -64,6 +121,92 @@ class RunContext:
         """Log a warning and keep it for ``final.json`` (so it is not lost in a log)."""
         self.logger.warning(message)
         self.warnings.append(message)
+
+    # checkpoints -------------------------------------------------------------------
+
+    @property
+    def resumed_epoch(self) -> int | None:
+        """The epoch of the checkpoint this run resumes from, or ``None`` for a fresh run."""
+        return None if self._resume is None else int(self._resume["epoch"])
+
+    def restore(self) -> dict[str, Any] | None:
+        """The study's state from the checkpoint this run resumes, or ``None``.
+
+        Restores the global torch/NumPy/Python generators as they were when it was saved.
+        """
+        if self._resume is None:
+            return None
+        restore_rng(self._resume["rng"])
+        return self._resume["state"]
+
+    def checkpoint(self, epoch: int, state: dict[str, Any], reason: str = "interval") -> Path:
+        """Save ``state`` (after ``epoch`` epochs) with the metric files' position, atomically."""
+        self._saving = True
+        try:
+            checkpoint = make_checkpoint(
+                config_hash=self.config.config_hash(),
+                epoch=epoch,
+                reason=reason,
+                metrics=self.local.position(),
+                warnings=self.warnings,
+                state=state,
+            )
+            path = save_checkpoint(checkpoint_path(self.run_dir), checkpoint)
+        finally:
+            self._saving = False
+        self.checkpoints_saved += 1
+        self.train_log.event(f"checkpoint at epoch {epoch} ({reason})")
+        return path
+
+    @contextmanager
+    def interruptible(
+        self, state_fn: StateFn, last_epoch: int | None = None
+    ) -> Iterator[Callable[[int], None]]:
+        """A training loop's checkpoint window; yields ``at_epoch(epoch)`` (see module doc).
+
+        ``at_epoch`` checkpoints every ``save_interval`` epochs and at ``last_epoch``, and
+        on a pending SIGTERM/SIGINT checkpoints, then raises :class:`RunInterrupted`.
+        Signal handlers are installed only in the main thread, and restored on exit.
+        """
+        start = self.resumed_epoch
+
+        def at_epoch(epoch: int) -> None:
+            if self._stop_signal is not None:
+                self.checkpoint(epoch, state_fn(), reason="signal")
+                name = signal.Signals(self._stop_signal).name
+                self.logger.warning("%s: stopped at epoch %d, checkpoint saved", name, epoch)
+                raise RunInterrupted(f"{name} at epoch {epoch}; checkpoint saved")
+            if epoch == start:
+                return
+            due = self.save_interval > 0 and epoch % self.save_interval == 0 and epoch > 0
+            if due or epoch == last_epoch:
+                self.checkpoint(epoch, state_fn(), reason="final" if epoch == last_epoch
+                                else "interval")
+
+        with self._signals_deferred():
+            yield at_epoch
+
+    @contextmanager
+    def _signals_deferred(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: object) -> None:
+            repeat = self._stop_signal is not None
+            if repeat and not self._saving and time.monotonic() - self._stop_time > _REPEAT_GRACE_S:
+                raise KeyboardInterrupt(f"signal {signum} (second)")
+            if not repeat:
+                self._stop_signal, self._stop_time = signum, time.monotonic()
+
+        previous = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+        if self._stop_signal is not None:  # it came after the last step boundary
+            raise RunInterrupted(f"{signal.Signals(self._stop_signal).name} after the last epoch")
 
     def close(self) -> None:
         """Close every sink (idempotent)."""

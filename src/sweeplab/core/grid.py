@@ -563,5 +563,5 @@ def _check_keys(spec: GridSpec, cls: type[StudyConfig]) -> None:
                 raise ConfigError(
                     f"{section}.{key}", _show(value),
                     f"not a parameter of study {spec.study}; allowed keys: "
-                    + ", ".join(cls.model_fields), spec.source,
+                    + ", ".join(cls.ordered_fields()), spec.source,
                 )

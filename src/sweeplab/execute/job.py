@@ -50,7 +50,8 @@ def run_job(job: Job) -> JobResult:
 
     The module that registered the study is imported first (a fresh worker may not have
     it). The run directory is created if missing (with figs/, tables/, logs/). Threads are
-    limited before the study imports its heavy modules.
+    limited before the study imports its heavy modules. A run with a checkpoint of its
+    config left in its directory (the planner keeps only those) resumes from it.
     """
     from sweeplab.core.experiment import RUN_SUBDIRS
     from sweeplab.core.registry import get_study
@@ -71,5 +72,5 @@ def run_job(job: Job) -> JobResult:
         cfg = study.config.from_mapping(job.config, where=f"run {job.name}")
     except Exception as exc:  # noqa: BLE001 - a bad job is a failed run, not a dead worker
         return JobResult(job.name, "failed", error=f"{type(exc).__name__}: {exc}")
-    result = execute_run(study, cfg, run_dir, cli=job.cli)
+    result = execute_run(study, cfg, run_dir, cli=job.cli, resume=True)
     return JobResult(job.name, result.state, result.final, result.error, result.duration_s)

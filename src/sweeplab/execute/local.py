@@ -10,12 +10,17 @@ A worker that dies (segfault, OOM kill, ``kill -9``) breaks the whole pool. The 
 flight then are suspects: each runs again alone in a one-worker pool, where a crash can
 only be its own, so the culprit is reported ``failed`` and its innocent siblings finish.
 The jobs not yet started go on in a fresh pool.
+
+When the driver is interrupted (Ctrl-C, SIGTERM) it passes SIGTERM on to the workers:
+a study in its training loop saves a checkpoint and stops, and the grid's next resume
+continues it from there.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -41,6 +46,19 @@ def _init_worker(threads: int, preload: tuple[str, ...]) -> None:
     limit_threads(threads)
     for module in preload:
         importlib.import_module(module)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Pass an interruption on: SIGTERM makes each running study checkpoint and stop.
+
+    (Ctrl-C reaches the workers by itself; a ``kill`` of this process does not.)
+    """
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive() and process.pid is not None:
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
 
 WORKER_DIED = "worker process died while running this job (crash, OOM kill or kill -9)"
@@ -113,6 +131,7 @@ class LocalExecutor(Executor):
                                            error=f"{type(exc).__name__}: {exc}")
                     on_done(job, result)
         except KeyboardInterrupt:
+            _stop_workers(pool)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         finally:

@@ -4,6 +4,11 @@ Writes ``config.yaml``, ``provenance.json`` and ``status.json`` before the study
 the log to ``logs/run.log``, and ``final.json`` when it ends. A failure (an exception, a
 NaN loss, Ctrl-C) is recorded in ``status.json`` with its error and traceback in the
 log: a failed run is data, not lost work.
+
+With ``resume=True`` the run continues from ``checkpoints/last.pt`` when there is one
+of the same config: metrics.jsonl is cut back to the rows the checkpoint covers and the
+study picks up its state with :meth:`RunContext.restore`. Without a usable checkpoint
+the run starts over in the same directory.
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sweeplab.core.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from sweeplab.core.config import StudyConfig
 from sweeplab.core.context import RunContext
-from sweeplab.core.experiment import save_json, save_yaml, set_seeds
+from sweeplab.core.experiment import load_json, save_json, save_yaml, set_seeds
 from sweeplab.core.provenance import collect_provenance
 from sweeplab.core.registry import Study
 
@@ -58,18 +64,54 @@ def write_run_header(
     save_json(collect_provenance(seed=getattr(cfg, "seed", None)), run_dir / "provenance.json")
 
 
+OUTPUTS = ("metrics.jsonl", "metrics.csv", "final.json", "logs/train.log")
+"""Files a run starting over (no usable checkpoint) must not inherit."""
+
+
+def resume_point(cfg: StudyConfig, run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The checkpoint to resume from (or ``None``) and, if one exists but is unusable, why.
+
+    A checkpoint of another config raises :class:`CheckpointError`: resuming it would
+    mix two experiments.
+    """
+    path = checkpoint_path(run_dir)
+    if not path.exists():
+        return None, None
+    try:
+        checkpoint = load_checkpoint(path)
+    except CheckpointError as exc:
+        return None, f"{exc}; starting over"
+    if checkpoint.get("config_hash") != cfg.config_hash():
+        raise CheckpointError(
+            f"checkpoint {path} belongs to config {checkpoint.get('config_hash')}, "
+            f"not {cfg.config_hash()}; use a new run directory for a changed config"
+        )
+    jsonl = run_dir / "metrics.jsonl"
+    size = jsonl.stat().st_size if jsonl.exists() else 0
+    if checkpoint["metrics"]["offset"] > size:
+        return None, f"checkpoint {path} covers more metrics than metrics.jsonl; starting over"
+    return checkpoint, None
+
+
 def execute_run(
     study: Study,
     cfg: StudyConfig,
     run_dir: str | Path,
     cli: dict[str, Any] | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Run ``study`` with ``cfg`` inside ``run_dir`` and record everything it produces.
 
     Exceptions become a ``failed`` status (with ``interrupted: true`` for Ctrl-C and
-    SIGTERM); an interruption is re-raised after it is recorded.
+    SIGTERM); an interruption is re-raised after it is recorded. ``resume`` continues
+    from the run's checkpoint when it has one (see the module doc).
     """
     run_dir = Path(run_dir)
+    checkpoint, unusable = resume_point(cfg, run_dir) if resume else (None, None)
+    previous = _read_status(run_dir)
+    if checkpoint is None:
+        for name in OUTPUTS:
+            (run_dir / name).unlink(missing_ok=True)
     write_run_header(study, cfg, run_dir, cli)
     started = time.time()
     status: dict[str, Any] = {
@@ -78,7 +120,10 @@ def execute_run(
         "config_hash": cfg.config_hash(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
+        "attempt": int(previous.get("attempt", 1)) + 1 if previous else 1,
     }
+    if checkpoint is not None:
+        status["resumed_from_epoch"] = int(checkpoint["epoch"])
     save_json(status, run_dir / "status.json")
 
     handler = logging.FileHandler(run_dir / "logs" / "run.log", encoding="utf-8")
@@ -88,8 +133,13 @@ def execute_run(
     if root.level == logging.NOTSET or root.level > logging.INFO:
         root.setLevel(logging.INFO)
     log = logging.getLogger("sweeplab.run")
-    ctx = RunContext(run_dir, cfg, logger=log)
+    ctx = RunContext(run_dir, cfg, logger=log, resume=checkpoint)
     log.info("run %s of study %s started in %s", cfg.config_hash(), study.name, run_dir)
+    if unusable:
+        ctx.warn(unusable)
+    if checkpoint is not None:
+        log.info("resuming from the checkpoint at epoch %d", checkpoint["epoch"])
+        ctx.train_log.event(f"resumed from the checkpoint at epoch {checkpoint['epoch']}")
     try:
         if hasattr(cfg, "seed"):
             set_seeds(int(cfg.seed))
@@ -106,6 +156,7 @@ def execute_run(
         status.update(state="failed", ended=_now(), duration_s=duration, error=error)
         if interrupted:
             status["interrupted"] = True
+            ctx.train_log.event(f"interrupted: {error}")
         save_json(status, run_dir / "status.json")
         _close(ctx, handler, root)
         if interrupted:
@@ -115,8 +166,16 @@ def execute_run(
     status.update(state="done", ended=_now(), duration_s=duration)
     save_json(status, run_dir / "status.json")
     log.info("run done in %.2fs", duration)
+    ctx.train_log.event(f"done in {duration:.2f}s")
     _close(ctx, handler, root)
     return RunResult(run_dir, "done", final=final, duration_s=duration)
+
+
+def _read_status(run_dir: Path) -> dict[str, Any]:
+    try:
+        return load_json(run_dir / "status.json")
+    except (OSError, ValueError):
+        return {}
 
 
 def _close(ctx: RunContext, handler: logging.Handler, root: logging.Logger) -> None:

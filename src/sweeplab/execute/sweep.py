@@ -4,13 +4,16 @@ A grid directory holds ``spec.yaml`` (the spec as given), ``grid.json`` (study, 
 creation time, run names), ``master.csv`` and one directory per run, named by the run's
 varying parameters. The run directories are the source of truth: a run is finished when
 its ``status.json`` says ``done`` for the same config hash as the spec now asks for.
-Everything else (failed, interrupted, killed mid-run, config changed) runs again, in a
-clean directory, so a resume never duplicates a run or a row.
+Everything else (failed, interrupted, killed mid-run, config changed) runs again: from
+its checkpoint when it has one of the same config, else in a clean directory, so a
+resume never duplicates a run or a row.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -132,6 +135,23 @@ def is_finished(job: Job) -> bool:
     )
 
 
+def process_alive(status: dict[str, Any]) -> bool:
+    """Is the process that wrote a ``running`` status still there?
+
+    Only a process on this host can be checked; another machine's (a Slurm node's) is
+    trusted to be alive.
+    """
+    if status.get("host") != socket.gethostname() or "pid" not in status:
+        return True
+    try:
+        os.kill(int(status["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def read_status(run_dir: Path) -> dict[str, Any]:
     """A run's status.json, or ``{}`` when missing or unreadable."""
     try:
@@ -141,7 +161,7 @@ def read_status(run_dir: Path) -> dict[str, Any]:
 
 
 def prepare_grid_dir(plan: GridPlan, command: list[str], executor: str) -> None:
-    """Write spec.yaml and grid.json; clear the directories of runs about to re-run."""
+    """Write spec.yaml and grid.json; clear the runs about to re-run that cannot resume."""
     grid_dir = plan.grid_dir
     grid_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(grid_dir / SPEC_FILE, plan.spec.source_text)
@@ -162,8 +182,21 @@ def prepare_grid_dir(plan: GridPlan, command: list[str], executor: str) -> None:
     save_json(info, grid_dir / GRID_FILE)
     for job in plan.todo:
         run_dir = Path(job.run_dir)
-        if run_dir.exists():
+        if run_dir.exists() and not can_resume(job):
             shutil.rmtree(run_dir)
+
+
+def can_resume(job: Job) -> bool:
+    """True when the job's directory has a checkpoint of the same config that loads."""
+    from sweeplab.core.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
+
+    path = checkpoint_path(job.run_dir)
+    if not path.is_file():
+        return False
+    try:
+        return load_checkpoint(path).get("config_hash") == job.config_hash
+    except CheckpointError:
+        return False
 
 
 def _read_grid_info(grid_dir: Path) -> dict[str, Any]:

@@ -34,7 +34,6 @@ class ImplicitBiasConfig(DataConfig, StudyConfig):
         None, ge=1, description="mini-batch size (default: full batch, one step per epoch)"
     )
     seed: int = Field(0, description="seed of initialization (and of data, unless data_seed)")
-    log_interval: int = Field(1, ge=1, description="log metrics every N epochs")
     logreg_C: float = Field(
         1.0, gt=0, description="inverse l2 regularization of the logistic-regression baseline"
     )

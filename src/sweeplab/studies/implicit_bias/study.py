@@ -5,6 +5,9 @@
    MD solution (L = 1, zero initialization, same potential, loss and schedule).
 3. Train the deep linear network with mirror descent, logging every ``log_interval``
    epochs: loss, accuracy, angles to every baseline, margins, alignment, norm balance.
+   Checkpoints (every ``save_interval`` epochs, at the end, and on SIGTERM/SIGINT) hold
+   the trainer's state, the baselines and the initial weights, so a resumed run skips
+   the baselines and continues bit for bit.
 4. Save ``directions.json``, the figures, and return the final metrics.
 """
 
@@ -22,7 +25,7 @@ from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
 from sweeplab.studies.implicit_bias.metrics import MetricTracker, angle_deg
 from sweeplab.studies.implicit_bias.model import DeepLinearNetwork
 from sweeplab.studies.implicit_bias.potentials import Potential, make_potential
-from sweeplab.studies.implicit_bias.train import train_mirror_descent
+from sweeplab.studies.implicit_bias.train import MirrorDescentTrainer, train_mirror_descent
 
 
 def preflight(cfg: ImplicitBiasConfig) -> None:
@@ -42,6 +45,14 @@ def linear_md_direction(
         batch_size=cfg.batch_size, seed=cfg.seed,
     )
     return linear.end_to_end().detach().to(torch.float64).numpy()
+
+
+def _tensor(array: np.ndarray | None) -> torch.Tensor | None:
+    return None if array is None else torch.from_numpy(np.array(array, dtype=np.float64))
+
+
+def _array(tensor: torch.Tensor | None) -> np.ndarray | None:
+    return None if tensor is None else tensor.numpy()
 
 
 def _dtype(cfg: ImplicitBiasConfig) -> torch.dtype:
@@ -65,19 +76,31 @@ def run(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
     ctx.logger.info("data %s: %d samples, dimension %d", data.name, X.shape[0], X.shape[1])
 
     potential = make_potential(cfg.potential, p=cfg.p, beta=cfg.beta)
-    base = compute_baselines(X, y, p=potential.margin_p, logreg_C=cfg.logreg_C, seed=cfg.seed)
-    for message in base.warnings:
-        ctx.warn(message)
-    directions: dict[str, np.ndarray | None] = {
-        "svm": base.svm,
-        "logreg": base.logreg,
-        "lp_max_margin": base.lp_max_margin,
-        "linear_md": linear_md_direction(X, y, potential, cfg),
-    }
-
     gen = torch.Generator().manual_seed(cfg.seed)
     model = DeepLinearNetwork(X.shape[1], cfg.L, cfg.width, cfg.init_scale, gen, _dtype(cfg))
-    tracker = MetricTracker(X, y, potential, cfg.loss, directions, model.weights_numpy())
+    trainer = MirrorDescentTrainer(
+        model, X, y, potential, lr=cfg.lr, loss=cfg.loss, batch_size=cfg.batch_size,
+        seed=cfg.seed,
+    )
+    saved = ctx.restore()
+    if saved is None:
+        base = compute_baselines(X, y, p=potential.margin_p, logreg_C=cfg.logreg_C, seed=cfg.seed)
+        for message in base.warnings:
+            ctx.warn(message)
+        directions: dict[str, np.ndarray | None] = {
+            "svm": base.svm,
+            "logreg": base.logreg,
+            "lp_max_margin": base.lp_max_margin,
+            "linear_md": linear_md_direction(X, y, potential, cfg),
+        }
+        separable = base.separable
+        init_weights = model.weights_numpy()
+    else:  # the baselines and the initial weights come from the checkpoint, bit for bit
+        directions = {k: _array(v) for k, v in saved["directions"].items()}
+        separable = bool(saved["separable"])
+        init_weights = [_array(w) for w in saved["init_weights"]]
+        trainer.load_state_dict(saved["trainer"])
+    tracker = MetricTracker(X, y, potential, cfg.loss, directions, init_weights)
     last: dict[str, float] = {}
 
     def on_log(epoch: int) -> None:
@@ -85,26 +108,33 @@ def run(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
         last.update(tracker(model.weights_numpy()))
         ctx.log(epoch, **last)
 
-    train_mirror_descent(
-        model, X, y, potential, lr=cfg.lr, epochs=cfg.epochs, loss=cfg.loss,
-        batch_size=cfg.batch_size, seed=cfg.seed, log_interval=cfg.log_interval, on_log=on_log,
-    )
+    def state() -> dict:
+        return {
+            "trainer": trainer.state_dict(),
+            "directions": {k: _tensor(v) for k, v in directions.items()},
+            "separable": separable,
+            "init_weights": [_tensor(w) for w in init_weights],
+        }
+
+    with ctx.interruptible(state, last_epoch=cfg.epochs) as at_epoch:
+        trainer.train(cfg.epochs, log_interval=cfg.log_interval, on_log=on_log,
+                      at_epoch=at_epoch)
 
     w = model.end_to_end().detach().to(torch.float64).numpy()
     final: dict[str, float] = {"epoch": cfg.epochs, **last}
     if data.X_test is not None and len(data.y_test):
         final["test_acc"] = float(np.mean(np.sign(data.X_test @ w) == data.y_test))
-    if base.lp_max_margin is not None:
+    if directions["lp_max_margin"] is not None:
         final["linear_md_angle_lp_max_margin"] = angle_deg(
-            directions["linear_md"], base.lp_max_margin
+            directions["linear_md"], directions["lp_max_margin"]
         )
-    final.update(separable=base.separable, n_train=int(X.shape[0]), input_dim=int(X.shape[1]))
+    final.update(separable=separable, n_train=int(X.shape[0]), input_dim=int(X.shape[1]))
 
     ctx.save_json("directions.json", {
         "end_to_end": w,
         **directions,
         "lp_p": potential.margin_p,
-        "separable": base.separable,
+        "separable": separable,
         "n_samples": int(X.shape[0]),
         "input_dim": int(X.shape[1]),
         "dataset": data.name,
@@ -125,6 +155,7 @@ def _save_figures(
     """Angles, margins, balance and alignment over epochs; decision boundary when 2-D."""
     from sweeplab.track.local import read_metrics
 
+    ctx.flush()
     rows = read_metrics(ctx.local.jsonl_path)
     figs = ctx.path("figs")
     plots.plot_angles_over_time(rows, figs / "angles")
