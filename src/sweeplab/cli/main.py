@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from sweeplab.cli.console import console, fail
+from sweeplab.cli.console import Interrupted, console, fail
 from sweeplab.errors import SweeplabError
 
 USAGE = """usage: sweeplab VERB [...]
@@ -21,14 +21,23 @@ verbs:
   status DIR            counts, ETA, slowest and failed runs of a grid
   analyze --input_dir D tables, figures and a report across seeds (sweeplab analyze --help)
   studies               list the registered studies and their parameters
+
+monitoring and housekeeping (docs/monitoring.md):
+  ls [DIR] [--where E]  query runs: --where 'potential=lp and L=2' --sort final.loss
+  logs RUN [--follow]   a run's log (RUN_DIR or GRID_DIR/RUN_NAME), like tail -f
+  errors DIR            every failed run under DIR with its traceback
+  check DIR             checkpoints load, finished runs complete, stale runs found
+  clean DIR --checkpoints|--datasets   free space (finished runs only; --dry-run)
 """
 
 
 def _verbs() -> dict[str, Callable[[list[str]], int]]:
-    from sweeplab.cli import analyze, grid, run, status, studies
+    from sweeplab.cli import analyze, check, clean, errors, grid, logs, ls, run, status, studies
 
     return {"run": run.main, "grid": grid.main, "status": status.main,
-            "analyze": analyze.main, "studies": studies.main}
+            "analyze": analyze.main, "studies": studies.main, "ls": ls.main,
+            "logs": logs.main, "errors": errors.main, "check": check.main,
+            "clean": clean.main}
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -55,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         return verb(argv[1:])
     except SweeplabError as exc:  # bad input or an unusable environment: one line, exit 2
         return fail(str(exc))
+    except Interrupted as exc:
+        return fail(f"interrupted; {exc.hint}", code=130)
     except KeyboardInterrupt:
         return fail("interrupted", code=130)
     finally:
