@@ -31,10 +31,9 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import yaml
 
+from sweeplab.core.run_dirs import RUN_MARKERS  # noqa: F401 - part of this module's API
+from sweeplab.core.run_dirs import find_run_dirs as _find_run_dirs
 from sweeplab.errors import SweeplabError
-
-RUN_MARKERS = ("config.yaml", "status.json")
-"""A directory holding either file is a run directory."""
 
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CACHE = "metrics.parquet"
@@ -103,42 +102,10 @@ class LoadedRuns:
 
 
 def find_run_dirs(path: str | Path) -> list[Path]:
-    """The run directories at or under ``path``, sorted.
-
-    ``path`` may be a run directory itself, a grid directory or any folder of runs: a
-    directory holding ``config.yaml`` or ``status.json`` is a run and its own subfolders
-    (``figs/``, ``logs/``, ...) are not searched; any other directory is searched
-    recursively. Symlinked folders are followed once.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise AnalysisInputError(f"{root}: no such directory")
-    found: list[Path] = []
-    seen: set[str] = set()
-    stack = [root]
-    while stack:
-        current = stack.pop()
-        real = os.path.realpath(current)
-        if real in seen:
-            continue
-        seen.add(real)
-        try:
-            entries = list(os.scandir(current))
-        except OSError:
-            continue
-        names = {e.name for e in entries}
-        if any(marker in names for marker in RUN_MARKERS):
-            found.append(current)
-            continue
-        stack.extend(Path(e.path) for e in entries if _is_dir(e))
-    return sorted(found)
-
-
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()
-    except OSError:
-        return False
+    """The run directories at or under ``path`` (:func:`sweeplab.core.run_dirs.find_run_dirs`)."""
+    if not Path(path).is_dir():
+        raise AnalysisInputError(f"{path}: no such directory")
+    return _find_run_dirs(path)
 
 
 # --------------------------------------------------------------------------- loading runs

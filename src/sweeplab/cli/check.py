@@ -10,13 +10,14 @@ problems, else 0.
 
 from __future__ import annotations
 
-from sweeplab.cli.errors import existing_dir, say
+from sweeplab.cli.console import say
+from sweeplab.cli.errors import existing_dir
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 
 
 def main(argv: list[str]) -> int:
-    from sweeplab.analysis.load import find_run_dirs
     from sweeplab.core.checkpoint import checkpoint_files
+    from sweeplab.core.run_dirs import find_run_dirs
     from sweeplab.execute.run_files import check_run
 
     parser = OneLineParser(prog="sweeplab check", description=__doc__.splitlines()[0])

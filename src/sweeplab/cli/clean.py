@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweeplab.cli.errors import existing_dir, say
+from sweeplab.cli.console import say
+from sweeplab.cli.errors import existing_dir
 from sweeplab.cli.flags import OneLineParser, UsageError, reject_unknown
 
 ALLOWED = ["--checkpoints", "--datasets", "--dry-run", "--include-unfinished"]
 
 
 def main(argv: list[str]) -> int:
-    from sweeplab.analysis.load import find_run_dirs
+    from sweeplab.core.run_dirs import find_run_dirs
     from sweeplab.execute.run_files import cleanable, human_size
 
     parser = OneLineParser(prog="sweeplab clean", description=__doc__.splitlines()[0])

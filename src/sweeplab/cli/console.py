@@ -25,6 +25,11 @@ def setup_logging(verbose: bool = False) -> None:
     logging.captureWarnings(True)
 
 
+def say(text: str) -> None:
+    """Print one plain line (no markup, no highlighting, never wrapped)."""
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 2) -> int:
     """Print ``sweeplab: error: <message>`` as one line on stderr; return ``code``."""
     sys.stderr.write(f"sweeplab: error: {' '.join(str(message).split())}\n")

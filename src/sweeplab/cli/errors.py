@@ -10,16 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweeplab.cli.console import console
+from sweeplab.cli.console import console, say
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 from sweeplab.errors import ConfigError
 
 ALLOWED = ["--lines", "-n"]
-
-
-def say(text: str) -> None:
-    """Print one plain line (no markup, no highlighting, never wrapped)."""
-    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def existing_dir(text: str, key: str = "dir") -> Path:
@@ -44,8 +39,8 @@ def resume_hint(run_dir: Path) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from sweeplab.analysis.load import find_run_dirs
     from sweeplab.cli.status import tail_error
+    from sweeplab.core.run_dirs import find_run_dirs
     from sweeplab.execute.run_files import is_stale
     from sweeplab.execute.sweep import read_status
 

@@ -28,8 +28,8 @@ def resolve_run(text: str) -> Path:
 
     :class:`ConfigError` (key ``run``) when there is none, saying what there is instead.
     """
-    from sweeplab.analysis.load import RUN_MARKERS
     from sweeplab.core.experiment import load_json
+    from sweeplab.core.run_dirs import RUN_MARKERS
     from sweeplab.execute.sweep import GRID_FILE
 
     path = Path(text)

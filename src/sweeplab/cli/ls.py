@@ -25,8 +25,7 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from sweeplab.cli.console import console
-from sweeplab.cli.errors import say
+from sweeplab.cli.console import console, say
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 from sweeplab.core.experiment import to_jsonable
 from sweeplab.errors import ConfigError

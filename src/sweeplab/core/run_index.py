@@ -175,7 +175,7 @@ class RunIndex:
     @classmethod
     def open(cls, root: str | Path) -> RunIndex:
         """Open (or build) the index of ``root`` and bring it up to date."""
-        from sweeplab.analysis.load import RUN_MARKERS
+        from sweeplab.core.run_dirs import RUN_MARKERS
 
         root = Path(root)
         if any((root / m).exists() for m in RUN_MARKERS):
@@ -230,7 +230,7 @@ class RunIndex:
 
     def refresh(self) -> RefreshStats:
         """Bring the index in line with the run directories under ``root``."""
-        from sweeplab.analysis.load import find_run_dirs
+        from sweeplab.core.run_dirs import find_run_dirs
 
         stats = RefreshStats(rebuilt=self.rebuilt)
         self.rebuilt = False
