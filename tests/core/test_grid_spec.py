@@ -251,7 +251,7 @@ MALFORMED = {
     "unknown top-level key": (
         general(grids={"L": [1, 2]}),
         "invalid grids={'L': [1, 2]}: unknown top-level key; allowed keys: study, name, "
-        "description, fixed, grid, zip, exclude"),
+        "description, tracking, fixed, grid, zip, exclude"),
     "missing study": (
         {"grid": {"L": [1, 2]}}, "invalid study=None: required"),
     "param in two places": (

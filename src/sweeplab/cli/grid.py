@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from sweeplab.cli.console import Interrupted, console
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 from sweeplab.cli.progress import GridProgress
+from sweeplab.cli.tracking import TRACKING_FLAGS, add_tracking_flags, tracking_from
 from sweeplab.core.grid import load_grid_spec
 from sweeplab.errors import ConfigError
 from sweeplab.execute.base import Executor
@@ -50,6 +52,7 @@ def build_parser() -> OneLineParser:
     p.add_argument("--analyze", action="store_true",
                    help="run sweeplab analyze on the grid when it ends "
                         "(into analysis_results/<grid dir name>)")
+    add_tracking_flags(p)
     s = p.add_argument_group("slurm")
     s.add_argument("--partition", default=None, help="Slurm partition")
     s.add_argument("--time", type=int, default=60, help="time limit per run, minutes")
@@ -59,7 +62,8 @@ def build_parser() -> OneLineParser:
 
 
 ALLOWED = ["--config", "--tag", "--out_dir", "--resume", "--fresh", "--executor", "--jobs",
-           "--threads", "--analyze", "--partition", "--time", "--cpus", "--mem"]
+           "--threads", "--analyze", "--partition", "--time", "--cpus", "--mem",
+           *TRACKING_FLAGS]
 
 
 def main(argv: list[str]) -> int:
@@ -93,6 +97,11 @@ def main(argv: list[str]) -> int:
     command = ["sweeplab", "grid", *argv]
     try:
         plan = plan_grid(spec, grid_dir, threads=ns.threads, cli={"grid": command})
+        tracking = tracking_from(ns, spec.tracking, grid_dir.parent,
+                                 experiment=spec.name or grid_dir.name.split("_", 1)[-1],
+                                 group=grid_dir.name)
+        if tracking is not None:
+            plan = plan.with_tracking(asdict(tracking))
     except BaseException:
         if created:
             shutil.rmtree(grid_dir, ignore_errors=True)

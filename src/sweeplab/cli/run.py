@@ -7,19 +7,23 @@ checkpoint, with the config it was started with (``save_interval`` may change).
 from __future__ import annotations
 
 import argparse
+import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from sweeplab.cli.console import Interrupted, console
+from sweeplab.cli.console import Interrupted, console, say
 from sweeplab.cli.flags import OneLineParser, add_config_flags, explicit_values, reject_unknown
+from sweeplab.cli.tracking import add_tracking_flags, tracking_from
 from sweeplab.core.experiment import load_yaml, make_experiment_dir
 from sweeplab.core.registry import Study, get_study, study_names
 from sweeplab.core.threads import limit_threads
 from sweeplab.errors import ConfigError
 from sweeplab.execute.single import RunResult, execute_run
 from sweeplab.execute.sweep import process_alive, read_status
+from sweeplab.track.config import TrackingConfig
 
 SUMMARY_KEYS = (
     "loss", "train_acc", "test_acc", "angle_svm", "angle_logreg", "angle_lp_max_margin",
@@ -47,6 +51,7 @@ def build_parser(study: Study) -> tuple[OneLineParser, list[str]]:
     out.add_argument("--resume", metavar="RUN_DIR", default=None,
                      help="continue this run from its last checkpoint (same config)")
     allowed = add_config_flags(parser, study.config)
+    allowed += add_tracking_flags(parser)
     return parser, allowed + ["--out_dir", "--tag", "--threads", "--verbose", "--quiet",
                               "--resume"]
 
@@ -85,18 +90,39 @@ def main(argv: list[str]) -> int:
             console.print(f"run {run_dir} is already done; nothing to resume", highlight=False)
             return 0
         cli = {**saved.get("cli", {}), "resume_argv": ["sweeplab", "run", *argv]}
+        tracking = _tracking(ns, cli.get("tracking"), run_dir.parent, study.name, None)
     else:
         run_dir = make_experiment_dir(ns.out_dir, ns.tag or study.name)
         cli = {"argv": ["sweeplab", "run", *argv], "explicit": explicit}
+        tracking = _tracking(ns, None, Path(ns.out_dir), study.name, run_dir)
+    if tracking is not None:
+        cli["tracking"] = asdict(tracking)
     try:
-        result = execute_run(study, cfg, run_dir, cli=cli, resume=bool(ns.resume))
+        result = execute_run(study, cfg, run_dir, cli=cli, resume=bool(ns.resume),
+                             tracking=tracking)
     except KeyboardInterrupt as exc:
         raise Interrupted(f"continue with: sweeplab run --resume {run_dir}") from exc
     if ns.quiet:
-        console.print(str(run_dir))
+        say(str(run_dir))
     else:
         _print_summary(result)
     return 0 if result.state == "done" else 1
+
+
+def _tracking(
+    ns: argparse.Namespace,
+    saved: dict[str, Any] | None,
+    runs_dir: Path,
+    study: str,
+    new_dir: Path | None,
+) -> TrackingConfig | None:
+    """The run's trackers: the flags, else (on resume) those the run started with."""
+    try:
+        return tracking_from(ns, saved, runs_dir, experiment=study, group=None)
+    except BaseException:
+        if new_dir is not None:  # bad tracker flags: leave no empty run directory behind
+            shutil.rmtree(new_dir, ignore_errors=True)
+        raise
 
 
 def _resume_arg(argv: list[str]) -> str:

@@ -30,7 +30,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,83 @@ class RunInterrupted(KeyboardInterrupt):
     """A run stopped by a signal at a step boundary, after saving its checkpoint."""
 
 
+class _StopRequest:
+    """The signal that asked this process to stop, pending the next step boundary."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.time = 0.0
+        self._saving = 0
+
+    @contextmanager
+    def saving(self) -> Iterator[None]:
+        """While a checkpoint is written, a repeated signal never cuts it short."""
+        self._saving += 1
+        try:
+            yield
+        finally:
+            self._saving -= 1
+
+    def handler(self, signum: int, frame: object) -> None:
+        """Remember the first signal; a later one (past the grace time) stops at once."""
+        if self.signum is None:
+            self.signum, self.time = signum, time.monotonic()
+        elif not self._saving and time.monotonic() - self.time > _REPEAT_GRACE_S:
+            raise KeyboardInterrupt(f"signal {signum} (second)")
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """Install :meth:`handler` for the stop signals (main thread only), then restore."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self.signum = None
+        previous = {sig: signal.signal(sig, self.handler) for sig in _SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+        if self.signum is not None:  # it came after the last step boundary
+            name, self.signum = self.name, None
+            raise RunInterrupted(f"{name} after the last epoch")
+
+
+_STOP = _StopRequest()
+"""One per process: signals reach a process, not a run."""
+
+
+@contextmanager
+def interruptible_batch(
+    contexts: Sequence[RunContext],
+    state_fns: Sequence[StateFn],
+    last_epoch: int | None = None,
+) -> Iterator[Callable[[int], None]]:
+    """:meth:`RunContext.interruptible` for runs trained together in one loop.
+
+    ``at_epoch(epoch)`` checkpoints each run when it is due; on a stop signal it
+    checkpoints every run, then raises :class:`RunInterrupted`.
+    """
+
+    def at_epoch(epoch: int) -> None:
+        if _STOP.signum is not None:
+            name = _STOP.name
+            for ctx, state_fn in zip(contexts, state_fns, strict=True):
+                ctx.checkpoint(epoch, state_fn(), reason="signal")
+                ctx.logger.warning("%s: stopped at epoch %d, checkpoint saved", name, epoch)
+            _STOP.signum = None
+            raise RunInterrupted(f"{name} at epoch {epoch}; checkpoint saved")
+        for ctx, state_fn in zip(contexts, state_fns, strict=True):
+            ctx._periodic(epoch, state_fn, last_epoch)
+
+    with _STOP.deferred():
+        yield at_epoch
+
+
 class RunContext:
     """Handle a study uses to record its run: metrics, figures, checkpoints, warnings."""
 
@@ -84,9 +161,6 @@ class RunContext:
         self.warnings: list[str] = list(resume["warnings"]) if resume else []
         self.save_interval = int(getattr(config, "save_interval", 0) or 0)
         self.checkpoints_saved = 0
-        self._stop_signal: int | None = None
-        self._stop_time = 0.0
-        self._saving = False
 
     # metrics and files -------------------------------------------------------------
 
@@ -141,8 +215,7 @@ class RunContext:
 
     def checkpoint(self, epoch: int, state: dict[str, Any], reason: str = "interval") -> Path:
         """Save ``state`` (after ``epoch`` epochs) with the metric files' position, atomically."""
-        self._saving = True
-        try:
+        with _STOP.saving():
             checkpoint = make_checkpoint(
                 config_hash=self.config.config_hash(),
                 epoch=epoch,
@@ -152,8 +225,6 @@ class RunContext:
                 state=state,
             )
             path = save_checkpoint(checkpoint_path(self.run_dir), checkpoint)
-        finally:
-            self._saving = False
         self.checkpoints_saved += 1
         self.train_log.event(f"checkpoint at epoch {epoch} ({reason})")
         return path
@@ -168,45 +239,17 @@ class RunContext:
         on a pending SIGTERM/SIGINT checkpoints, then raises :class:`RunInterrupted`.
         Signal handlers are installed only in the main thread, and restored on exit.
         """
-        start = self.resumed_epoch
-
-        def at_epoch(epoch: int) -> None:
-            if self._stop_signal is not None:
-                self.checkpoint(epoch, state_fn(), reason="signal")
-                name = signal.Signals(self._stop_signal).name
-                self.logger.warning("%s: stopped at epoch %d, checkpoint saved", name, epoch)
-                raise RunInterrupted(f"{name} at epoch {epoch}; checkpoint saved")
-            if epoch == start:
-                return
-            due = self.save_interval > 0 and epoch % self.save_interval == 0 and epoch > 0
-            if due or epoch == last_epoch:
-                self.checkpoint(epoch, state_fn(), reason="final" if epoch == last_epoch
-                                else "interval")
-
-        with self._signals_deferred():
+        with interruptible_batch([self], [state_fn], last_epoch) as at_epoch:
             yield at_epoch
 
-    @contextmanager
-    def _signals_deferred(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
+    def _periodic(self, epoch: int, state_fn: StateFn, last_epoch: int | None) -> None:
+        """Checkpoint when ``epoch`` is due (every save_interval, and the last)."""
+        if epoch == self.resumed_epoch:
             return
-
-        def handler(signum: int, frame: object) -> None:
-            repeat = self._stop_signal is not None
-            if repeat and not self._saving and time.monotonic() - self._stop_time > _REPEAT_GRACE_S:
-                raise KeyboardInterrupt(f"signal {signum} (second)")
-            if not repeat:
-                self._stop_signal, self._stop_time = signum, time.monotonic()
-
-        previous = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-        if self._stop_signal is not None:  # it came after the last step boundary
-            raise RunInterrupted(f"{signal.Signals(self._stop_signal).name} after the last epoch")
+        due = self.save_interval > 0 and epoch % self.save_interval == 0 and epoch > 0
+        if due or epoch == last_epoch:
+            reason = "final" if epoch == last_epoch else "interval"
+            self.checkpoint(epoch, state_fn(), reason=reason)
 
     def close(self) -> None:
         """Close every sink (idempotent)."""

@@ -7,6 +7,7 @@ General form, for any study (``runs/configs/example_grid.yaml`` documents every 
     study: implicit-bias          # registered study name
     name: my-grid                 # optional
     description: ...              # optional
+    tracking: {wandb_project: P, mlflow_uri: default}   # optional trackers of every run
     fixed: {dataset: synthetic}   # constant parameters
     grid: {L: [1, 2], seed: [0, 1, 2]}          # cartesian product
     zip: {potential: [quadratic, lp], p: [<default>, 3.0]}  # i-th entries vary together
@@ -61,7 +62,10 @@ __all__ = [
     "validate_runs",
 ]
 
-TOP_LEVEL_KEYS = ("study", "name", "description", "fixed", "grid", "zip", "exclude")
+TOP_LEVEL_KEYS = ("study", "name", "description", "tracking", "fixed", "grid", "zip", "exclude")
+TRACKING_KEYS = ("wandb_project", "wandb_entity", "wandb_mode", "wandb_dir", "mlflow_uri",
+                 "mlflow_experiment")
+"""Keys of a spec's ``tracking:`` section (the same as the trackers' CLI flags)."""
 """Keys allowed at the top of a general-form spec."""
 
 GENERAL_MARKERS = ("study", "grid", "fixed", "zip", "exclude")
@@ -142,6 +146,7 @@ class GridSpec:
     source_text: str = ""
     source: str = "grid spec"
     order: tuple[str, ...] = ()
+    tracking: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -275,7 +280,20 @@ def _parse_general(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
         elif section == "zip":
             order += [k for group in zips for k in group]
     return GridSpec(study, fixed, grid, tuple(zips), tuple(exclude), data.get("name"),
-                    data.get("description"), text, source, tuple(order))
+                    data.get("description"), text, source, tuple(order),
+                    _tracking(data.get("tracking"), source))
+
+
+def _tracking(value: Any, source: str) -> dict[str, Any]:
+    """The ``tracking:`` section: known keys with string values (or null)."""
+    section = _mapping(value, "tracking", source)
+    for key, item in section.items():
+        if key not in TRACKING_KEYS:
+            raise ConfigError(f"tracking.{key}", _show(item), "unknown key; allowed keys: "
+                              + ", ".join(TRACKING_KEYS), source)
+        if item is not None and not isinstance(item, str):
+            raise ConfigError(f"tracking.{key}", _show(item), "must be a string", source)
+    return dict(section)
 
 
 def _unset(value: Any) -> Any:
@@ -362,9 +380,9 @@ def _parse_flat(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
     from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
 
     fields = ImplicitBiasConfig.model_fields
-    meta = {k: data.get(k) for k in ("name", "description")}
+    meta = {k: data.get(k) for k in ("name", "description", "tracking")}
     for key, value in meta.items():
-        if value is not None and not isinstance(value, str):
+        if key != "tracking" and value is not None and not isinstance(value, str):
             raise ConfigError(key, value, "must be a string", source)
     axes: dict[str, tuple[Any, ...]] = {}
     fixed: dict[str, Any] = {}
@@ -382,7 +400,7 @@ def _parse_flat(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
             fixed[key] = _unset(value)
         else:
             raise ConfigError(key, _show(value), f"unknown key of the flat {FLAT_STUDY} "
-                              "spec; allowed keys: name, description, the list axes "
+                              "spec; allowed keys: name, description, tracking, the list axes "
                               + ", ".join(FLAT_AXES) + ", and the parameters "
                               + ", ".join(fields), source)
         order.append(FLAT_AXES.get(key, key))
@@ -401,7 +419,8 @@ def _parse_flat(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
         zips.append({"potential": tuple(s[0] for s in settings),
                      "p": tuple(s[1] for s in settings)})
     return GridSpec(FLAT_STUDY, fixed, axes, tuple(zips), (), meta["name"],
-                    meta["description"], text, source, tuple(order))
+                    meta["description"], text, source, tuple(order),
+                    _tracking(meta["tracking"], source))
 
 
 # --- expansion -----------------------------------------------------------------------

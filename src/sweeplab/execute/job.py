@@ -26,6 +26,8 @@ class Job:
     threads: int = 1
     cli: dict[str, Any] = field(default_factory=dict)
     study_module: str = ""
+    tracking: dict[str, Any] = field(default_factory=dict)
+    """A prepared :class:`~sweeplab.track.config.TrackingConfig` as a dict (empty: none)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,5 +74,11 @@ def run_job(job: Job) -> JobResult:
         cfg = study.config.from_mapping(job.config, where=f"run {job.name}")
     except Exception as exc:  # noqa: BLE001 - a bad job is a failed run, not a dead worker
         return JobResult(job.name, "failed", error=f"{type(exc).__name__}: {exc}")
-    result = execute_run(study, cfg, run_dir, cli=job.cli, resume=True)
+    tracking = None
+    if job.tracking:
+        from sweeplab.track.config import TrackingConfig
+
+        tracking = TrackingConfig(**job.tracking)
+    result = execute_run(study, cfg, run_dir, cli=job.cli, resume=True, tracking=tracking,
+                         run_name=job.name)
     return JobResult(job.name, result.state, result.final, result.error, result.duration_s)

@@ -29,6 +29,7 @@ from sweeplab.core.context import RunContext
 from sweeplab.core.experiment import load_json, save_json, save_yaml, set_seeds
 from sweeplab.core.provenance import collect_provenance
 from sweeplab.core.registry import Study
+from sweeplab.track.config import TrackingConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -99,12 +100,16 @@ def execute_run(
     run_dir: str | Path,
     cli: dict[str, Any] | None = None,
     resume: bool = False,
+    tracking: TrackingConfig | None = None,
+    run_name: str | None = None,
 ) -> RunResult:
     """Run ``study`` with ``cfg`` inside ``run_dir`` and record everything it produces.
 
     Exceptions become a ``failed`` status (with ``interrupted: true`` for Ctrl-C and
     SIGTERM); an interruption is re-raised after it is recorded. ``resume`` continues
-    from the run's checkpoint when it has one (see the module doc).
+    from the run's checkpoint when it has one (see the module doc). ``tracking`` (as
+    :func:`~sweeplab.track.config.prepare_tracking` resolved it) adds wandb/MLflow sinks
+    named ``run_name`` (default: the directory's name); they can fail, the run cannot.
     """
     run_dir = Path(run_dir)
     checkpoint, unusable = resume_point(cfg, run_dir) if resume else (None, None)
@@ -135,6 +140,7 @@ def execute_run(
     log = logging.getLogger("sweeplab.run")
     ctx = RunContext(run_dir, cfg, logger=log, resume=checkpoint)
     log.info("run %s of study %s started in %s", cfg.config_hash(), study.name, run_dir)
+    trackers = _trackers(tracking, study, cfg, run_dir, run_name, ctx)
     if unusable:
         ctx.warn(unusable)
     if checkpoint is not None:
@@ -144,6 +150,8 @@ def execute_run(
         if hasattr(cfg, "seed"):
             set_seeds(int(cfg.seed))
         final = dict(study.fn(cfg, ctx) or {})
+        for tracker in trackers:
+            tracker.summary(final)
         if ctx.warnings:
             final.setdefault("warnings", list(ctx.warnings))
         save_json(final, run_dir / "final.json")
@@ -158,7 +166,7 @@ def execute_run(
             status["interrupted"] = True
             ctx.train_log.event(f"interrupted: {error}")
         save_json(status, run_dir / "status.json")
-        _close(ctx, handler, root)
+        _close(ctx, handler, root, trackers, "interrupted" if interrupted else "failed")
         if interrupted:
             raise
         return RunResult(run_dir, "failed", error=error, duration_s=duration)
@@ -167,7 +175,7 @@ def execute_run(
     save_json(status, run_dir / "status.json")
     log.info("run done in %.2fs", duration)
     ctx.train_log.event(f"done in {duration:.2f}s")
-    _close(ctx, handler, root)
+    _close(ctx, handler, root, trackers, "done")
     return RunResult(run_dir, "done", final=final, duration_s=duration)
 
 
@@ -178,7 +186,37 @@ def _read_status(run_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def _close(ctx: RunContext, handler: logging.Handler, root: logging.Logger) -> None:
+def _trackers(
+    tracking: TrackingConfig | None,
+    study: Study,
+    cfg: StudyConfig,
+    run_dir: Path,
+    run_name: str | None,
+    ctx: RunContext,
+) -> list[Any]:
+    """The run's wandb/MLflow sinks, attached to ``ctx`` (none without ``tracking``)."""
+    if tracking is None or not tracking.enabled:
+        return []
+    from sweeplab.track.trackers import make_tracker_sinks
+
+    sinks = make_tracker_sinks(
+        tracking, run_dir=run_dir, run_name=run_name or run_dir.name, study=study.name,
+        config=cfg.canonical(), warn=ctx.warn,
+    )
+    ctx.sinks.extend(sinks)
+    return sinks
+
+
+def _close(
+    ctx: RunContext,
+    handler: logging.Handler,
+    root: logging.Logger,
+    trackers: list[Any],
+    state: str,
+) -> None:
+    ctx.flush()
+    for tracker in trackers:  # each ends its run as `state`; ctx.close() is then a no-op
+        tracker.close(state)
     ctx.close()
     root.removeHandler(handler)
     handler.close()

@@ -40,6 +40,14 @@ class GridPlan:
     done: list[Job] = field(default_factory=list)
     varying: list[str] = field(default_factory=list)
 
+    def with_tracking(self, tracking: dict[str, Any]) -> GridPlan:
+        """The same plan with every job reporting to the prepared trackers ``tracking``."""
+        todo = {job.name for job in self.todo}
+        jobs = [replace(job, tracking=tracking) for job in self.jobs]
+        return GridPlan(self.grid_dir, self.spec, jobs,
+                        [j for j in jobs if j.name in todo],
+                        [j for j in jobs if j.name not in todo], self.varying)
+
 
 def find_grid_dir(out_dir: Path, tag: str) -> Path | None:
     """The newest ``<timestamp>_<tag>`` grid directory under ``out_dir``, if any."""
