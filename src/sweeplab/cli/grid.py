@@ -33,6 +33,7 @@ from sweeplab.execute.sweep import (
 )
 
 EXECUTORS = ("inline", "local", "slurm")
+BATCH_MODES = ("auto", "off")
 
 
 def build_parser() -> OneLineParser:
@@ -49,6 +50,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="parallel runs (local: default all cores; slurm: array parallelism)")
     p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per run")
+    p.add_argument("--batch", default="auto",
+                   help="auto: train compatible runs as one batched computation where the "
+                        "study supports it (inline and local executors); off: one by one")
     p.add_argument("--analyze", action="store_true",
                    help="run sweeplab analyze on the grid when it ends "
                         "(into analysis_results/<grid dir name>)")
@@ -62,7 +66,7 @@ def build_parser() -> OneLineParser:
 
 
 ALLOWED = ["--config", "--tag", "--out_dir", "--resume", "--fresh", "--executor", "--jobs",
-           "--threads", "--analyze", "--partition", "--time", "--cpus", "--mem",
+           "--threads", "--batch", "--analyze", "--partition", "--time", "--cpus", "--mem",
            *TRACKING_FLAGS]
 
 
@@ -73,6 +77,8 @@ def main(argv: list[str]) -> int:
     reject_unknown(extras, ALLOWED, "sweeplab grid")
     if ns.executor not in EXECUTORS:
         raise ConfigError("executor", ns.executor, "allowed values are " + ", ".join(EXECUTORS))
+    if ns.batch not in BATCH_MODES:
+        raise ConfigError("batch", ns.batch, "allowed values are " + ", ".join(BATCH_MODES))
     for key in ("jobs", "threads", "cpus", "time"):
         value = getattr(ns, key)
         if value is not None and value < 1:
@@ -154,12 +160,12 @@ def _make_executor(ns: argparse.Namespace, grid_dir: Path) -> Executor:
     if ns.executor == "inline":
         from sweeplab.execute.inline import InlineExecutor
 
-        return InlineExecutor()
+        return InlineExecutor(batch=ns.batch == "auto")
     if ns.executor == "local":
         from sweeplab.execute.local import LocalExecutor
 
         return LocalExecutor(workers=ns.jobs or max(1, default_workers() // ns.threads),
-                             threads=ns.threads)
+                             threads=ns.threads, batch=ns.batch == "auto")
     from sweeplab.execute.slurm import SlurmExecutor
 
     return SlurmExecutor(

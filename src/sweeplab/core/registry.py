@@ -34,6 +34,11 @@ class Study:
     per-run figures in a grid of hundreds of runs: the analysis draws the grid's figures).
     ``module`` is where the study was registered: a worker process imports it to find the
     study even when it is neither built in nor an entry point.
+
+    A study may also train many runs as one batched computation: ``batch_key(cfg)`` says
+    which runs can share a batch (equal keys; ``None``: this run cannot), and
+    ``run_batch(cfgs, ctxs)`` runs them, returning each run's final metrics or the
+    exception that failed it alone. Each run's files are the same as when it runs alone.
     """
 
     name: str
@@ -43,6 +48,13 @@ class Study:
     description: str = ""
     grid_defaults: dict[str, Any] = field(default_factory=dict)
     module: str = ""
+    batch_key: Callable[[Any], Any] | None = None
+    run_batch: Callable[[list[Any], list[Any]], list[Any]] | None = None
+
+    @property
+    def batchable(self) -> bool:
+        """Whether the study can train several runs as one batched computation."""
+        return self.batch_key is not None and self.run_batch is not None
 
 
 _REGISTRY: dict[str, Study] = {}
@@ -53,14 +65,21 @@ def register_study(
     config: type[StudyConfig],
     preflight: Callable[[Any], None] | None = None,
     grid_defaults: dict[str, Any] | None = None,
+    batch_key: Callable[[Any], Any] | None = None,
+    run_batch: Callable[[list[Any], list[Any]], list[Any]] | None = None,
 ) -> Callable[[StudyFn], StudyFn]:
-    """Decorator registering ``fn(cfg, ctx) -> final_metrics`` as study ``name``."""
+    """Decorator registering ``fn(cfg, ctx) -> final_metrics`` as study ``name``.
+
+    ``batch_key`` and ``run_batch`` (both or neither) opt the study into batched runs.
+    """
+    if (batch_key is None) != (run_batch is None):
+        raise TypeError(f"study {name}: give both batch_key and run_batch, or neither")
 
     def deco(fn: StudyFn) -> StudyFn:
         doc = (fn.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = Study(
             name, config, fn, preflight, doc[0] if doc else "", dict(grid_defaults or {}),
-            module=fn.__module__,
+            module=fn.__module__, batch_key=batch_key, run_batch=run_batch,
         )
         return fn
 

@@ -9,15 +9,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sweeplab.execute.base import Executor, OnDone, OnStart
-from sweeplab.execute.job import Job, run_job
+from sweeplab.execute.batch import batch_units
+from sweeplab.execute.job import Job, run_jobs
 
 
 class InlineExecutor(Executor):
-    """Runs jobs sequentially in the calling process."""
+    """Runs jobs sequentially in the calling process (compatible runs batched if ``batch``)."""
 
     name = "inline"
 
+    def __init__(self, batch: bool = False):
+        self.batch = batch
+
     def run(self, jobs: Sequence[Job], on_start: OnStart, on_done: OnDone) -> None:
-        for job in jobs:
-            on_start(job)
-            on_done(job, run_job(job))
+        units = batch_units(jobs, workers=1) if self.batch else [[job] for job in jobs]
+        for unit in units:
+            for job in unit:
+                on_start(job)
+            for job, result in zip(unit, run_jobs(unit)):
+                on_done(job, result)

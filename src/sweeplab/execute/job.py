@@ -28,6 +28,8 @@ class Job:
     study_module: str = ""
     tracking: dict[str, Any] = field(default_factory=dict)
     """A prepared :class:`~sweeplab.track.config.TrackingConfig` as a dict (empty: none)."""
+    batch_key: str | None = None
+    """Jobs with equal keys may run as one batched computation (None: never batched)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,6 +47,15 @@ class JobResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def run_jobs(jobs: list[Job]) -> list[JobResult]:
+    """Run a unit of jobs in this process: one job alone, or several as one batch."""
+    if len(jobs) == 1:
+        return [run_job(jobs[0])]
+    from sweeplab.execute.batch import run_batch_jobs
+
+    return run_batch_jobs(jobs)
 
 
 def run_job(job: Job) -> JobResult:

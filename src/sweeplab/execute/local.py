@@ -9,7 +9,9 @@ torch/BLAS to ``threads`` threads so ``workers x threads`` never oversubscribes 
 A worker that dies (segfault, OOM kill, ``kill -9``) breaks the whole pool. The jobs in
 flight then are suspects: each runs again alone in a one-worker pool, where a crash can
 only be its own, so the culprit is reported ``failed`` and its innocent siblings finish.
-The jobs not yet started go on in a fresh pool.
+The jobs not yet started go on in a fresh pool. With ``batch``, compatible runs travel
+as one unit and train as one batched computation (:mod:`sweeplab.execute.batch`); a
+batch whose worker died has each of its runs re-run alone.
 
 When the driver is interrupted (Ctrl-C, SIGTERM) it passes SIGTERM on to the workers:
 a study in its training loop saves a checkpoint and stops, and the grid's next resume
@@ -26,7 +28,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 
 from sweeplab.execute.base import Executor, OnDone, OnStart
-from sweeplab.execute.job import Job, JobResult, run_job
+from sweeplab.execute.batch import batch_units
+from sweeplab.execute.job import Job, JobResult, run_jobs
 
 
 def default_workers() -> int:
@@ -69,67 +72,70 @@ class LocalExecutor(Executor):
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, threads: int = 1):
+    def __init__(self, workers: int | None = None, threads: int = 1, batch: bool = False):
         self.workers = workers or default_workers()
         self.threads = threads
+        self.batch = batch
 
     def run(self, jobs: Sequence[Job], on_start: OnStart, on_done: OnDone) -> None:
         preload = tuple(sorted({job.study_module for job in jobs if job.study_module}))
         started: set[str] = set()
-        queue = list(jobs)
+        queue = batch_units(jobs, self.workers) if self.batch else [[job] for job in jobs]
         while queue:
             queue, suspects = self._run_pool(queue, self.workers, preload, started,
                                              on_start, on_done)
             for job in suspects:  # alone in a pool, a crash can only be the job's own
-                self._run_pool([job], 1, preload, started, on_start, on_done)
+                self._run_pool([[job]], 1, preload, started, on_start, on_done)
 
     def _run_pool(
         self,
-        jobs: list[Job],
+        units: list[list[Job]],
         workers: int,
         preload: tuple[str, ...],
         started: set[str],
         on_start: OnStart,
         on_done: OnDone,
-    ) -> tuple[list[Job], list[Job]]:
-        """Run ``jobs`` on one pool of ``workers``.
+    ) -> tuple[list[list[Job]], list[Job]]:
+        """Run ``units`` (a job alone, or a batch) on one pool of ``workers``.
 
-        Returns ``(not started, suspects)`` if a worker died: the suspects were in flight
-        then, and only one of them (if any) caused it. With one worker, the job in flight
-        is the culprit and fails.
+        Returns ``(units not started, suspect jobs)`` if a worker died: the suspects were
+        in flight then, and only one of them (if any) caused it. With one worker and one
+        job in flight, that job is the culprit and fails.
         """
         pool = ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)),
+            max_workers=min(workers, len(units)),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
             initargs=(self.threads, preload),
         )
-        queue = list(reversed(jobs))
-        running: dict[Future, Job] = {}
+        queue = list(reversed(units))
+        running: dict[Future, list[Job]] = {}
         try:
             while queue or running:
                 while queue and len(running) < workers:
-                    job = queue[-1]
+                    unit = queue[-1]
                     try:
-                        future = pool.submit(run_job, job)
+                        future = pool.submit(run_jobs, unit)
                     except BrokenProcessPool:  # a worker died since the last wait
                         return self._broken(queue, list(running.values()), workers, on_done)
                     queue.pop()
-                    running[future] = job
-                    if job.name not in started:
-                        started.add(job.name)
-                        on_start(job)
+                    running[future] = unit
+                    for job in unit:
+                        if job.name not in started:
+                            started.add(job.name)
+                            on_start(job)
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    job = running.pop(future)
+                    unit = running.pop(future)
                     try:
-                        result = future.result()
+                        results = future.result()
                     except BrokenProcessPool:
-                        return self._broken(queue, [job, *running.values()], workers, on_done)
+                        return self._broken(queue, [unit, *running.values()], workers, on_done)
                     except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
-                        result = JobResult(job.name, "failed",
-                                           error=f"{type(exc).__name__}: {exc}")
-                    on_done(job, result)
+                        error = f"{type(exc).__name__}: {exc}"
+                        results = [JobResult(job.name, "failed", error=error) for job in unit]
+                    for job, result in zip(unit, results):
+                        on_done(job, result)
         except KeyboardInterrupt:
             _stop_workers(pool)
             pool.shutdown(wait=False, cancel_futures=True)
@@ -140,11 +146,11 @@ class LocalExecutor(Executor):
 
     @staticmethod
     def _broken(
-        queue: list[Job], in_flight: list[Job], workers: int, on_done: OnDone
-    ) -> tuple[list[Job], list[Job]]:
-        """The pool broke: with one worker its job is the culprit; else all are suspects."""
-        if workers == 1:
-            for job in in_flight:
-                on_done(job, JobResult(job.name, "failed", error=WORKER_DIED))
+        queue: list[list[Job]], in_flight: list[list[Job]], workers: int, on_done: OnDone
+    ) -> tuple[list[list[Job]], list[Job]]:
+        """The pool broke: a lone job in flight is the culprit; else all are suspects."""
+        jobs = [job for unit in in_flight for job in unit]
+        if workers == 1 and len(jobs) == 1:
+            on_done(jobs[0], JobResult(jobs[0].name, "failed", error=WORKER_DIED))
             return list(reversed(queue)), []
-        return list(reversed(queue)), in_flight
+        return list(reversed(queue)), jobs

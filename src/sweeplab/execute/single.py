@@ -94,6 +94,110 @@ def resume_point(cfg: StudyConfig, run_dir: Path) -> tuple[dict[str, Any] | None
     return checkpoint, None
 
 
+@dataclass
+class RunInProgress:
+    """A started run: its context, status, log handler and trackers, until it ends."""
+
+    study: Study
+    cfg: StudyConfig
+    run_dir: Path
+    ctx: RunContext
+    status: dict[str, Any]
+    handler: logging.Handler
+    log_target: logging.Logger
+    trackers: list[Any]
+    started: float
+
+
+def start_run(
+    study: Study,
+    cfg: StudyConfig,
+    run_dir: str | Path,
+    cli: dict[str, Any] | None = None,
+    resume: bool = False,
+    tracking: TrackingConfig | None = None,
+    run_name: str | None = None,
+    logger_name: str | None = None,
+) -> RunInProgress:
+    """Write the run's header files and ``running`` status; set up its context and log.
+
+    ``logger_name`` None: the run has the process to itself and ``logs/run.log`` takes
+    every ``sweeplab`` message. Otherwise (runs of one batch) it takes only that logger's.
+    """
+    run_dir = Path(run_dir)
+    checkpoint, unusable = resume_point(cfg, run_dir) if resume else (None, None)
+    previous = _read_status(run_dir)
+    if checkpoint is None:
+        for name in OUTPUTS:
+            (run_dir / name).unlink(missing_ok=True)
+    write_run_header(study, cfg, run_dir, cli)
+    status: dict[str, Any] = {
+        "state": "running",
+        "started": _now(),
+        "config_hash": cfg.config_hash(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "attempt": int(previous.get("attempt", 1)) + 1 if previous else 1,
+    }
+    if checkpoint is not None:
+        status["resumed_from_epoch"] = int(checkpoint["epoch"])
+    save_json(status, run_dir / "status.json")
+
+    handler = logging.FileHandler(run_dir / "logs" / "run.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger("sweeplab")
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    log = logging.getLogger(logger_name or "sweeplab.run")
+    target = log if logger_name else root
+    target.addHandler(handler)
+    ctx = RunContext(run_dir, cfg, logger=log, resume=checkpoint)
+    log.info("run %s of study %s started in %s", cfg.config_hash(), study.name, run_dir)
+    trackers = _trackers(tracking, study, cfg, run_dir, run_name, ctx)
+    if unusable:
+        ctx.warn(unusable)
+    if checkpoint is not None:
+        log.info("resuming from the checkpoint at epoch %d", checkpoint["epoch"])
+        ctx.train_log.event(f"resumed from the checkpoint at epoch {checkpoint['epoch']}")
+    return RunInProgress(study, cfg, run_dir, ctx, status, handler, target, trackers,
+                         time.time())
+
+
+def finish_done(run: RunInProgress, final: dict[str, Any]) -> RunResult:
+    """Record a run's final metrics (final.json, trackers' summary) and ``done`` status."""
+    final = dict(final)
+    for tracker in run.trackers:
+        tracker.summary(final)
+    if run.ctx.warnings:
+        final.setdefault("warnings", list(run.ctx.warnings))
+    save_json(final, run.run_dir / "final.json")
+    duration = time.time() - run.started
+    run.status.update(state="done", ended=_now(), duration_s=duration)
+    save_json(run.status, run.run_dir / "status.json")
+    run.ctx.logger.info("run done in %.2fs", duration)
+    run.ctx.train_log.event(f"done in {duration:.2f}s")
+    _close(run, "done")
+    return RunResult(run.run_dir, "done", final=final, duration_s=duration)
+
+
+def finish_failed(run: RunInProgress, exc: BaseException) -> RunResult:
+    """Record a failure (``interrupted: true`` for Ctrl-C and signals) with its traceback."""
+    duration = time.time() - run.started
+    interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
+    error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+    log = run.ctx.logger
+    log.error("run failed after %.2fs: %s", duration, error)
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    log.info("traceback of the failure:\n%s", trace.rstrip())
+    run.status.update(state="failed", ended=_now(), duration_s=duration, error=error)
+    if interrupted:
+        run.status["interrupted"] = True
+        run.ctx.train_log.event(f"interrupted: {error}")
+    save_json(run.status, run.run_dir / "status.json")
+    _close(run, "interrupted" if interrupted else "failed")
+    return RunResult(run.run_dir, "failed", error=error, duration_s=duration)
+
+
 def execute_run(
     study: Study,
     cfg: StudyConfig,
@@ -111,72 +215,17 @@ def execute_run(
     :func:`~sweeplab.track.config.prepare_tracking` resolved it) adds wandb/MLflow sinks
     named ``run_name`` (default: the directory's name); they can fail, the run cannot.
     """
-    run_dir = Path(run_dir)
-    checkpoint, unusable = resume_point(cfg, run_dir) if resume else (None, None)
-    previous = _read_status(run_dir)
-    if checkpoint is None:
-        for name in OUTPUTS:
-            (run_dir / name).unlink(missing_ok=True)
-    write_run_header(study, cfg, run_dir, cli)
-    started = time.time()
-    status: dict[str, Any] = {
-        "state": "running",
-        "started": _now(),
-        "config_hash": cfg.config_hash(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "attempt": int(previous.get("attempt", 1)) + 1 if previous else 1,
-    }
-    if checkpoint is not None:
-        status["resumed_from_epoch"] = int(checkpoint["epoch"])
-    save_json(status, run_dir / "status.json")
-
-    handler = logging.FileHandler(run_dir / "logs" / "run.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    root = logging.getLogger("sweeplab")
-    root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > logging.INFO:
-        root.setLevel(logging.INFO)
-    log = logging.getLogger("sweeplab.run")
-    ctx = RunContext(run_dir, cfg, logger=log, resume=checkpoint)
-    log.info("run %s of study %s started in %s", cfg.config_hash(), study.name, run_dir)
-    trackers = _trackers(tracking, study, cfg, run_dir, run_name, ctx)
-    if unusable:
-        ctx.warn(unusable)
-    if checkpoint is not None:
-        log.info("resuming from the checkpoint at epoch %d", checkpoint["epoch"])
-        ctx.train_log.event(f"resumed from the checkpoint at epoch {checkpoint['epoch']}")
+    run = start_run(study, cfg, run_dir, cli, resume, tracking, run_name)
     try:
         if hasattr(cfg, "seed"):
             set_seeds(int(cfg.seed))
-        final = dict(study.fn(cfg, ctx) or {})
-        for tracker in trackers:
-            tracker.summary(final)
-        if ctx.warnings:
-            final.setdefault("warnings", list(ctx.warnings))
-        save_json(final, run_dir / "final.json")
+        final = study.fn(cfg, run.ctx) or {}
+        return finish_done(run, final)
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then handled
-        duration = time.time() - started
-        interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
-        error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-        log.error("run failed after %.2fs: %s", duration, error)
-        log.info("traceback of the failure:\n%s", traceback.format_exc())
-        status.update(state="failed", ended=_now(), duration_s=duration, error=error)
-        if interrupted:
-            status["interrupted"] = True
-            ctx.train_log.event(f"interrupted: {error}")
-        save_json(status, run_dir / "status.json")
-        _close(ctx, handler, root, trackers, "interrupted" if interrupted else "failed")
-        if interrupted:
+        result = finish_failed(run, exc)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        return RunResult(run_dir, "failed", error=error, duration_s=duration)
-    duration = time.time() - started
-    status.update(state="done", ended=_now(), duration_s=duration)
-    save_json(status, run_dir / "status.json")
-    log.info("run done in %.2fs", duration)
-    ctx.train_log.event(f"done in {duration:.2f}s")
-    _close(ctx, handler, root, trackers, "done")
-    return RunResult(run_dir, "done", final=final, duration_s=duration)
+        return result
 
 
 def _read_status(run_dir: Path) -> dict[str, Any]:
@@ -207,16 +256,11 @@ def _trackers(
     return sinks
 
 
-def _close(
-    ctx: RunContext,
-    handler: logging.Handler,
-    root: logging.Logger,
-    trackers: list[Any],
-    state: str,
-) -> None:
-    ctx.flush()
-    for tracker in trackers:  # each ends its run as `state`; ctx.close() is then a no-op
+def _close(run: RunInProgress, state: str) -> None:
+    """Flush the metrics, end the trackers' runs as ``state``, close the files and the log."""
+    run.ctx.flush()
+    for tracker in run.trackers:  # each ends its run as `state`; ctx.close() is then a no-op
         tracker.close(state)
-    ctx.close()
-    root.removeHandler(handler)
-    handler.close()
+    run.ctx.close()
+    run.log_target.removeHandler(run.handler)
+    run.handler.close()

@@ -11,6 +11,7 @@ resume never duplicates a run or a row.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -90,6 +91,7 @@ def plan_grid(
         _preflight(study, validated)
     jobs = []
     for planned, cfg in validated:
+        key = study.batch_key(cfg) if study.batchable else None
         jobs.append(
             Job(
                 study=spec.study,
@@ -100,6 +102,7 @@ def plan_grid(
                 threads=threads,
                 cli=cli or {},
                 study_module=study.module,
+                batch_key=None if key is None else json.dumps(key, sort_keys=True, default=str),
             )
         )
     plan = GridPlan(grid_dir, spec, jobs, varying=_varying_keys(jobs))

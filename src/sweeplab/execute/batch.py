@@ -1,0 +1,117 @@
+"""Batched runs: compatible runs of a grid trained as one computation in one process.
+
+Grids of small models are mostly per-run overhead: the interpreter, the imports, and
+the Python cost of each tiny tensor operation. A study that provides ``batch_key`` and
+``run_batch`` (see :class:`~sweeplab.core.registry.Study`) gets runs with equal keys
+stacked along a leading batch dimension. The framework's part is here:
+
+- :func:`batch_units` splits a grid's jobs into units: a batch per group of equal keys
+  (split so every worker gets a share), and every other job alone. A run that resumes
+  from a checkpoint always runs alone.
+- :func:`run_batch_jobs` runs a unit in a worker: each run gets its own directory,
+  status, log, metric files and trackers exactly as when alone; the study's
+  ``run_batch`` fills them; a run whose outcome is an exception fails alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from sweeplab.execute.job import Job, JobResult
+
+MAX_BATCH = 512
+"""Most runs in one batch (memory grows with it; speed stops growing well before)."""
+
+
+def batch_units(jobs: Sequence[Job], workers: int, max_batch: int = MAX_BATCH) -> list[list[Job]]:
+    """Split ``jobs`` into units: batches of equal ``batch_key`` and singletons.
+
+    A group of ``n`` compatible jobs is cut into ``min(workers, n)`` nearly equal batches
+    (more when a batch would exceed ``max_batch``), so every worker has work.
+    """
+    from sweeplab.execute.sweep import can_resume
+
+    groups: dict[tuple[str, str], list[Job]] = {}
+    units: list[list[Job]] = []
+    for job in jobs:
+        if job.batch_key is None or can_resume(job):
+            units.append([job])
+            continue
+        key = (job.study, job.batch_key)
+        if key not in groups:
+            groups[key] = []
+            units.append(groups[key])
+        groups[key].append(job)
+    out: list[list[Job]] = []
+    for unit in units:
+        n = len(unit)
+        parts = max(min(workers, n), math.ceil(n / max_batch))
+        size = math.ceil(n / parts)
+        out.extend(unit[i:i + size] for i in range(0, n, size))
+    return out
+
+
+def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
+    """Run ``jobs`` (one study, equal batch keys, no checkpoints) as one batch.
+
+    Never raises for a run's failure: a bad config, the study's exception for one run,
+    or an exception of the whole batch all become ``failed`` results. An interruption
+    (Ctrl-C, SIGTERM) is recorded in every run, then re-raised.
+    """
+    from sweeplab.core.experiment import RUN_SUBDIRS
+    from sweeplab.core.registry import get_study
+    from sweeplab.core.threads import limit_threads
+    from sweeplab.execute.single import finish_done, finish_failed, start_run
+    from sweeplab.track.config import TrackingConfig
+
+    limit_threads(max(job.threads for job in jobs))
+    results: dict[str, JobResult] = {}
+    for module in sorted({job.study_module for job in jobs if job.study_module}):
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            return [JobResult(j.name, "failed", error=f"cannot import the study: {exc}")
+                    for j in jobs]
+    study = get_study(jobs[0].study)
+    cfgs, runnable = [], []
+    for job in jobs:
+        try:
+            cfgs.append(study.config.from_mapping(job.config, where=f"run {job.name}"))
+            runnable.append(job)
+        except Exception as exc:  # noqa: BLE001 - a bad job is a failed run
+            results[job.name] = JobResult(job.name, "failed", error=f"{type(exc).__name__}: "
+                                                                     f"{exc}")
+    runs = []
+    for i, (job, cfg) in enumerate(zip(runnable, cfgs)):
+        run_dir = Path(job.run_dir)
+        for sub in RUN_SUBDIRS:
+            (run_dir / sub).mkdir(parents=True, exist_ok=True)
+        tracking = TrackingConfig(**job.tracking) if job.tracking else None
+        runs.append(start_run(study, cfg, run_dir, cli=job.cli, tracking=tracking,
+                              run_name=job.name, logger_name=f"sweeplab.run.{i}"))
+    for run in runs:
+        run.ctx.logger.info("trained in a batch of %d runs", len(runs))
+    try:
+        outcomes = study.run_batch(cfgs, [run.ctx for run in runs])
+        if len(outcomes) != len(runs):
+            raise RuntimeError(f"run_batch returned {len(outcomes)} outcomes for "
+                               f"{len(runs)} runs")
+    except BaseException as exc:  # noqa: BLE001 - the whole batch failed: every run records it
+        for job, run in zip(runnable, runs):
+            r = finish_failed(run, exc)
+            results[job.name] = JobResult(job.name, r.state, r.final, r.error, r.duration_s)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        return [results[job.name] for job in jobs]
+    for job, run, outcome in zip(runnable, runs, outcomes):
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            r = finish_done(run, outcome or {})
+        except Exception as exc:  # noqa: BLE001 - this run's failure, not its batch-mates'
+            r = finish_failed(run, exc)
+        results[job.name] = JobResult(job.name, r.state, r.final, r.error, r.duration_s)
+    return [results[job.name] for job in jobs]
