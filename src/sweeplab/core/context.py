@@ -120,7 +120,9 @@ def interruptible_batch(
     """:meth:`RunContext.interruptible` for runs trained together in one loop.
 
     ``at_epoch(epoch)`` checkpoints each run when it is due; on a stop signal it
-    checkpoints every run, then raises :class:`RunInterrupted`.
+    checkpoints every run, then raises :class:`RunInterrupted`. The sequences are read at
+    every call, so a batch may drop a failed run by removing it from both (same index);
+    it is then no longer checkpointed.
     """
 
     def at_epoch(epoch: int) -> None:

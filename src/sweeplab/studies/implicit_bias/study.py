@@ -19,10 +19,11 @@ import torch
 from sweeplab.core.context import RunContext
 from sweeplab.core.registry import register_study
 from sweeplab.data import check_dataset_available, load_dataset
-from sweeplab.studies.implicit_bias import plots
+from sweeplab.studies.implicit_bias import outputs
 from sweeplab.studies.implicit_bias.baselines import compute_baselines
+from sweeplab.studies.implicit_bias.batched import batch_key, run_batch
 from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
-from sweeplab.studies.implicit_bias.metrics import MetricTracker, angle_deg
+from sweeplab.studies.implicit_bias.metrics import MetricTracker
 from sweeplab.studies.implicit_bias.model import DeepLinearNetwork
 from sweeplab.studies.implicit_bias.potentials import Potential, make_potential
 from sweeplab.studies.implicit_bias.train import MirrorDescentTrainer, train_mirror_descent
@@ -64,16 +65,14 @@ def _dtype(cfg: ImplicitBiasConfig) -> torch.dtype:
     config=ImplicitBiasConfig,
     preflight=preflight,
     grid_defaults={"plots": False},
+    batch_key=batch_key,
+    run_batch=run_batch,
 )
 def run(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
     """Mirror descent on a deep linear network: angles, margins, alignment, balance."""
     data = load_dataset(cfg, seed=cfg.seed)
     X, y = data.X, data.y
-    arrays = {"X": X, "y": y}
-    if data.X_test is not None:
-        arrays.update(X_test=data.X_test, y_test=data.y_test)
-    np.savez_compressed(ctx.path("dataset.npz"), **arrays)
-    ctx.logger.info("data %s: %d samples, dimension %d", data.name, X.shape[0], X.shape[1])
+    outputs.save_dataset(ctx, data)
 
     potential = make_potential(cfg.potential, p=cfg.p, beta=cfg.beta)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -121,47 +120,8 @@ def run(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
                       at_epoch=at_epoch)
 
     w = model.end_to_end().detach().to(torch.float64).numpy()
-    final: dict[str, float] = {"epoch": cfg.epochs, **last}
-    if data.X_test is not None and len(data.y_test):
-        final["test_acc"] = float(np.mean(np.sign(data.X_test @ w) == data.y_test))
-    if directions["lp_max_margin"] is not None:
-        final["linear_md_angle_lp_max_margin"] = angle_deg(
-            directions["linear_md"], directions["lp_max_margin"]
-        )
-    final.update(separable=separable, n_train=int(X.shape[0]), input_dim=int(X.shape[1]))
-
-    ctx.save_json("directions.json", {
-        "end_to_end": w,
-        **directions,
-        "lp_p": potential.margin_p,
-        "separable": separable,
-        "n_samples": int(X.shape[0]),
-        "input_dim": int(X.shape[1]),
-        "dataset": data.name,
-    })
+    final = outputs.final_metrics(cfg.epochs, last, data, w, directions, separable)
+    outputs.save_directions(ctx, w, directions, potential.margin_p, separable, data)
     if cfg.plots:
-        _save_figures(ctx, X, y, w, directions, potential.margin_p)
+        outputs.save_figures(ctx, X, y, w, directions, potential.margin_p)
     return final
-
-
-def _save_figures(
-    ctx: RunContext,
-    X: np.ndarray,
-    y: np.ndarray,
-    w: np.ndarray,
-    directions: dict[str, np.ndarray | None],
-    p: float,
-) -> None:
-    """Angles, margins, balance and alignment over epochs; decision boundary when 2-D."""
-    from sweeplab.track.local import read_metrics
-
-    ctx.flush()
-    rows = read_metrics(ctx.local.jsonl_path)
-    figs = ctx.path("figs")
-    plots.plot_angles_over_time(rows, figs / "angles")
-    plots.plot_margins_over_time(rows, figs / "margins", p=p)
-    plots.plot_norm_balance(rows, figs / "norm_balance")
-    if any(k.startswith("align_") for k in rows[-1]):
-        plots.plot_alignment(rows, figs / "alignment")
-    if X.shape[1] == 2:
-        plots.plot_decision_boundary(w, X, y, figs / "decision_boundary", directions)
