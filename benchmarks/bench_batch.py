@@ -94,29 +94,56 @@ def grid(spec_path: Path, work: Path, tag: str, batch: str) -> float:
                   "--batch", batch, "--out_dir", str(work / "grids")], work)
 
 
-def physical_limit(n_runs: int, epochs: int, n: int = 512, d: int = 2, width: int = 16) -> dict:
-    """FLOPs of the batched computation and their time at the measured bmm rate."""
+STEP_FLOPS = 4352
+"""Per run and step (L = 2, width 16, n = 512, d = 2): margins X w (2048), gradient X^T r
+(2048), the end-to-end product, forward chain, rank-one outer products and dual update."""
+STEP_TRANSCENDENTAL = 512 + 48
+"""Per run and step: a sigmoid per sample (the logistic loss' derivative) and the pows of
+the lp mirror map."""
+LOG_FLOPS = 2400
+LOG_TRANSCENDENTAL = 1024
+"""Per run and logged epoch: margins and norms; exp/log1p of the loss per sample."""
+LOG_KEYS = 22
+
+
+def physical_limit(n_runs: int, epochs: int) -> dict:
+    """Seconds the batched work would take at this machine's measured peak rates.
+
+    FLOPs at the float64 GEMM rate of one core, transcendentals at its measured exp rate,
+    and the metric rows at the local writer's measured cost per row.
+    """
+    import tempfile as tf
+
     import torch
 
+    from sweeplab.track.local import LocalMetricsWriter
+
     torch.set_num_threads(1)
-    # measured float64 rate on batched products of this shape class
-    a = torch.randn(n_runs, n, width, dtype=torch.float64)
-    b = torch.randn(n_runs, width, width, dtype=torch.float64)
-    for _ in range(3):
-        torch.bmm(a, b)
-    reps = 20
+    a = torch.randn(1024, 1024, dtype=torch.float64)
+    a @ a
     t0 = time.perf_counter()
-    for _ in range(reps):
-        torch.bmm(a, b)
-    rate = 2 * n_runs * n * width * width * reps / (time.perf_counter() - t0)
-    # per run and step (L = 2: W1 width x d, W2 1 x width): forward X W1^T, h W2^T;
-    # backward: the rank-one gradients (outer products) and the residual; mirror map
-    forward = 2 * n * d * width + 2 * n * width
-    backward = 2 * n * width + 2 * n * d * width + 2 * n * width
-    mirror = 10 * (width * d + width)
-    metrics = 4 * n * d + 40 * (width * d + width)  # margins and norms, each logged epoch
-    flops = n_runs * epochs * (forward + backward + mirror + metrics)
-    return {"flops": flops, "rate": rate, "seconds": flops / rate}
+    for _ in range(5):
+        a @ a
+    gemm = 5 * 2 * 1024**3 / (time.perf_counter() - t0)
+    x = torch.randn(1 << 22, dtype=torch.float64)
+    torch.exp(x)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        torch.exp(x)
+    exp_s = (time.perf_counter() - t0) / (5 * x.numel())
+    writer = LocalMetricsWriter(tf.mkdtemp(prefix="sweeplab-bench-rows-"))
+    row = {f"metric_{i}": 0.1 * i + 1e-3 for i in range(LOG_KEYS)}
+    t0 = time.perf_counter()
+    for step in range(5000):
+        writer.log(step, row)
+    writer.close()
+    row_s = (time.perf_counter() - t0) / 5000
+    steps = n_runs * epochs
+    flops = steps * (STEP_FLOPS + LOG_FLOPS)
+    transcendental = steps * (STEP_TRANSCENDENTAL + LOG_TRANSCENDENTAL)
+    seconds = flops / gemm + transcendental * exp_s + steps * row_s
+    return {"flops": flops, "gemm": gemm, "exp_ns": exp_s * 1e9, "row_us": row_s * 1e6,
+            "seconds": seconds}
 
 
 def main() -> int:
@@ -153,12 +180,15 @@ def main() -> int:
             print(f"  one process per run, 2 at a time          {wall:8.1f} s  "
                   f"{wall / batched:5.1f}x slower ({how})")
         if len(flag_sets) == 300:
-            limit = physical_limit(300, args.epochs)
-            print(f"  physical limit: {limit['flops'] / 1e9:.2f} GFLOP at the measured float64 "
-                  f"bmm rate {limit['rate'] / 1e9:.2f} GFLOP/s (one core) = "
-                  f"{limit['seconds']:.2f} s on one core, {limit['seconds'] / cores:.2f} s on "
-                  f"{cores}; the batched grid takes {batched / (limit['seconds'] / cores):.0f}x "
-                  f"that (process start-up, imports, baselines, per-op overhead, file writes)")
+            lim = physical_limit(300, args.epochs)
+            per_core = lim["seconds"] / cores
+            print(f"  physical limit: {lim['flops'] / 1e9:.1f} GFLOP at the float64 GEMM peak "
+                  f"{lim['gemm'] / 1e9:.0f} GFLOP/s, transcendentals at {lim['exp_ns']:.2f} "
+                  f"ns, metric rows at {lim['row_us']:.1f} us: {lim['seconds']:.2f} s on one "
+                  f"core, {per_core:.2f} s on {cores}")
+            print(f"  the batched grid takes {batched / per_core:.0f}x the limit (the rest: "
+                  f"process start-up and imports, validation, baselines, per-op overhead of "
+                  f"thin tensors, checkpoints)")
     return 0
 
 

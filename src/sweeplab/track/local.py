@@ -29,6 +29,7 @@ import orjson
 from sweeplab.core.experiment import atomic_write_text
 
 FLUSH_ROWS = 512
+_monotonic = time.monotonic
 _ORJSON = orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -80,14 +81,11 @@ class LocalMetricsWriter:
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
         """Record one row ``{step_key: step, **metrics}``; written within ``flush_seconds``."""
-        row = {self.step_key: int(step)}
+        row = {self.step_key: step if type(step) is int else int(step)}
         row.update(metrics)
         pending = self._pending
         pending.append(row)
-        if (
-            len(pending) >= FLUSH_ROWS
-            or time.monotonic() - self._last_flush >= self.flush_seconds
-        ):
+        if len(pending) >= FLUSH_ROWS or _monotonic() - self._last_flush >= self.flush_seconds:
             self.flush()
 
     def flush(self) -> None:

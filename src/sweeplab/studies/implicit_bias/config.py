@@ -39,3 +39,7 @@ class ImplicitBiasConfig(DataConfig, StudyConfig):
     )
     dtype: Literal["float64", "float32"] = Field("float64", description="training precision")
     plots: bool = Field(True, description="draw the per-run figures (png and pdf)")
+    save_interval: int = Field(
+        500, ge=0,
+        description="write a checkpoint every N epochs (0: only when interrupted and at the end)",
+    )
