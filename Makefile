@@ -42,6 +42,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_grid.py
 	$(BIN)/python benchmarks/bench_analysis.py
 	$(BIN)/python benchmarks/bench_figures.py
+	$(BIN)/python benchmarks/bench_batch.py --sample 40
+	$(BIN)/python benchmarks/bench_logging.py
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks runs
