@@ -251,7 +251,7 @@ MALFORMED = {
     "unknown top-level key": (
         general(grids={"L": [1, 2]}),
         "invalid grids={'L': [1, 2]}: unknown top-level key; allowed keys: study, name, "
-        "description, tracking, fixed, grid, zip, exclude"),
+        "description, run_name, tracking, fixed, grid, zip, exclude"),
     "missing study": (
         {"grid": {"L": [1, 2]}}, "invalid study=None: required"),
     "param in two places": (
@@ -354,3 +354,13 @@ def test_mnist_pairs_grid():
     assert {r.params["pca"] for r in runs} == {50, 200}
     assert {settings(r) for r in runs} == {("quadratic", None), ("lp", 1.5), ("lp", 3.0)}
     assert runs[0].name == "digits=0-1,pca=50,potential=quadratic,L=1,seed=0"
+
+
+def test_run_name_template_names_the_run_directories():
+    spec = parse_grid_spec(general(run_name="L{L}_S{seed}_lr{lr:g}",
+                                   grid={"L": [1, 2], "seed": [0, 1]}, fixed={"lr": 0.1}))
+    assert [r.name for r in expand(spec)] == ["L1_S0_lr0.1", "L1_S1_lr0.1", "L2_S0_lr0.1",
+                                              "L2_S1_lr0.1"]
+    bad = parse_grid_spec(general(run_name="L{depth}", grid={"L": [1, 2]}), source="b.yaml")
+    with pytest.raises(ConfigError, match=r"invalid run_name=L\{depth\}: uses \{depth\}"):
+        expand(bad)

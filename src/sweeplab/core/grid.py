@@ -7,6 +7,7 @@ General form, for any study (``runs/configs/example_grid.yaml`` documents every 
     study: implicit-bias          # registered study name
     name: my-grid                 # optional
     description: ...              # optional
+    run_name: "L{n_layers}_G{gamma}_S{seed}"   # optional: run directory names (a template)
     tracking: {wandb_project: P, mlflow_uri: default}   # optional trackers of every run
     fixed: {dataset: synthetic}   # constant parameters
     grid: {L: [1, 2], seed: [0, 1, 2]}          # cartesian product
@@ -47,6 +48,7 @@ from typing import Any
 import yaml
 
 from sweeplab.core.config import StudyConfig
+from sweeplab.core.experiment import safe_name
 from sweeplab.errors import ConfigError
 
 __all__ = [
@@ -62,7 +64,8 @@ __all__ = [
     "validate_runs",
 ]
 
-TOP_LEVEL_KEYS = ("study", "name", "description", "tracking", "fixed", "grid", "zip", "exclude")
+TOP_LEVEL_KEYS = ("study", "name", "description", "run_name", "tracking", "fixed", "grid", "zip",
+                  "exclude")
 TRACKING_KEYS = ("wandb_project", "wandb_entity", "wandb_mode", "wandb_dir", "mlflow_uri",
                  "mlflow_experiment")
 """Keys of a spec's ``tracking:`` section (the same as the trackers' CLI flags)."""
@@ -147,6 +150,7 @@ class GridSpec:
     source: str = "grid spec"
     order: tuple[str, ...] = ()
     tracking: dict[str, Any] = field(default_factory=dict)
+    run_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -254,7 +258,7 @@ def _parse_general(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
     study = data.get("study")
     if not isinstance(study, str) or not study:
         raise ConfigError("study", study, "required: the name of a registered study", source)
-    for key in ("name", "description"):
+    for key in ("name", "description", "run_name"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise ConfigError(key, data[key], "must be a string", source)
 
@@ -281,7 +285,7 @@ def _parse_general(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
             order += [k for group in zips for k in group]
     return GridSpec(study, fixed, grid, tuple(zips), tuple(exclude), data.get("name"),
                     data.get("description"), text, source, tuple(order),
-                    _tracking(data.get("tracking"), source))
+                    _tracking(data.get("tracking"), source), data.get("run_name"))
 
 
 def _tracking(value: Any, source: str) -> dict[str, Any]:
@@ -446,7 +450,10 @@ def expand(spec: GridSpec) -> list[PlannedRun]:
     keys = list(spec.order) + [k for r in runs for k in r if k not in spec.order]
     keys = list(dict.fromkeys(keys))
     varying = [k for k in keys if len({_freeze(r.get(k, DEFAULT)) for r in runs}) > 1]
-    names = [_run_name(r, varying) for r in runs]
+    if spec.run_name:
+        names = [_templated_name(spec, r) for r in runs]
+    else:
+        names = [_run_name(r, varying) for r in runs]
     counts: dict[str, int] = {}
     for n in names:
         counts[n] = counts.get(n, 0) + 1
@@ -477,6 +484,20 @@ def _iter_params(spec: GridSpec, matched: set[int]) -> Iterator[dict[str, Any]]:
             continue
         ordered = sorted(params, key=lambda k: rank.get(k, len(rank)))
         yield {k: _copy(params[k]) for k in ordered if params[k] is not DEFAULT}
+
+
+def _templated_name(spec: GridSpec, params: Mapping[str, Any]) -> str:
+    """The spec's ``run_name`` template (``str.format``) filled with the run's parameters."""
+    values = {k: v for k, v in params.items() if v is not DEFAULT}
+    try:
+        return safe_name(spec.run_name.format_map(values))
+    except KeyError as exc:
+        raise ConfigError("run_name", spec.run_name, f"uses {{{exc.args[0]}}}, which the grid "
+                          "does not set; use parameters of fixed, grid or zip", spec.source
+                          ) from None
+    except (ValueError, IndexError) as exc:
+        raise ConfigError("run_name", spec.run_name, f"not a valid template ({exc})",
+                          spec.source) from None
 
 
 def _run_name(params: Mapping[str, Any], varying: list[str]) -> str:

@@ -20,6 +20,8 @@ StudyFn = Callable[..., dict[str, float]]
 
 BUILTIN_STUDIES = {
     "implicit-bias": "sweeplab.studies.implicit_bias.study",
+    "anchor-composite": "sweeplab.studies.anchor.study",
+    "inverse-sequence": "sweeplab.studies.anchor.study",
 }
 """Name -> module that registers the study when imported."""
 

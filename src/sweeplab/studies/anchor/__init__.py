@@ -1,0 +1,1 @@
+"""Anchor-function and inverse-sequence tasks (Chen, Lin, Wang, Xu, NeurIPS 2025, App. C)."""

@@ -1,0 +1,159 @@
+"""The six sequence classifiers of "Achilles' Heel of Mamba" and their gamma initialisation.
+
+Chen, Lin, Wang, Xu 2025 (NeurIPS; arXiv 2509.17514), Sec. 3 (setup) and Sec. 5 (remedies).
+Every model is  embed (+ learned positions) -> n_layers pre-norm residual blocks
+h <- h + mixer(norm(h)) [+ h <- h + mlp(norm(h)) for the Transformer] -> final norm ->
+linear head, read at the last position: logits (batch, vocab).
+
+    model_type              mixer                                  positions   norm
+    mamba_standard          Mamba-2, trained conv                  none        RMSNorm
+    mamba_ones_conv         Mamba-2, conv kernel fixed to ones     none        RMSNorm
+    mamba_pos_encoding      Mamba-2                                learned     RMSNorm
+    mamba_residual          Mamba-2 + (pre-conv x -> SSM output)   learned     RMSNorm
+    transformer             causal attention + MLP                 learned     LayerNorm
+    transformer_with_conv   attention with conv+SiLU on q, k, v    learned     LayerNorm
+
+Gamma initialisation (Zhang et al. 2024, "Initialization is critical to whether
+transformers fit composite functions by reasoning or memorizing", Sec. 3; used by Chen et
+al. 2025, Sec. 3): every weight matrix W of shape (out, in) -- all nn.Linear weights, the
+LM head and the embeddings -- is drawn from N(0, (fan_in^-gamma)^2). fan_in is the input
+dimension ``in`` = ``W.shape[1]``; for an embedding table (vocab or seq_len, d_model) that
+is d_model, as in Zhang et al.'s code (which applies ``std = W.shape[1] ** -gamma`` to every
+2-D weight). Larger gamma = smaller init (gamma > 0.5 is the "small" regime). Biases, norm
+weights, conv kernels, A_log, D and dt_bias keep their defaults.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sweeplab.studies.anchor.mamba import Mamba2Mixer
+from sweeplab.studies.anchor.transformer import MLP, CausalSelfAttention
+
+MODEL_TYPES: tuple[str, ...] = (
+    "mamba_standard",
+    "mamba_ones_conv",
+    "mamba_pos_encoding",
+    "transformer",
+    "transformer_with_conv",
+    "mamba_residual",
+)
+
+
+class MambaBlock(nn.Module):
+    """h + mixer(rmsnorm(h)): Mamba-2's residual block (no MLP, as in Mamba-2 LMs)."""
+
+    def __init__(self, d_model: int, **mixer_kwargs):
+        super().__init__()
+        self.norm = nn.RMSNorm(d_model, eps=1e-5)
+        self.mixer = Mamba2Mixer(d_model, **mixer_kwargs)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.mixer(self.norm(h))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm block: h + attn(ln(h)), then h + mlp(ln(h))."""
+
+    def __init__(self, d_model: int, conv_qkv: bool = False, d_conv: int = 4):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attn = CausalSelfAttention(d_model, conv_qkv=conv_qkv, d_conv=d_conv)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = h + self.attn(self.norm1(h))
+        return h + self.mlp(self.norm2(h))
+
+
+class SequenceClassifier(nn.Module):
+    """Token embedding (+ optional learned positions) -> blocks -> norm -> head."""
+
+    def __init__(
+        self,
+        blocks: list[nn.Module],
+        vocab_size: int,
+        d_model: int,
+        seq_len: int,
+        pos_embedding: bool,
+        final_norm: nn.Module,
+    ):
+        super().__init__()
+        self.seq_len = seq_len
+        self.embed = nn.Embedding(vocab_size, d_model)
+        self.pos_embed = nn.Embedding(seq_len, d_model) if pos_embedding else None
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = final_norm
+        self.head = nn.Linear(d_model, vocab_size, bias=False)
+
+    def hidden_states(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Final-normed hidden states, (batch, T, d_model); position t sees tokens <= t."""
+        h = self.embed(tokens)
+        if self.pos_embed is not None:
+            t = tokens.shape[1]
+            if t > self.seq_len:
+                raise ValueError(f"sequence length {t} exceeds seq_len={self.seq_len}")
+            h = h + self.pos_embed.weight[:t]
+        for block in self.blocks:
+            h = block(h)
+        return self.norm(h)
+
+    def forward(self, tokens: torch.Tensor, all_positions: bool = False) -> torch.Tensor:
+        """Logits at the last position (batch, vocab), or at every one (batch, T, vocab)."""
+        h = self.hidden_states(tokens)
+        return self.head(h if all_positions else h[:, -1])
+
+
+def gamma_init_(model: nn.Module, gamma: float) -> nn.Module:
+    """Redraw every nn.Linear / nn.Embedding weight W ~ N(0, (W.shape[1] ** -gamma)^2).
+
+    In place; returns the model. See the module docstring for fan_in and the source.
+    """
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                module.weight.normal_(0.0, module.weight.shape[1] ** (-gamma))
+    return model
+
+
+def build_model(
+    model_type: str,
+    vocab_size: int,
+    seq_len: int,
+    n_layers: int,
+    d_model: int = 32,
+    d_state: int = 128,
+    expand: int = 2,
+    d_conv: int = 4,
+    gamma: float = 1.0,
+    seed: int | None = None,
+) -> SequenceClassifier:
+    """One of MODEL_TYPES, gamma-initialised; ``seed`` makes it reproducible without
+    touching the global RNG state. Paper sizes: d_model 32, d_state 128, expand 2, d_conv 4.
+    """
+    if model_type not in MODEL_TYPES:
+        raise ValueError(f"model_type={model_type!r}; allowed: {', '.join(MODEL_TYPES)}")
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        if model_type.startswith("mamba"):
+            mixer = dict(
+                d_state=d_state,
+                expand=expand,
+                d_conv=d_conv,
+                ones_conv=model_type == "mamba_ones_conv",
+                conv_residual=model_type == "mamba_residual",
+            )
+            blocks = [MambaBlock(d_model, **mixer) for _ in range(n_layers)]
+            final_norm: nn.Module = nn.RMSNorm(d_model, eps=1e-5)
+            pos = model_type in ("mamba_pos_encoding", "mamba_residual")
+        else:
+            conv_qkv = model_type == "transformer_with_conv"
+            blocks = [TransformerBlock(d_model, conv_qkv, d_conv) for _ in range(n_layers)]
+            final_norm = nn.LayerNorm(d_model)
+            pos = True
+        model = SequenceClassifier(blocks, vocab_size, d_model, seq_len, pos, final_norm)
+        gamma_init_(model, gamma)
+    return model

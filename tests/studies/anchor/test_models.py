@@ -1,0 +1,202 @@
+"""Models of the "Achilles' Heel of Mamba" study: shapes, causality, the SSD quadratic form
+against its recurrence, gamma initialisation, the frozen ones-kernel, and that they learn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sweeplab.studies.anchor.mamba import Mamba2Mixer, segsum_decay, ssd_quadratic
+from sweeplab.studies.anchor.models import MODEL_TYPES, build_model, gamma_init_
+
+VOCAB, SEQ = 11, 8
+TINY = dict(d_model=16, d_state=8, expand=2, d_conv=4)
+
+
+def tiny(model_type: str, gamma: float = 0.5, seed: int = 0, n_layers: int = 2):
+    return build_model(model_type, VOCAB, SEQ, n_layers, gamma=gamma, seed=seed, **TINY)
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_output_shapes(model_type):
+    model = tiny(model_type)
+    tokens = torch.randint(0, VOCAB, (5, SEQ))
+    assert model(tokens).shape == (5, VOCAB)
+    per_pos = model(tokens, all_positions=True)
+    assert per_pos.shape == (5, SEQ, VOCAB)
+    torch.testing.assert_close(per_pos[:, -1], model(tokens))
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_causal(model_type):
+    """Output at t is blind to tokens after t, and sees every token at or before t."""
+    model = tiny(model_type).double()
+    gen = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, VOCAB, (16, SEQ), generator=gen)
+    base = model(tokens, all_positions=True)
+    for s in range(SEQ):
+        changed = tokens.clone()
+        shift = 1 + torch.randint(0, VOCAB - 1, (16,), generator=gen)  # a different token
+        changed[:, s] = (changed[:, s] + shift) % VOCAB
+        out = model(changed, all_positions=True)
+        if s > 0:
+            assert (out[:, :s] - base[:, :s]).abs().max().item() <= 1e-6
+        # every position t >= s reacts to the change at s
+        react = (out[:, s:] - base[:, s:]).abs().amax(dim=(0, 2))
+        assert (react > 1e-6).all(), f"positions >= {s} ignore token {s}: {react}"
+
+
+def naive_ssd(x, log_a, b, c, d):
+    """h_t = a_t h_{t-1} + B_t x_t^T, y_t = h_t^T C_t + D x_t, a Python loop over time."""
+    batch, t_len, p = x.shape
+    h = torch.zeros(batch, b.shape[-1], p, dtype=x.dtype)
+    ys = []
+    for t in range(t_len):
+        h = log_a[:, t, None, None].exp() * h + b[:, t, :, None] * x[:, t, None, :]
+        ys.append(torch.einsum("bnp,bn->bp", h, c[:, t]) + d * x[:, t])
+    return torch.stack(ys, dim=1)
+
+
+def test_ssd_quadratic_equals_recurrence():
+    gen = torch.Generator().manual_seed(0)
+    batch, t_len, p, n = 3, 20, 6, 5
+    kw = dict(generator=gen, dtype=torch.float64)
+    x, b, c = (torch.randn(batch, t_len, k, **kw) for k in (p, n, n))
+    log_a = -torch.rand(batch, t_len, **kw) * 2.0  # a in (e^-2, 1]
+    d = 0.7
+    y = ssd_quadratic(x, log_a, b, c) + d * x
+    torch.testing.assert_close(y, naive_ssd(x, log_a, b, c, d), rtol=0, atol=1e-6)
+
+
+def test_segsum_decay_is_lower_triangular_product():
+    log_a = torch.log(torch.tensor([[0.5, 0.25, 0.8]], dtype=torch.float64))
+    expected = torch.tensor(
+        [[1.0, 0.0, 0.0], [0.25, 1.0, 0.0], [0.25 * 0.8, 0.8, 1.0]], dtype=torch.float64
+    )
+    torch.testing.assert_close(segsum_decay(log_a)[0], expected)
+
+
+def test_mixer_matches_recurrence_end_to_end():
+    """The whole mixer with the SSM replaced by the recurrence gives the same output."""
+    torch.manual_seed(0)
+    mixer = Mamba2Mixer(8, d_state=4, expand=2, d_conv=4).double()
+    u = torch.randn(2, 10, 8, dtype=torch.float64)
+    p, n = mixer.d_inner, mixer.d_state
+    z, xbc, dt = torch.split(mixer.in_proj(u), [p, p + 2 * n, 1], dim=-1)
+    x, b, c = torch.split(F.silu(mixer.conv(xbc)), [p, n, n], dim=-1)
+    dt = F.softplus(dt.squeeze(-1) + mixer.dt_bias)
+    log_a = dt * -mixer.A_log.exp()
+    y = naive_ssd(x * dt[..., None], log_a, b, c, 0.0) + mixer.D * x
+    torch.testing.assert_close(mixer(u), mixer.out_proj(mixer.norm(y, z)), rtol=0, atol=1e-10)
+
+
+def test_causal_conv_matches_torch_conv1d():
+    torch.manual_seed(0)
+    mixer = Mamba2Mixer(8, d_state=4)
+    conv = mixer.conv
+    ch, k = conv.weight.shape
+    ref = nn.Conv1d(ch, ch, k, groups=ch, padding=k - 1)
+    with torch.no_grad():
+        ref.weight.copy_(conv.weight[:, None, :])
+        ref.bias.copy_(conv.bias)
+    x = torch.randn(3, 7, ch)
+    expected = ref(x.transpose(1, 2))[..., :7].transpose(1, 2)
+    torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0])
+def test_gamma_init_std(gamma):
+    big = nn.Sequential(nn.Linear(256, 512), nn.LayerNorm(512), nn.Embedding(300, 200))
+    gamma_init_(big, gamma)
+    lin, norm, emb = big
+    assert lin.weight.std().item() == pytest.approx(256 ** (-gamma), rel=0.03)
+    assert lin.weight.mean().abs().item() < 0.01 * 256 ** (-gamma)
+    assert emb.weight.std().item() == pytest.approx(200 ** (-gamma), rel=0.03)  # fan_in = dim
+    bound = 256**-0.5  # nn.Linear's default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert lin.bias.abs().max().item() <= bound
+    assert torch.equal(norm.weight, torch.ones(512)) and torch.equal(norm.bias, torch.zeros(512))
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0])
+def test_build_model_applies_gamma_only_to_matrices(gamma):
+    model = build_model("mamba_standard", 50, 8, 1, d_model=64, d_state=32, gamma=gamma, seed=3)
+    mixer = model.blocks[0].mixer
+    assert mixer.in_proj.weight.std().item() == pytest.approx(64 ** (-gamma), rel=0.03)
+    assert mixer.out_proj.weight.std().item() == pytest.approx(128 ** (-gamma), rel=0.05)
+    assert model.head.weight.std().item() == pytest.approx(64 ** (-gamma), rel=0.05)
+    # untouched defaults
+    assert torch.equal(mixer.D, torch.ones(1))
+    assert 1.0 <= mixer.A_log.exp().item() <= 16.0
+    assert 1e-3 <= F.softplus(mixer.dt_bias).item() <= 1e-1 + 1e-6
+    assert mixer.conv.weight.abs().max().item() <= 0.5  # U(+-1/sqrt(d_conv))
+    assert torch.equal(mixer.norm.weight, torch.ones(128))
+    assert torch.equal(model.blocks[0].norm.weight, torch.ones(64))
+
+
+def test_seed_reproducible_and_leaves_global_rng():
+    state = torch.get_rng_state()
+    a, b = tiny("transformer", seed=7), tiny("transformer", seed=7)
+    assert torch.equal(torch.get_rng_state(), state)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    c = tiny("transformer", seed=8)
+    assert not torch.equal(a.head.weight, c.head.weight)
+
+
+def test_ones_conv_kernel_is_frozen_ones():
+    model = tiny("mamba_ones_conv")
+    tokens = torch.randint(0, VOCAB, (4, SEQ))
+    F.cross_entropy(model(tokens), torch.randint(0, VOCAB, (4,))).backward()
+    for block in model.blocks:
+        w = block.mixer.conv.weight
+        assert torch.equal(w, torch.ones_like(w))
+        assert not w.requires_grad and w.grad is None
+        assert block.mixer.conv.bias.grad is not None
+    standard = tiny("mamba_standard")
+    assert all(b.mixer.conv.weight.requires_grad for b in standard.blocks)
+
+
+def test_variants_differ_where_they_should():
+    std, pos, res = (tiny(m) for m in ("mamba_standard", "mamba_pos_encoding", "mamba_residual"))
+    assert std.pos_embed is None and pos.pos_embed is not None and res.pos_embed is not None
+    assert res.blocks[0].mixer.conv_residual and not pos.blocks[0].mixer.conv_residual
+    assert tiny("transformer").blocks[0].attn.conv is None
+    assert tiny("transformer_with_conv").blocks[0].attn.conv is not None
+
+
+def test_unknown_model_type_names_allowed():
+    with pytest.raises(ValueError, match="mamba_standard.*transformer_with_conv"):
+        build_model("mamba3", VOCAB, SEQ, 1)
+
+
+def test_too_long_sequence_rejected():
+    with pytest.raises(ValueError, match="seq_len"):
+        tiny("transformer")(torch.zeros(2, SEQ + 1, dtype=torch.long))
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny ops run fastest on one thread (and a shared CI box stays responsive)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize("model_type", ["mamba_standard", "transformer"])
+def test_overfits_tiny_random_labels(model_type, one_thread):
+    """64 random sequences with random labels are memorised to 100% train accuracy."""
+    gen = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, VOCAB, (64, SEQ), generator=gen)
+    labels = torch.randint(0, VOCAB, (64,), generator=gen)
+    model = build_model(model_type, VOCAB, SEQ, 2, d_model=16, d_state=16, gamma=0.5, seed=0)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        F.cross_entropy(model(tokens), labels).backward()
+        opt.step()
+    with torch.no_grad():
+        acc = (model(tokens).argmax(-1) == labels).float().mean().item()
+    assert acc == 1.0
