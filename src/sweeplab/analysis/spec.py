@@ -19,7 +19,11 @@ import pandas as pd
 SEED_KEYS = ("seed", "data_seed")
 """Parameters that are replicates, never conditions."""
 
-BUILTIN_ANALYSES = {"implicit-bias": "sweeplab.studies.implicit_bias.analysis"}
+BUILTIN_ANALYSES = {
+    "implicit-bias": "sweeplab.studies.implicit_bias.analysis",
+    "anchor-composite": "sweeplab.studies.anchor.analysis",
+    "inverse-sequence": "sweeplab.studies.anchor.analysis_inverse",
+}
 """Study -> module defining ``ANALYSIS`` (imported lazily: no torch for analysis)."""
 
 

@@ -1,0 +1,259 @@
+"""How ``sweeplab analyze`` treats the anchor studies (Chen et al. 2025, arXiv 2509.17514).
+
+``anchor-composite`` (``COMPOSITE_ANALYSIS``, also ``ANALYSIS``): on the held-out anchor
+pair (4, 3) a model either composes the two anchors (composite solution) or answers as
+for (3, 4) (symmetric solution). Figures: the phase diagram of both accuracies over depth x
+gamma when both vary, bars per condition when ``model_type`` varies (ablations), the
+accuracies over epochs. ``inverse-sequence`` (``INVERSE_ANALYSIS``, served by
+``analysis_inverse``): train, test and out-of-distribution accuracy per model, as a table,
+bars and curves.
+
+Conditions are every varying parameter but the seeds. Findings are sentences computed from
+the aggregated numbers; where the 95% t-intervals across seeds overlap they say so rather
+than naming a winner the data do not support.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sweeplab.analysis.spec import AnalysisData, StudyAnalysis, TableSpec
+from sweeplab.studies.anchor import plots
+
+GROUP_KEYS = (
+    "model_type", "n_layers", "gamma", "d_model", "d_state", "expand", "d_conv", "epochs",
+    "lr", "batch_size", "weight_decay", "schedule", "grad_clip", "n_train",
+)
+"""Config keys that define a condition when they vary (seeds are replicates)."""
+
+SHORT = {"n_layers": "L", "gamma": "gamma", "model_type": None}
+"""How a key shows in a condition label (None: the value alone)."""
+
+NEITHER = 0.1
+"""Below this held-out accuracy a solution counts as not learned."""
+
+COMPOSITE_CURVES = {
+    "composite_acc": "held-out pair: composite",
+    "symmetric_acc": "held-out pair: symmetric",
+    "test_acc": "test accuracy",
+    "train_acc": "train accuracy",
+}
+INVERSE_CURVES = {"train_acc": "train", "test_acc": "test", "ood_acc": "out of distribution"}
+
+COMPOSITE_TABLES = (
+    TableSpec(
+        "final_metrics",
+        "Final metrics of the composite task: held-out pair (4, 3) solved as composite or "
+        "symmetric, test and train accuracy",
+        (("composite_acc", "composite acc"), ("symmetric_acc", "symmetric acc"),
+         ("test_acc", "test acc"), ("train_acc", "train acc"), ("train_loss", "train loss")),
+    ),
+)
+INVERSE_TABLES = (
+    TableSpec(
+        "final_metrics",
+        "Final metrics of inverse sequence matching: train, test (unseen number sets) and "
+        "out-of-distribution (values 101-200) accuracy",
+        (("train_acc", "train acc"), ("test_acc", "test acc"), ("ood_acc", "OOD acc"),
+         ("train_loss", "train loss")),
+    ),
+)
+
+
+def label(row: Any, varying: list[str]) -> str:
+    """``mamba_standard, L=2, gamma=0.5``: the model bare, depth as L, other keys k=v."""
+    parts = []
+    for key in varying:
+        if key not in row:
+            continue
+        short = SHORT.get(key, key)
+        value = plots.plotting.show_value(row[key])
+        parts.append(value if short is None else f"{short}={value}")
+    return ", ".join(parts)
+
+
+def _ok(value: Any) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def compare(row: Any, a: str, b: str) -> int | None:
+    """1 if ``a`` is clearly above ``b`` (95% intervals disjoint), -1 below, 0 overlap.
+
+    None when an interval is missing (a single seed).
+    """
+    lo_a, hi_a = row.get(f"{a}_ci_low"), row.get(f"{a}_ci_high")
+    lo_b, hi_b = row.get(f"{b}_ci_low"), row.get(f"{b}_ci_high")
+    if not all(_ok(v) for v in (lo_a, hi_a, lo_b, hi_b)):
+        return None
+    if lo_a > hi_b:
+        return 1
+    if lo_b > hi_a:
+        return -1
+    return 0
+
+
+def solution_of(row: Any) -> str:
+    """composite | symmetric | neither | undecided: the held-out pair's solution."""
+    comp, sym = row["composite_acc_mean"], row["symmetric_acc_mean"]
+    if max(comp, sym) < NEITHER:
+        return "neither"
+    order = compare(row, "composite_acc", "symmetric_acc")
+    if order == 1 or (order is None and comp > sym):
+        return "composite"
+    if order == -1 or (order is None and sym > comp):
+        return "symmetric"
+    return "undecided"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def composite_sentence(row: Any) -> str:
+    """One condition: which solution its held-out pair takes, with the numbers."""
+    comp, sym = row["composite_acc_mean"], row["symmetric_acc_mean"]
+    numbers = f"composite {_pct(comp)}, symmetric {_pct(sym)}, n={int(row['count'])}"
+    kind = solution_of(row)
+    if kind == "neither":
+        return f"{row['condition']}: learns neither solution of the held-out pair ({numbers})."
+    if kind == "undecided":
+        return (f"{row['condition']}: the 95% intervals of composite and symmetric accuracy "
+                f"overlap ({numbers}), so these seeds do not separate the two solutions.")
+    interval = compare(row, "composite_acc", "symmetric_acc")
+    note = "" if interval is not None else "; a single seed, no interval"
+    return f"{row['condition']}: the {kind} solution dominates ({numbers}{note})."
+
+
+def phase_findings(finals: pd.DataFrame) -> list[str]:
+    """Counts of cells per solution and the trend of composite accuracy along gamma."""
+    kinds = finals.apply(solution_of, axis=1)
+    counts = kinds.value_counts()
+    text = (f"Over the {len(finals)} (depth, gamma) cells: composite dominates in "
+            f"{counts.get('composite', 0)}, symmetric in {counts.get('symmetric', 0)}, "
+            f"overlapping intervals in {counts.get('undecided', 0)}, neither learned in "
+            f"{counts.get('neither', 0)}.")
+    out = [text]
+    by_gamma = finals.groupby("gamma")[["composite_acc_mean", "symmetric_acc_mean"]].mean()
+    if len(by_gamma) >= 2:
+        lo, hi = by_gamma.index.min(), by_gamma.index.max()
+        out.append(
+            f"Averaged over depths, composite accuracy goes from "
+            f"{_pct(by_gamma.loc[lo, 'composite_acc_mean'])} at gamma={lo:g} to "
+            f"{_pct(by_gamma.loc[hi, 'composite_acc_mean'])} at gamma={hi:g}, symmetric "
+            f"accuracy from {_pct(by_gamma.loc[lo, 'symmetric_acc_mean'])} to "
+            f"{_pct(by_gamma.loc[hi, 'symmetric_acc_mean'])}."
+        )
+    return out
+
+
+def best_of(finals: pd.DataFrame, metric: str) -> str | None:
+    """The condition highest in ``metric``, and whether the runner-up's interval overlaps."""
+    ranked = finals.dropna(subset=[f"{metric}_mean"]).sort_values(
+        f"{metric}_mean", ascending=False)
+    if len(ranked) < 2:
+        return None
+    first, second = ranked.iloc[0], ranked.iloc[1]
+    text = (f"Highest {metric}: {first['condition']} ({_pct(first[f'{metric}_mean'])}) ahead "
+            f"of {second['condition']} ({_pct(second[f'{metric}_mean'])})")
+    lo, hi = first.get(f"{metric}_ci_low"), second.get(f"{metric}_ci_high")
+    if _ok(lo) and _ok(hi):
+        if lo > hi:
+            return text + "; the 95% intervals are disjoint."
+        return text + "; the 95% intervals overlap, so these seeds do not separate them."
+    return text + "; no interval (a single seed)."
+
+
+def findings(data: AnalysisData) -> list[str]:
+    """Which solution dominates where (composite task); accuracies per model (inverse)."""
+    finals = data.finals
+    out: list[str] = []
+    if {"composite_acc_mean", "symmetric_acc_mean"} <= set(finals.columns):
+        if is_phase_diagram(finals):
+            out += phase_findings(finals)
+        if len(finals) <= 12:
+            out += [composite_sentence(row) for _, row in finals.iterrows()]
+    if "ood_acc_mean" in finals:
+        for _, row in finals.iterrows():
+            out.append(
+                f"{row['condition']}: train {_pct(row['train_acc_mean'])}, test "
+                f"{_pct(row['test_acc_mean'])}, out of distribution "
+                f"{_pct(row['ood_acc_mean'])} (n={int(row['count'])})."
+            )
+        for metric in ("test_acc", "ood_acc"):
+            sentence = best_of(finals, metric)
+            if sentence:
+                out.append(sentence)
+    if data.failed:
+        out.append(f"{data.failed} run(s) failed and are excluded from every number above.")
+    return out
+
+
+def is_phase_diagram(finals: pd.DataFrame) -> bool:
+    """True when the grid varies both depth and gamma."""
+    return all(k in finals and finals[k].astype(str).nunique() > 1 for k in ("n_layers", "gamma"))
+
+
+def _varies(finals: pd.DataFrame, key: str) -> bool:
+    return key in finals and finals[key].astype(str).nunique() > 1
+
+
+def _captioned(paths: list[Path], figs: Path, caption: str) -> list[tuple[str, str]]:
+    return [(p.relative_to(figs.parent).as_posix(), caption) for p in paths
+            if p.suffix == ".png"]
+
+
+def figures(data: AnalysisData, figs: Path) -> list[tuple[str, str]]:
+    """Phase diagram (depth x gamma), bars per condition, accuracy curves."""
+    finals, out = data.finals, []
+    composite = "composite_acc_mean" in finals and "symmetric_acc_mean" in finals
+    if composite and is_phase_diagram(finals):
+        others = [k for k in data.group_keys if k not in ("n_layers", "gamma")]
+        for path, tag in plots.plot_phase_diagrams(finals, figs / "phase_diagram", others):
+            if path.suffix == ".png":
+                extra = f" ({tag.replace(',', ', ')})" if tag else ""
+                out.append((path.relative_to(figs.parent).as_posix(),
+                            "Phase diagram: accuracy of the composite and the symmetric "
+                            "solution on the held-out pair over depth x gamma, mean across "
+                            f"seeds{extra}"))
+    if composite and _varies(finals, "model_type"):
+        paths = plots.plot_accuracy_bars(
+            finals, data.runs, {m: COMPOSITE_CURVES[m] for m in ("composite_acc",
+                                                                  "symmetric_acc")},
+            figs / "ablation_solutions", "Held-out pair (4, 3) by model")
+        out += _captioned(paths, figs, "Ablations: composite and symmetric accuracy per "
+                          "model (bars: mean +- std across seeds; dots: seeds)")
+    if "ood_acc_mean" in finals:
+        paths = plots.plot_accuracy_bars(finals, data.runs, INVERSE_CURVES,
+                                         figs / "inverse_accuracy", "Inverse sequence matching")
+        out += _captioned(paths, figs, "Train, test and out-of-distribution accuracy per "
+                          "model (bars: mean +- std across seeds; dots: seeds)")
+    if not data.curves.empty:
+        metrics = INVERSE_CURVES if "ood_acc_mean" in finals else COMPOSITE_CURVES
+        paths = plots.plot_accuracy_curves(data.curves, metrics, figs / "accuracy_curves",
+                                           "Accuracy over training")
+        out += _captioned(paths, figs, "Accuracies over epochs per condition "
+                          "(mean +- std across seeds)")
+    return out
+
+
+def _analysis(curves: dict[str, str], tables: tuple[TableSpec, ...],
+              finals: tuple[str, ...]) -> StudyAnalysis:
+    return StudyAnalysis(
+        group_keys=GROUP_KEYS, final_metrics=finals, curve_metrics=tuple(curves),
+        tables=tables, label=label, figures=figures, findings=findings,
+    )
+
+
+COMPOSITE_ANALYSIS = _analysis(
+    COMPOSITE_CURVES, COMPOSITE_TABLES,
+    ("train_loss", "train_acc", "test_acc", "composite_acc", "symmetric_acc"),
+)
+INVERSE_ANALYSIS = _analysis(
+    INVERSE_CURVES, INVERSE_TABLES, ("train_loss", "train_acc", "test_acc", "ood_acc")
+)
+ANALYSIS = COMPOSITE_ANALYSIS
+"""``anchor-composite``'s analysis (``inverse-sequence``: ``analysis_inverse.ANALYSIS``)."""
