@@ -23,6 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -51,17 +52,42 @@ def _init_worker(threads: int, preload: tuple[str, ...]) -> None:
         importlib.import_module(module)
 
 
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
+STOP_GRACE_S = 30.0
+"""How long an interrupted driver waits for its workers' checkpoints before killing them."""
+
+
+def _workers(pool: ProcessPoolExecutor) -> list:
+    """The pool's worker processes (a snapshot; the pool may be changing them)."""
+    try:
+        return list((getattr(pool, "_processes", None) or {}).values())
+    except RuntimeError:  # the dict changed while copied
+        return []
+
+
+def _stop_workers(processes: list) -> None:
     """Pass an interruption on: SIGTERM makes each running study checkpoint and stop.
 
     (Ctrl-C reaches the workers by itself; a ``kill`` of this process does not.)
     """
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    for process in processes:
         if process.is_alive() and process.pid is not None:
             try:
                 os.kill(process.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
+
+
+def _join(processes: list, timeout: float) -> None:
+    """Wait up to ``timeout`` s in all for the workers to end; kill the ones that do not.
+
+    Not ``shutdown(wait=True)``: after workers die mid-task, the pool's manager thread
+    can wait forever, and an interrupted driver must end.
+    """
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
 
 
 WORKER_DIED = "worker process died while running this job (crash, OOM kill or kill -9)"
@@ -110,6 +136,7 @@ class LocalExecutor(Executor):
         )
         queue = list(reversed(units))
         running: dict[Future, list[Job]] = {}
+        interrupted = False
         try:
             while queue or running:
                 while queue and len(running) < workers:
@@ -137,11 +164,15 @@ class LocalExecutor(Executor):
                     for job, result in zip(unit, results):
                         on_done(job, result)
         except KeyboardInterrupt:
-            _stop_workers(pool)
+            interrupted = True
+            processes = _workers(pool)
+            _stop_workers(processes)
             pool.shutdown(wait=False, cancel_futures=True)
+            _join(processes, STOP_GRACE_S)
             raise
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if not interrupted:
+                pool.shutdown(wait=True, cancel_futures=True)
         return [], []
 
     @staticmethod
