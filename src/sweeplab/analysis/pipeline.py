@@ -171,7 +171,8 @@ def _table(report: Report, out: Path, finals: pd.DataFrame, table: Any) -> None:
     present = [(m, h) for m, h in table.metrics if f"{m}_mean" in finals]
     if not present:
         return
-    latex = to_latex(finals, present, caption=table.caption, label=f"tab:{table.name}")
+    columns = [("condition", "condition"), ("count", "n"), *present]
+    latex = to_latex(finals, columns, caption=table.caption, label=f"tab:{table.name}")
     atomic_write_text(out / "tables" / f"{table.name}.tex", latex)
     rows = []
     for _, row in finals.iterrows():

@@ -1,0 +1,184 @@
+"""``sweeplab analyze`` on real (tiny) anchor grids: phase diagram, ablation bars, inverse task.
+
+Grids run through the CLI (inline executor, a few seconds in all); the heatmap's cells are
+checked against the mean over seeds computed independently from each run's final.json.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from sweeplab.analysis import plotting
+from sweeplab.analysis.spec import BUILTIN_ANALYSES, get_analysis
+from sweeplab.cli.main import main
+from sweeplab.studies.anchor import analysis
+
+TINY = {
+    "n_train": 300,
+    "n_test": 50,
+    "d_state": 8,
+    "d_model": 8,
+    "epochs": 2,
+    "log_interval": 1,
+    "save_interval": 0,
+    "device": "cpu",
+}
+
+
+def _grid(
+    tmp: Path, name: str, study: str, fixed: dict, grid: dict, zip_: dict | None = None
+) -> Path:
+    spec = {"study": study, "name": name, "fixed": {**TINY, **fixed}, "grid": grid}
+    if zip_:
+        spec["zip"] = zip_
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    out = tmp / f"{name}_out"
+    assert main(["grid", str(path), "--out_dir", str(out), "--executor", "inline"]) == 0
+    (grid_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return grid_dir
+
+
+@pytest.fixture(scope="module")
+def grids(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("anchor_grids")
+    return {
+        "phase": _grid(
+            tmp,
+            "phase",
+            "anchor-composite",
+            {"n_heldout": 50},
+            {"n_layers": [1, 2], "gamma": [0.5, 1.0], "seed": [1, 2]},
+        ),
+        "ablation": _grid(
+            tmp,
+            "ablation",
+            "anchor-composite",
+            {"n_heldout": 50, "n_layers": 1},
+            {"seed": [1, 2]},
+            {"model_type": ["mamba_standard", "transformer"], "gamma": [1.0, 0.5]},
+        ),
+        "inverse": _grid(
+            tmp,
+            "inverse",
+            "inverse-sequence",
+            {"n_ood": 50, "n_layers": 1},
+            {"model_type": ["mamba_standard", "transformer"], "seed": [1, 2]},
+        ),
+    }
+
+
+def _analyze(grid_dir: Path, out: Path) -> str:
+    assert main(["analyze", "--input_dir", str(grid_dir), "--output_dir", str(out)]) == 0
+    return (out / "report.md").read_text()
+
+
+def _finals(grid_dir: Path) -> pd.DataFrame:
+    rows = []
+    for run in grid_dir.iterdir():
+        if (run / "final.json").is_file():
+            cfg = yaml.safe_load((run / "config.yaml").read_text())
+            cfg = cfg.get("config", cfg) if isinstance(cfg, dict) else cfg
+            rows.append(
+                {
+                    **{k: cfg[k] for k in ("n_layers", "gamma", "model_type", "seed")},
+                    **json.loads((run / "final.json").read_text()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_both_studies_registered():
+    assert set(BUILTIN_ANALYSES) >= {"anchor-composite", "inverse-sequence"}
+    assert get_analysis("anchor-composite") is analysis.COMPOSITE_ANALYSIS
+    assert get_analysis("inverse-sequence") is analysis.INVERSE_ANALYSIS
+
+
+def test_phase_diagram_cells_are_seed_means(grids, tmp_path, monkeypatch):
+    drawn: list[pd.DataFrame] = []
+    original = plotting.draw_heatmap
+
+    def spy(ax, table, *args, **kwargs):
+        drawn.append(table.copy())
+        return original(ax, table, *args, **kwargs)
+
+    monkeypatch.setattr(plotting, "draw_heatmap", spy)
+    out = tmp_path / "analysis"
+    report = _analyze(grids["phase"], out)
+    for suffix in ("png", "pdf"):
+        assert (out / "figs" / f"phase_diagram.{suffix}").stat().st_size > 0
+    assert "figs/phase_diagram.png" in report and "figs/accuracy_curves.png" in report
+    assert not (out / "figs" / "ablation_solutions.png").exists()  # model_type fixed
+
+    finals = _finals(grids["phase"])
+    assert len(finals) == 8
+    assert len(drawn) == 2  # composite, symmetric
+    for table, metric in zip(drawn, ("composite_acc", "symmetric_acc")):
+        expected = finals.groupby(["n_layers", "gamma"])[metric].mean()
+        assert list(table.index) == [1, 2] and list(table.columns) == [0.5, 1.0]
+        for (layers, gamma), value in expected.items():
+            assert table.loc[layers, gamma] == pytest.approx(value, abs=1e-12)
+
+    tex = (out / "tables" / "final_metrics.tex").read_text()
+    summary = pd.read_csv(out / "summary.csv")
+    assert len(summary) == 4  # one row per (depth, gamma) condition
+    body = tex.split("\\midrule")[1].split("\\bottomrule")[0]
+    assert body.count("\\\\") == 4  # one LaTeX row per condition
+    assert "L=1, gamma=0.5 & 2 &" in body  # each row names its condition and seed count
+    assert all(f"| L={layer}, gamma={g:g} | 2 |" in report for layer in (1, 2) for g in (0.5, 1))
+    assert "(depth, gamma) cells" in report
+
+
+def test_ablation_bars_by_model(grids, tmp_path):
+    out = tmp_path / "analysis"
+    report = _analyze(grids["ablation"], out)
+    for suffix in ("png", "pdf"):
+        assert (out / "figs" / f"ablation_solutions.{suffix}").is_file()
+    assert not (out / "figs" / "phase_diagram.png").exists()  # depth does not vary
+    assert "figs/ablation_solutions.png" in report
+    summary = pd.read_csv(out / "summary.csv")
+    assert sorted(summary["model_type"]) == ["mamba_standard", "transformer"]
+    finals = _finals(grids["ablation"])
+    means = finals.groupby("model_type")["composite_acc"].mean()
+    got = summary.set_index("model_type")["composite_acc_mean"]
+    assert np.allclose(got[means.index], means)
+
+
+def test_inverse_table_and_bars(grids, tmp_path):
+    out = tmp_path / "analysis"
+    report = _analyze(grids["inverse"], out)
+    for suffix in ("png", "pdf"):
+        assert (out / "figs" / f"inverse_accuracy.{suffix}").is_file()
+    tex = (out / "tables" / "final_metrics.tex").read_text()
+    assert "OOD acc" in tex and "composite" not in tex
+    assert tex.split("\\midrule")[1].count("\\\\") == 2  # one row per model
+    assert "| mamba_standard | 2 |" in report and "| transformer | 2 |" in report
+    assert "figs/inverse_accuracy.png" in report and "out of distribution" in report
+    assert len(pd.read_csv(out / "summary.csv")) == 2
+
+
+def _row(comp: tuple[float, float], sym: tuple[float, float], n: int = 3) -> pd.Series:
+    """A finals row from (mean, ci half-width) of each accuracy."""
+    row = {"condition": "c", "count": n}
+    for name, (mean, half) in (("composite_acc", comp), ("symmetric_acc", sym)):
+        row.update(
+            {f"{name}_mean": mean, f"{name}_ci_low": mean - half, f"{name}_ci_high": mean + half}
+        )
+    return pd.Series(row)
+
+
+def test_findings_name_a_winner_only_when_intervals_separate():
+    assert analysis.solution_of(_row((0.9, 0.05), (0.1, 0.05))) == "composite"
+    assert analysis.solution_of(_row((0.2, 0.05), (0.8, 0.1))) == "symmetric"
+    assert analysis.solution_of(_row((0.5, 0.2), (0.4, 0.2))) == "undecided"
+    assert analysis.solution_of(_row((0.02, 0.01), (0.05, 0.01))) == "neither"
+    assert "overlap" in analysis.composite_sentence(_row((0.5, 0.2), (0.4, 0.2)))
+    assert "composite solution dominates" in analysis.composite_sentence(
+        _row((0.9, 0.05), (0.1, 0.05))
+    )
