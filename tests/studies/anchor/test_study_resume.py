@@ -43,6 +43,8 @@ def test_composite_run_files_and_metrics(tmp_path):
     final = json.loads((run_dir / "metrics.json").read_text())
     assert final["composite_acc"] == rows[-1]["composite_acc"]
     assert set(torch.load(run_dir / "model.pt", weights_only=True)) >= {"head.weight"}
+    train_log = (run_dir / "train.log").read_text()
+    assert train_log == (run_dir / "logs" / "train.log").read_text() and "done in" in train_log
 
 
 def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):

@@ -4,7 +4,8 @@ Reimplementation of the experiments of Chen, Lin, Wang, Xu, "Achilles' Heel of M
 Essential difficulties of the Mamba architecture demonstrated by synthetic data"
 (NeurIPS 2025, arXiv 2509.17514), App. C: a model (``model_type``) trained on one task,
 evaluated every ``log_interval`` epochs. Besides the framework's files a run writes
-``model.pt`` (the trained weights) and ``metrics.json`` (the final metrics).
+``model.pt`` (the trained weights), ``metrics.json`` (the final metrics) and ``train.log``,
+a relative link to the framework's ``logs/train.log`` (the layout the paper's code uses).
 
 - ``anchor-composite`` (App. C.1): train loss and accuracy, test accuracy on the seen
   pairs, and on the held-out pair (4, 3) ``composite_acc`` (against key - 10, the
@@ -15,6 +16,7 @@ evaluated every ``log_interval`` epochs. Besides the framework's files a run wri
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +49,7 @@ def _fit(
     extra: Callable[[torch.nn.Module], dict[str, float]],
 ) -> dict[str, float]:
     """Build the model, train it with the metrics of ``extra``, save model.pt/metrics.json."""
+    _link_train_log(ctx)
     device = resolve_device(cfg.device)
     model = build_model(cfg.model_type, vocab, seq_len, cfg.n_layers, cfg.d_model,
                         cfg.d_state, cfg.expand, cfg.d_conv, cfg.gamma, seed=cfg.seed).to(device)
@@ -63,6 +66,13 @@ def _fit(
     torch.save(model.state_dict(), ctx.path("model.pt"))
     ctx.save_json("metrics.json", final)
     return final
+
+
+def _link_train_log(ctx: RunContext) -> None:
+    """``train.log`` at the run's top level, pointing at ``logs/train.log`` (one file, two names)."""
+    link = ctx.path("train.log")
+    if not link.is_symlink() and not link.exists():
+        link.symlink_to(Path("logs") / "train.log")
 
 
 @register_study("anchor-composite", config=CompositeConfig)
