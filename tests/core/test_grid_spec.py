@@ -324,7 +324,7 @@ def test_parse_from_a_mapping_keeps_a_yaml_source_text():
 
 
 def test_every_shipped_config_loads_expands_and_validates():
-    paths = sorted(CONFIGS.glob("*.yaml"))
+    paths = sorted(CONFIGS.rglob("*.yaml"))
     assert {p.name for p in paths} >= {
         "example_grid.yaml", "quick_debug.yaml", "synthetic_potentials.yaml", "mnist_pairs.yaml"
     }

@@ -107,6 +107,8 @@ def run_analysis(
     report.add(Heading("Tables"))
     for table in spec.tables:
         _table(report, out, finals, table)
+    for extra in spec.report_tables(data, out) if spec.report_tables else []:
+        report.add(Table(extra.header, extra.rows, extra.caption))
     figures = spec.figures(data, out / "figs") if spec.figures else []
     if figures:
         report.add(Heading("Figures"))

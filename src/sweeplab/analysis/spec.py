@@ -16,13 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-SEED_KEYS = ("seed", "data_seed")
+SEED_KEYS = ("seed", "data_seed", "model_seed")
 """Parameters that are replicates, never conditions."""
 
 BUILTIN_ANALYSES = {
     "implicit-bias": "sweeplab.studies.implicit_bias.analysis",
     "anchor-composite": "sweeplab.studies.anchor.analysis",
     "inverse-sequence": "sweeplab.studies.anchor.analysis_inverse",
+    "minima-volume": "sweeplab.studies.volume.analysis",
 }
 """Study -> module defining ``ANALYSIS`` (imported lazily: no torch for analysis)."""
 
@@ -35,6 +36,15 @@ class TableSpec:
     caption: str
     metrics: tuple[tuple[str, str], ...]
     """(metric, column header) pairs; metrics without the ``final.`` prefix."""
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    """A table for the report: header, rows of cell text, caption."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    caption: str
 
 
 @dataclass
@@ -65,6 +75,9 @@ class StudyAnalysis:
     """Draws the study's figures into a folder; returns (relative png path, caption)."""
     findings: Callable[[AnalysisData], list[str]] | None = None
     """Key findings as sentences derived from the numbers."""
+    report_tables: Callable[[AnalysisData, Path], list[ReportTable]] | None = None
+    """Tables beyond the per-condition ones (e.g. per model inside a run); the callable
+    also writes their CSV/LaTeX files into the output folder it is given."""
 
 
 def generic_analysis(runs: pd.DataFrame, config_keys: list[str]) -> StudyAnalysis:

@@ -77,6 +77,8 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type[BaseModel]) -> l
                 default=argparse.SUPPRESS,
                 help=f"same as --{name} false",
             )
+        elif origin is tuple and args and args[-1] is Ellipsis:  # tuple[int, ...]
+            kwargs.update(nargs="*", metavar=args[0].__name__.upper())
         elif origin is tuple:
             kwargs.update(nargs=len(args), metavar=tuple(a.__name__.upper() for a in args))
         elif origin is list:

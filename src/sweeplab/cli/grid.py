@@ -12,6 +12,7 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from sweeplab.cli.console import Interrupted, console
 from sweeplab.cli.flags import OneLineParser, reject_unknown
@@ -70,11 +71,24 @@ ALLOWED = ["--config", "--tag", "--out_dir", "--resume", "--fresh", "--executor"
            *TRACKING_FLAGS]
 
 
-def main(argv: list[str]) -> int:
-    """Plan (validating everything), then run what is not done; exit 1 if any run failed."""
+def main(
+    argv: list[str],
+    *,
+    prog: str = "sweeplab grid",
+    overrides: dict[str, Any] | None = None,
+    rerun_done: bool = False,
+    study: str | None = None,
+) -> int:
+    """Plan (validating everything), then run what is not done; exit 1 if any run failed.
+
+    Other verbs run grids through here: ``prog`` names them in messages, ``overrides``
+    set a key of every run, ``rerun_done`` runs finished runs again (a staged study's
+    cache keeps that cheap) and ``study`` refuses specs of any other study.
+    """
     parser = build_parser()
+    parser.prog = prog
     ns, extras = parser.parse_known_args(argv)
-    reject_unknown(extras, ALLOWED, "sweeplab grid")
+    reject_unknown(extras, ALLOWED, prog)
     if ns.executor not in EXECUTORS:
         raise ConfigError("executor", ns.executor, "allowed values are " + ", ".join(EXECUTORS))
     if ns.batch not in BATCH_MODES:
@@ -91,18 +105,21 @@ def main(argv: list[str]) -> int:
         if not (grid_dir / SPEC_FILE).is_file():
             raise ConfigError("resume", str(grid_dir), f"not a grid directory (no {SPEC_FILE})")
         spec = load_grid_spec(config if config else grid_dir / SPEC_FILE)
+        _check_study(spec.study, study, prog)
     else:
         if not config:
             raise ConfigError("config", None, "give a grid spec (YAML) or --resume DIR")
         spec = load_grid_spec(config)
+        _check_study(spec.study, study, prog)
         tag = ns.tag or Path(config).stem
         existing = None if ns.fresh else find_grid_dir(Path(ns.out_dir), tag)
         grid_dir = existing or new_grid_dir(Path(ns.out_dir), tag)
         created = existing is None
 
-    command = ["sweeplab", "grid", *argv]
+    command = [*prog.split(), *argv]
     try:
-        plan = plan_grid(spec, grid_dir, threads=ns.threads, cli={"grid": command})
+        plan = plan_grid(spec, grid_dir, threads=ns.threads, cli={"grid": command},
+                         overrides=overrides, rerun_done=rerun_done)
         tracking = tracking_from(ns, spec.tracking, grid_dir.parent,
                                  experiment=spec.name or grid_dir.name.split("_", 1)[-1],
                                  group=grid_dir.name)
@@ -138,8 +155,9 @@ def main(argv: list[str]) -> int:
         with progress:
             executor.run(plan.todo, on_start, on_done)
     except KeyboardInterrupt as exc:
-        raise Interrupted(f"runs continue from their checkpoints with: "
-                          f"sweeplab grid --resume {grid_dir}") from exc
+        again = ("sweeplab grid --resume " + str(grid_dir) if prog == "sweeplab grid"
+                 else " ".join(command))
+        raise Interrupted(f"runs continue from their checkpoints with: {again}") from exc
     finally:
         master.write(force=True)
     counts = master.counts()
@@ -154,6 +172,11 @@ def main(argv: list[str]) -> int:
 
         analyze([str(grid_dir)], default_output(str(grid_dir)))
     return 1 if failed else 0
+
+
+def _check_study(found: str, wanted: str | None, prog: str) -> None:
+    if wanted is not None and found != wanted:
+        raise ConfigError("study", found, f"{prog} runs {wanted} grids only")
 
 
 def _make_executor(ns: argparse.Namespace, grid_dir: Path) -> Executor:

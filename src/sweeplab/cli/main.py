@@ -21,6 +21,8 @@ verbs:
   status DIR            counts, ETA, slowest and failed runs of a grid
   analyze --input_dir D tables, figures and a report across seeds (sweeplab analyze --help)
   studies               list the registered studies and their parameters
+  volume run CONFIG     the minima-volume pipeline over a grid (sweeplab volume --help)
+  new volume-experiment NAME   scaffold the config of a new minima-volume experiment
 
 monitoring and housekeeping (docs/monitoring.md):
   ls [DIR] [--where E]  query runs: --where 'potential=lp and L=2' --sort final.loss
@@ -32,12 +34,25 @@ monitoring and housekeeping (docs/monitoring.md):
 
 
 def _verbs() -> dict[str, Callable[[list[str]], int]]:
-    from sweeplab.cli import analyze, check, clean, errors, grid, logs, ls, run, status, studies
+    from sweeplab.cli import (
+        analyze,
+        check,
+        clean,
+        errors,
+        grid,
+        logs,
+        ls,
+        new,
+        run,
+        status,
+        studies,
+        volume,
+    )
 
     return {"run": run.main, "grid": grid.main, "status": status.main,
             "analyze": analyze.main, "studies": studies.main, "ls": ls.main,
             "logs": logs.main, "errors": errors.main, "check": check.main,
-            "clean": clean.main}
+            "clean": clean.main, "volume": volume.main, "new": new.main}
 
 
 def _sigterm(signum: int, frame: object) -> None:

@@ -112,6 +112,29 @@ _STOP = _StopRequest()
 
 
 @contextmanager
+def stop_points(save: Callable[[], None]) -> Iterator[Callable[[str], None]]:
+    """Deferred stop signals for a loop that keeps its own partial results (not a checkpoint).
+
+    Yields ``stop_point(where)``: on a pending SIGTERM/SIGINT/SIGUSR2 it calls ``save()``
+    (never cut short by a repeated signal), then raises :class:`RunInterrupted`. For
+    pipelines whose units of work are files of their own (e.g. one trained model each),
+    where a run-level checkpoint would tie them to one config.
+    """
+
+    def stop_point(where: str) -> None:
+        if _STOP.signum is not None:
+            name = _STOP.name
+            with _STOP.saving():
+                save()
+            _STOP.signum = None
+            raise RunInterrupted(f"{name} {where}; partial results saved")
+
+    with _STOP.deferred():
+        yield stop_point
+        stop_point("at the end")  # a signal after the last stop point still saves first
+
+
+@contextmanager
 def interruptible_batch(
     contexts: Sequence[RunContext],
     state_fns: Sequence[StateFn],

@@ -22,6 +22,7 @@ BUILTIN_STUDIES = {
     "implicit-bias": "sweeplab.studies.implicit_bias.study",
     "anchor-composite": "sweeplab.studies.anchor.study",
     "inverse-sequence": "sweeplab.studies.anchor.study",
+    "minima-volume": "sweeplab.studies.volume.study",
 }
 """Name -> module that registers the study when imported."""
 
@@ -41,6 +42,12 @@ class Study:
     which runs can share a batch (equal keys; ``None``: this run cannot), and
     ``run_batch(cfgs, ctxs)`` runs them, returning each run's final metrics or the
     exception that failed it alone. Each run's files are the same as when it runs alone.
+
+    A ``staged`` study keeps its own cache of stage outputs in the run directory and
+    decides itself what is still valid, so a grid never clears a staged run's directory
+    when its config changes (only the stages whose inputs changed run again).
+    ``step_key`` names the step column of its metrics (``epoch`` unless it logs
+    something else per step).
     """
 
     name: str
@@ -52,6 +59,8 @@ class Study:
     module: str = ""
     batch_key: Callable[[Any], Any] | None = None
     run_batch: Callable[[list[Any], list[Any]], list[Any]] | None = None
+    staged: bool = False
+    step_key: str = "epoch"
 
     @property
     def batchable(self) -> bool:
@@ -69,10 +78,13 @@ def register_study(
     grid_defaults: dict[str, Any] | None = None,
     batch_key: Callable[[Any], Any] | None = None,
     run_batch: Callable[[list[Any], list[Any]], list[Any]] | None = None,
+    staged: bool = False,
+    step_key: str = "epoch",
 ) -> Callable[[StudyFn], StudyFn]:
     """Decorator registering ``fn(cfg, ctx) -> final_metrics`` as study ``name``.
 
-    ``batch_key`` and ``run_batch`` (both or neither) opt the study into batched runs.
+    ``batch_key`` and ``run_batch`` (both or neither) opt the study into batched runs;
+    ``staged`` marks a study that caches its stages in the run directory (see :class:`Study`).
     """
     if (batch_key is None) != (run_batch is None):
         raise TypeError(f"study {name}: give both batch_key and run_batch, or neither")
@@ -81,7 +93,8 @@ def register_study(
         doc = (fn.__doc__ or "").strip().splitlines()
         _REGISTRY[name] = Study(
             name, config, fn, preflight, doc[0] if doc else "", dict(grid_defaults or {}),
-            module=fn.__module__, batch_key=batch_key, run_batch=run_batch,
+            module=fn.__module__, batch_key=batch_key, run_batch=run_batch, staged=staged,
+            step_key=step_key,
         )
         return fn
 

@@ -32,6 +32,7 @@ __all__ = [
     "IDX_FILES",
     "PairSplits",
     "candidate_dirs",
+    "load_idx_images",
     "load_idx_pair",
     "locate_idx_files",
 ]
@@ -181,3 +182,21 @@ def load_idx_pair(
     pix_t, labels_t = _images_and_labels(files["test_images"], files["test_labels"])
     X_t, y_t = select_pair(pix_t, labels_t, digits, str(files["test_labels"]))
     return PairSplits(_to_unit_interval(X), y, _to_unit_interval(X_t), y_t, files)
+
+
+def load_idx_images(
+    name: str, data_dir: str | os.PathLike[str] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Every class of ``name``: train images, labels, test (t10k) images, labels.
+
+    Images keep their (n, rows, cols) shape as uint8; labels are int64, file order kept.
+    """
+    _check_name(name)
+    files = locate_idx_files(name, data_dir)
+    splits = []
+    for images, labels in (("train_images", "train_labels"), ("test_images", "test_labels")):
+        pix, lab = _images_and_labels(files[images], files[labels])
+        side = int(round(np.sqrt(pix.shape[1])))
+        shape = (side, side) if side * side == pix.shape[1] else (pix.shape[1],)
+        splits += [pix.reshape(pix.shape[0], *shape), lab.astype(np.int64)]
+    return splits[0], splits[1], splits[2], splits[3]

@@ -151,7 +151,7 @@ def start_run(
     log = logging.getLogger(logger_name or "sweeplab.run")
     target = log if logger_name else root
     target.addHandler(handler)
-    ctx = RunContext(run_dir, cfg, logger=log, resume=checkpoint)
+    ctx = RunContext(run_dir, cfg, logger=log, resume=checkpoint, step_key=study.step_key)
     log.info("run %s of study %s started in %s", cfg.config_hash(), study.name, run_dir)
     trackers = _trackers(tracking, study, cfg, run_dir, run_name, ctx)
     if unusable:

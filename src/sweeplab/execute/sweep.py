@@ -77,15 +77,23 @@ def new_grid_dir(out_dir: Path, tag: str) -> Path:
 
 
 def plan_grid(
-    spec: GridSpec, grid_dir: Path, threads: int = 1, cli: dict[str, Any] | None = None
+    spec: GridSpec,
+    grid_dir: Path,
+    threads: int = 1,
+    cli: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+    rerun_done: bool = False,
 ) -> GridPlan:
     """Validate every run, then decide which to run now (nothing is written).
 
-    The study's ``grid_defaults`` apply where the spec does not set a key. Raises
-    :class:`ConfigError` before anything runs if any expanded config is invalid.
+    The study's ``grid_defaults`` apply where the spec does not set a key; ``overrides``
+    replace a key in every run. ``rerun_done`` runs finished runs again too (a staged
+    study then re-uses what its cache still holds). Raises :class:`ConfigError` before
+    anything runs if any expanded config is invalid.
     """
     study = get_study(spec.study)
-    runs = [replace(run, params={**study.grid_defaults, **run.params}) for run in expand(spec)]
+    runs = [replace(run, params={**study.grid_defaults, **run.params, **(overrides or {})})
+            for run in expand(spec)]
     validated = validate_runs(spec, runs)
     if study.preflight is not None:
         _preflight(study, validated)
@@ -107,7 +115,7 @@ def plan_grid(
         )
     plan = GridPlan(grid_dir, spec, jobs, varying=_varying_keys(jobs))
     for job in jobs:
-        (plan.done if is_finished(job) else plan.todo).append(job)
+        (plan.done if is_finished(job) and not rerun_done else plan.todo).append(job)
     return plan
 
 
@@ -191,6 +199,8 @@ def prepare_grid_dir(plan: GridPlan, command: list[str], executor: str) -> None:
         {"started": now, "todo": len(plan.todo), "done_before": len(plan.done)}
     )
     save_json(info, grid_dir / GRID_FILE)
+    if get_study(plan.spec.study).staged:
+        return  # a staged study's run directory is its cache: it invalidates stages itself
     for job in plan.todo:
         run_dir = Path(job.run_dir)
         if run_dir.exists() and not can_resume(job):

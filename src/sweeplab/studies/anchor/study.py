@@ -69,7 +69,7 @@ def _fit(
 
 
 def _link_train_log(ctx: RunContext) -> None:
-    """``train.log`` at the run's top level, pointing at ``logs/train.log`` (one file, two names)."""
+    """``train.log`` at the run's top level: a link to ``logs/train.log`` (one file)."""
     link = ctx.path("train.log")
     if not link.is_symlink() and not link.exists():
         link.symlink_to(Path("logs") / "train.log")

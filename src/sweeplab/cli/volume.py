@@ -1,0 +1,47 @@
+"""``sweeplab volume run CONFIG`` and ``sweeplab volume stage NAME CONFIG``.
+
+The minima-volume pipeline over a grid (``runs/configs/volume/*.yaml``), in parallel with
+the grid's executors and flags (``--out_dir``, ``--executor``, ``-j``, ...). Every run of
+the grid is visited each time; each stage inside a run is skipped when its cached
+outputs exist and its inputs are unchanged, so re-running after an interruption, or
+after changing only the loss cutoffs, redoes only what must be redone.
+"""
+
+from __future__ import annotations
+
+from sweeplab.cli.console import console
+from sweeplab.errors import ConfigError
+from sweeplab.studies.volume.config import STAGES
+
+STUDY = "minima-volume"
+USAGE = f"""usage: sweeplab volume run CONFIG [--out_dir D] [grid flags]
+       sweeplab volume stage NAME CONFIG [--out_dir D] [grid flags]
+
+  run     every stage of every run of the grid CONFIG (cached stages are skipped)
+  stage   one stage (NAME: {', '.join(STAGES)}) of every run; it needs the current
+          outputs of the stages before it
+grid flags: see sweeplab grid --help (--executor, --jobs, --tag, --fresh, ...)
+"""
+ACTIONS = ("run", "stage")
+
+
+def main(argv: list[str]) -> int:
+    """Dispatch ``run`` / ``stage`` to the grid runner with the stages to run."""
+    from sweeplab.cli import grid
+
+    if not argv or argv[0] in ("-h", "--help"):
+        console.print(USAGE, highlight=False)
+        return 0
+    action, rest = argv[0], argv[1:]
+    if action not in ACTIONS:
+        raise ConfigError("action", action, "allowed values are " + ", ".join(ACTIONS))
+    if action == "run":
+        return grid.main(rest, prog="sweeplab volume run", overrides={"stages": "all"},
+                         rerun_done=True, study=STUDY)
+    if not rest or rest[0].startswith("-"):
+        raise ConfigError("stage", None, "name a stage: " + ", ".join(STAGES))
+    name = rest[0]
+    if name not in STAGES:
+        raise ConfigError("stage", name, "allowed values are " + ", ".join(STAGES))
+    return grid.main(rest[1:], prog=f"sweeplab volume stage {name}",
+                     overrides={"stages": name}, rerun_done=True, study=STUDY)

@@ -1,0 +1,363 @@
+"""The five stages of a minima-volume run, each cached (``stages.StageCache``).
+
+1. **train** (one unit per ``m``): a model on the first ``base_size + m`` pool samples;
+   ``models/m<m>.pt`` and the split ``data/split.npz``.
+2. **perturb** (one unit per ``m``): ``n_directions`` filter-normalised directions
+   (direction ``i`` from seed ``perturbation_seed + i``), the loss and accuracy along
+   them on every landscape, batched; ``perturb/m<m>.npz``. With ``search:
+   coarse_to_fine`` only the crossings of ``loss_cutoffs`` are searched (and the coarse
+   curve kept); with ``grid`` the whole grid is kept and any cutoff can be read later.
+3. **volume**: radius of each direction at each cutoff (the crossing coefficient times
+   the norm of the raw Gaussian direction, or of the filter-scaled step with
+   ``radius_norm: scaled``), log-volume per (model, cutoff, landscape) by log-sum-exp;
+   ``volume.csv`` / ``volume.json``.
+4. **cutoff**: the landscape size where the unperturbed model's cumulative mean loss
+   over the pool first exceeds each cutoff (volume 0 from there on); ``cutoffs.csv`` /
+   ``cutoffs.json``, the curves in ``cutoffs/loss_curves.npz``.
+5. **test**: loss and accuracy of every model on the test set; ``test_accuracies.csv`` /
+   ``.json``.
+
+Fan, Sandlund & Ko (2025), "Sharp Minima Can Generalize: A Loss Landscape Perspective
+On Data", arXiv 2511.04808, Sec. 3 (volume estimate) and Sec. 4 (experiments).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from sweeplab.core.context import RunContext
+from sweeplab.core.experiment import save_json
+from sweeplab.errors import SweeplabError
+from sweeplab.studies.volume.config import STAGES, VolumeConfig
+from sweeplab.studies.volume.crossings import coarse_to_fine, first_crossings
+from sweeplab.studies.volume.data import N_CLASSES, VolumeData, load_volume_data, save_split
+from sweeplab.studies.volume.directions import flatten_params, make_directions, raw_norms
+from sweeplab.studies.volume.landscape import LandscapeData, scan_grid
+from sweeplab.studies.volume.models import build_model, n_parameters
+from sweeplab.studies.volume.stages import StageCache, inputs_key
+from sweeplab.studies.volume.train import evaluate, train_model
+from sweeplab.studies.volume.volume_math import cutoff_size, volume_table
+
+FORMAT = {"data": 1, "train": 1, "perturb": 2, "volume": 2, "cutoff": 1, "test": 1}
+"""Output format version of each stage, part of its key: outputs of an older version of
+this module are made again rather than misread."""
+DATA_FIELDS = ("dataset", "data_seed", "base_size", "extra_sizes", "test_size", "category")
+MODEL_FIELDS = ("arch", "hidden", "channels", "model_seed")
+TRAIN_FIELDS = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size")
+PERTURB_FIELDS = ("n_directions", "perturbation_seed", "max_coefficient", "n_coefficients",
+                  "search")
+
+
+class StageInputMissing(SweeplabError, RuntimeError):
+    """A stage was asked for without the (current) outputs of the stage it reads."""
+
+
+@dataclass
+class Pipeline:
+    """One run's stages over its data, with the cache that says what is still valid."""
+
+    cfg: VolumeConfig
+    ctx: RunContext
+    data: VolumeData
+    cache: StageCache
+
+    # keys --------------------------------------------------------------------------
+
+    def _fields(self, names: tuple[str, ...]) -> dict[str, Any]:
+        canon = self.cfg.canonical()
+        return {k: canon[k] for k in names}
+
+    def _key(self, stage: str, **inputs: Any) -> str:
+        """The key of a unit of ``stage`` from its inputs (and the stage's format)."""
+        return inputs_key({"stage": stage, "format": FORMAT[stage], **inputs})
+
+    def data_key(self) -> str:
+        return self._key("data", **self._fields(DATA_FIELDS))
+
+    def train_key(self, m: int) -> str:
+        fields = self._fields(MODEL_FIELDS + TRAIN_FIELDS)
+        if self.cfg.category == "sam":
+            fields["sam_rho"] = self.cfg.sam_rho
+        return self._key("train", m=m, data=self.data_key(), **fields)
+
+    def model_digest(self, m: int) -> str | None:
+        """SHA-256 of ``models/m<m>.pt``: what reads a model depends on its content."""
+        path = self.ctx.run_dir / "models" / f"m{m}.pt"
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+    def perturb_key(self, m: int) -> str:
+        fields = self._fields(PERTURB_FIELDS)
+        fields["sizes"] = list(self.cfg.sizes)
+        if self.cfg.search == "coarse_to_fine":
+            fields.update(cutoffs=list(self.cfg.loss_cutoffs), stride=self.cfg.coarse_stride)
+        return self._key("perturb", model=self.model_digest(m), landscape=self.data_key(),
+                         **fields)
+
+    def volume_key(self) -> str:
+        return self._key("volume", cutoffs=list(self.cfg.loss_cutoffs),
+                         radius_norm=self.cfg.radius_norm,
+                         perturb=[self.perturb_key(m) for m in self.cfg.extra_sizes])
+
+    def cutoff_key(self) -> str:
+        return self._key("cutoff", cutoffs=list(self.cfg.loss_cutoffs),
+                         landscape=self.data_key(),
+                         models=[self.model_digest(m) for m in self.cfg.extra_sizes])
+
+    def test_key(self) -> str:
+        return self._key("test", data=self.data_key(),
+                         models=[self.model_digest(m) for m in self.cfg.extra_sizes])
+
+    # helpers -----------------------------------------------------------------------
+
+    def _need(self, unit: str, key: str, stage: str) -> None:
+        if not self.cache.fresh(unit, key):
+            raise StageInputMissing(
+                f"stage {stage} needs the current outputs of {unit} (missing, or made from "
+                f"other inputs); run the stage before it first, or all stages "
+                f"(sweeplab volume run CONFIG)"
+            )
+
+    def _unit(self, unit: str, key: str, work: Callable[[], list[Path]]) -> bool:
+        """Run ``work`` unless ``unit`` is fresh; True when it ran."""
+        if self.cache.fresh(unit, key):
+            self.ctx.train_log.event(f"{unit}: cached")
+            return False
+        started = time.perf_counter()
+        outputs = work()
+        self.cache.record(unit, key, outputs, time.perf_counter() - started)
+        self.ctx.train_log.event(f"{unit}: done in {time.perf_counter() - started:.1f}s")
+        return True
+
+    def model(self, m: int) -> torch.nn.Module:
+        """The trained model of ``m`` added samples, from ``models/m<m>.pt``."""
+        model = build_model(self.cfg, tuple(self.data.x.shape[-2:]), N_CLASSES)
+        saved = torch.load(self.ctx.path("models", f"m{m}.pt"), weights_only=True)
+        model.load_state_dict(saved["state_dict"])
+        return model.eval()
+
+    def landscape(self) -> LandscapeData:
+        return LandscapeData(self.data.x, self.data.labels, tuple(self.cfg.sizes))
+
+    # stages ------------------------------------------------------------------------
+
+    def train(self) -> None:
+        split = self.ctx.path("data", "split.npz")
+        self._unit("split", self.data_key(), lambda: [save_split(self.data, split)])
+        for m in self.cfg.extra_sizes:
+            self._unit(f"train/m{m}", self.train_key(m), lambda m=m: self._train_one(m))
+
+    def _train_one(self, m: int) -> list[Path]:
+        cfg, size = self.cfg, self.cfg.base_size + m
+        x, y = self.data.train_set(size)
+        model = build_model(cfg, tuple(x.shape[-2:]), N_CLASSES)
+        partial_path = self.ctx.path("models", f"m{m}.partial.pt")
+        partial = None
+        if partial_path.exists():
+            saved = torch.load(partial_path, weights_only=True)
+            if saved.get("key") == self.train_key(m):
+                partial = saved["state"]
+                self.ctx.train_log.event(f"train/m{m}: continuing from epoch {partial['epoch']}")
+
+        def save_partial(state: dict[str, Any]) -> None:
+            _atomic_torch_save({"key": self.train_key(m), "state": state}, partial_path)
+
+        def log(epoch: int, loss: float, acc: float) -> None:
+            self.ctx.train_log.event(f"train/m{m}: epoch {epoch} loss {loss:.4g} acc {acc:.4f}")
+
+        train_model(cfg, model, x, y, partial, save_partial, log)
+        loss, acc = evaluate(model, x, y)
+        path = self.ctx.path("models", f"m{m}.pt")
+        _atomic_torch_save({"state_dict": model.state_dict(), "m": m, "train_size": size,
+                            "train_loss": loss, "train_acc": acc,
+                            "n_params": n_parameters(model)}, path)
+        partial_path.unlink(missing_ok=True)
+        return [path]
+
+    def perturb(self) -> None:
+        for m in self.cfg.extra_sizes:
+            self._need(f"train/m{m}", self.train_key(m), "perturb")
+            self._unit(f"perturb/m{m}", self.perturb_key(m), lambda m=m: self._perturb_one(m))
+
+    def _perturb_one(self, m: int) -> list[Path]:
+        cfg = self.cfg
+        model = self.model(m)
+        params = {k: p.detach() for k, p in model.named_parameters()}
+        theta = flatten_params(params)
+        directions = make_directions(params, cfg.perturbation_seed, cfg.n_directions)
+        coefficients = torch.linspace(0.0, cfg.max_coefficient, cfg.n_coefficients,
+                                      dtype=torch.float64)
+        out: dict[str, Any] = {
+            "coefficients": coefficients.numpy(), "sizes": np.asarray(cfg.sizes),
+            "direction_norms": directions.double().norm(dim=1).numpy(),
+            "raw_norms": raw_norms(params, cfg.perturbation_seed, cfg.n_directions).numpy(),
+            "n_params": np.asarray(theta.numel()), "search": np.asarray(cfg.search),
+        }
+        data = self.landscape()
+        if cfg.search == "grid":
+            loss, acc = scan_grid(model, theta, directions, coefficients, data)
+            out.update(loss=np.asarray(loss), acc=np.asarray(acc),
+                       n_evaluated=np.asarray(cfg.n_directions * cfg.n_coefficients))
+        else:
+            found = coarse_to_fine(model, theta, directions, coefficients, data,
+                                   list(cfg.loss_cutoffs), cfg.coarse_stride)
+            out.update(cutoffs=np.asarray(cfg.loss_cutoffs), index=np.asarray(found.index),
+                       coarse_index=np.asarray(found.coarse_index),
+                       coarse_loss=np.asarray(found.coarse_loss),
+                       coarse_acc=np.asarray(found.coarse_acc),
+                       n_evaluated=np.asarray(found.n_evaluated))
+        path = self.ctx.path("perturb", f"m{m}.npz")
+        _atomic_savez(path, out)
+        return [path]
+
+    def crossings(self, m: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Crossing indices (Q, K, S) at ``loss_cutoffs`` and the perturb stage's arrays."""
+        with np.load(self.ctx.path("perturb", f"m{m}.npz")) as npz:
+            saved = {k: npz[k] for k in npz.files}
+        if "loss" in saved:
+            index = np.asarray(first_crossings(torch.from_numpy(saved["loss"]),
+                                               list(self.cfg.loss_cutoffs)))
+        else:
+            index = saved["index"]
+        return index, saved
+
+    def volume(self) -> None:
+        for m in self.cfg.extra_sizes:
+            self._need(f"perturb/m{m}", self.perturb_key(m), "volume")
+        self._unit("volume", self.volume_key(), self._volume)
+
+    def _volume(self) -> list[Path]:
+        rows = []
+        for m in self.cfg.extra_sizes:
+            index, saved = self.crossings(m)
+            norms = saved["raw_norms" if self.cfg.radius_norm == "raw" else "direction_norms"]
+            for row in volume_table(index, saved["coefficients"], norms,
+                                    int(saved["n_params"]), list(self.cfg.loss_cutoffs),
+                                    list(self.cfg.sizes)):
+                rows.append({"m": m, "train_size": self.cfg.base_size + m,
+                             "n_params": int(saved["n_params"]),
+                             "radius_norm": self.cfg.radius_norm, **row})
+                uncrossed = row["n_uncrossed"]
+                if uncrossed:
+                    self.ctx.warn(
+                        f"m={m}, cutoff {row['cutoff']:g}, landscape {row['landscape_size']}: "
+                        f"{uncrossed} of {row['n_directions']} directions never reach the "
+                        f"cutoff within max_coefficient={self.cfg.max_coefficient:g}; their "
+                        f"radius is the range end, so the log-volume is a lower bound")
+        return _write_table(self.ctx, "volume", rows)
+
+    def cutoff(self) -> None:
+        for m in self.cfg.extra_sizes:
+            self._need(f"train/m{m}", self.train_key(m), "cutoff")
+        self._unit("cutoff", self.cutoff_key(), self._cutoff)
+
+    def _cutoff(self) -> list[Path]:
+        rows, curves = [], {}
+        for m in self.cfg.extra_sizes:
+            model = self.model(m)
+            with torch.inference_mode():
+                per_sample = F.cross_entropy(model(self.data.x), self.data.labels,
+                                             reduction="none").double()
+            curve = torch.cumsum(per_sample, 0) / torch.arange(1, len(per_sample) + 1)
+            curves[f"m{m}"] = curve.numpy()
+            for cutoff in self.cfg.loss_cutoffs:
+                size = cutoff_size(per_sample.numpy(), cutoff)
+                rows.append({"m": m, "train_size": self.cfg.base_size + m, "cutoff": cutoff,
+                             "cutoff_size": size if size is not None else np.nan,
+                             "crossed": size is not None})
+        curves_path = self.ctx.path("cutoffs", "loss_curves.npz")
+        _atomic_savez(curves_path, curves)
+        return [*_write_table(self.ctx, "cutoffs", rows), curves_path]
+
+    def test(self) -> None:
+        for m in self.cfg.extra_sizes:
+            self._need(f"train/m{m}", self.train_key(m), "test")
+        self._unit("test", self.test_key(), self._test)
+
+    def _test(self) -> list[Path]:
+        rows = []
+        for m in self.cfg.extra_sizes:
+            loss, acc = evaluate(self.model(m), self.data.x_test, self.data.y_test)
+            rows.append({"m": m, "train_size": self.cfg.base_size + m, "test_loss": loss,
+                         "test_acc": acc})
+        return _write_table(self.ctx, "test_accuracies", rows)
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+
+
+def _write_table(ctx: RunContext, name: str, rows: list[dict[str, Any]]) -> list[Path]:
+    """``<name>.csv`` and ``<name>.json`` (a list of records) in the run directory."""
+    csv_path = ctx.path(f"{name}.csv")
+    tmp = csv_path.with_name(csv_path.name + ".tmp")
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    tmp.replace(csv_path)
+    return [csv_path, save_json(rows, ctx.path(f"{name}.json"))]
+
+
+def run_pipeline(cfg: VolumeConfig, ctx: RunContext) -> dict[str, float]:
+    """Run the stages ``cfg.stages`` asks for, in order; per-model rows; final metrics."""
+    pipeline = Pipeline(cfg, ctx, load_volume_data(cfg), StageCache(ctx.run_dir))
+    for stage in STAGES:
+        if cfg.wants(stage):
+            getattr(pipeline, stage)()
+    return summarize(pipeline)
+
+
+def summarize(pipeline: Pipeline) -> dict[str, float]:
+    """One metrics row per model (step = m) from whatever stages are current; final.json."""
+    cfg, ctx, cache = pipeline.cfg, pipeline.ctx, pipeline.cache
+    per_model: dict[int, dict[str, float]] = {m: {} for m in cfg.extra_sizes}
+    for m in cfg.extra_sizes:
+        if cache.fresh(f"train/m{m}", pipeline.train_key(m)):
+            saved = torch.load(ctx.path("models", f"m{m}.pt"), weights_only=True)
+            per_model[m].update(train_size=float(saved["train_size"]),
+                                train_loss=float(saved["train_loss"]),
+                                train_acc=float(saved["train_acc"]))
+    if cache.fresh("test", pipeline.test_key()):
+        for row in pd.read_csv(ctx.path("test_accuracies.csv")).to_dict("records"):
+            per_model[int(row["m"])].update(test_loss=row["test_loss"], test_acc=row["test_acc"])
+    first_cut = cfg.loss_cutoffs[0]
+    if cache.fresh("volume", pipeline.volume_key()):
+        table = pd.read_csv(ctx.path("volume.csv"))
+        own = table[(table["cutoff"] == first_cut)
+                    & (table["landscape_size"] == table["train_size"])]
+        for row in own.to_dict("records"):
+            per_model[int(row["m"])].update(log_volume=row["log_volume"],
+                                            n_uncrossed=float(row["n_uncrossed"]))
+    if cache.fresh("cutoff", pipeline.cutoff_key()):
+        table = pd.read_csv(ctx.path("cutoffs.csv"))
+        for row in table[table["cutoff"] == first_cut].to_dict("records"):
+            per_model[int(row["m"])]["cutoff_size"] = row["cutoff_size"]
+    for m, row in per_model.items():
+        if row:
+            ctx.log(m, **row)
+    final: dict[str, float] = {"models": float(len(cfg.extra_sizes))}
+    first, last = per_model[cfg.extra_sizes[0]], per_model[cfg.extra_sizes[-1]]
+    for key in ("test_acc", "log_volume", "train_loss"):
+        if key in first and key in last:
+            final[f"{key}_fewest"] = float(first[key])
+            final[f"{key}_most"] = float(last[key])
+    final["stages_current"] = float(sum(
+        cache.fresh(u, k) for u, k in (("volume", pipeline.volume_key()),
+                                       ("cutoff", pipeline.cutoff_key()),
+                                       ("test", pipeline.test_key()))))
+    return final

@@ -1,0 +1,127 @@
+"""Radii, log-volumes and cutoff sizes of a minimum, from the crossings along directions.
+
+Fan, Sandlund & Ko (2025), "Sharp Minima Can Generalize: A Loss Landscape Perspective
+On Data", arXiv 2511.04808, Sec. 3: the region around a minimum θ where the loss stays
+below a cutoff is treated as star-shaped about θ. Along direction ``d_i`` its radius is
+``r_i = c_i · ||d_i||``, ``c_i`` the first grid coefficient where ``L(θ + c·d_i)``
+exceeds the cutoff. A star-shaped region in n dimensions has volume
+``V_n · E_u[r(u)^n]`` (u uniform on the unit sphere, ``V_n`` the unit ball's volume:
+integrate ``r^(n-1) dr`` in polar coordinates), so with K directions
+
+    log V ≈ log( (1/K) Σ_i r_i^n ) = logsumexp_i(n · log r_i) − log K,
+
+dropping the constant ``log V_n``, which is the same for every model of one
+architecture. For n in the thousands ``r^n`` over- or underflows float64, so the sum is
+taken by log-sum-exp. Directions that never cross within the coefficient range get the
+range end as radius, which makes the estimate a lower bound; they are counted, never
+dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.special import logsumexp
+
+__all__ = ["cutoff_size", "log_volume", "radii", "volume_table"]
+
+
+def radii(
+    index: np.ndarray, coefficients: Sequence[float] | np.ndarray,
+    direction_norms: Sequence[float] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Radius (..., K, S) float64 of each crossing, and whether it crossed at all.
+
+    ``index`` (..., K, S): first grid index exceeding the cutoff, -1 for none;
+    ``coefficients`` (C,); ``direction_norms`` (K,) the Euclidean norms ``||d_k||``.
+    ``r = coefficients[index] · ||d_k||``; for index -1 the range end
+    ``coefficients[-1] · ||d_k||`` (a lower bound on the true radius) with crossed False.
+    """
+    idx = np.asarray(index)
+    coef = np.asarray(coefficients, dtype=np.float64).reshape(-1)
+    norms = np.asarray(direction_norms, dtype=np.float64).reshape(-1)
+    if idx.ndim < 2 or idx.shape[-2] != norms.size:
+        raise ValueError(
+            f"index of shape {idx.shape} is not (..., K, S) for K={norms.size} directions"
+        )
+    if np.any(idx < -1) or np.any(idx >= coef.size):
+        raise ValueError(f"index entries must lie in -1..{coef.size - 1}")
+    crossed = idx >= 0
+    r = coef[np.where(crossed, idx, coef.size - 1)] * norms[:, None]
+    return r, crossed
+
+
+def log_volume(radii: Sequence[float] | np.ndarray, n_params: int) -> float:
+    """``logsumexp(n · log r) − log K``: log of the mean of ``r_i^n`` over K directions.
+
+    Exact in float64 where ``r^n`` itself overflows or underflows. A zero radius adds
+    ``exp(-inf) = 0`` to the mean; all zero gives ``-inf``.
+    """
+    r = np.asarray(radii, dtype=np.float64).reshape(-1)
+    if r.size == 0:
+        raise ValueError("log_volume needs at least one radius")
+    if np.any(r < 0) or np.any(np.isnan(r)):
+        raise ValueError("radii must be non-negative numbers")
+    if int(n_params) < 1:
+        raise ValueError(f"n_params={n_params}: must be a positive integer")
+    if not np.any(r > 0):
+        return float("-inf")
+    with np.errstate(divide="ignore"):
+        terms = int(n_params) * np.log(r)
+    return float(logsumexp(terms) - np.log(r.size))
+
+
+def volume_table(
+    index: np.ndarray,
+    coefficients: Sequence[float] | np.ndarray,
+    direction_norms: Sequence[float] | np.ndarray,
+    n_params: int,
+    cutoffs: Sequence[float],
+    sizes: Sequence[int],
+) -> list[dict]:
+    """One row per (cutoff, landscape size) from crossings ``index`` (Q, K, S).
+
+    Each row: ``cutoff``, ``landscape_size``, ``log_volume``, ``n_directions``,
+    ``n_uncrossed`` (directions never exceeding the cutoff in range), ``lower_bound``
+    (True when some are: their radius is the range end), ``mean_radius``,
+    ``min_radius``, ``max_radius``.
+    """
+    idx = np.asarray(index)
+    if idx.ndim != 3 or idx.shape[0] != len(cutoffs) or idx.shape[2] != len(sizes):
+        raise ValueError(
+            f"index of shape {idx.shape} is not (Q={len(cutoffs)}, K, S={len(sizes)})"
+        )
+    r, crossed = radii(idx, coefficients, direction_norms)
+    rows = []
+    for q, cutoff in enumerate(cutoffs):
+        for s, size in enumerate(sizes):
+            rk = r[q, :, s]
+            uncrossed = int((~crossed[q, :, s]).sum())
+            rows.append({
+                "cutoff": float(cutoff),
+                "landscape_size": int(size),
+                "log_volume": log_volume(rk, n_params),
+                "n_directions": int(rk.size),
+                "n_uncrossed": uncrossed,
+                "lower_bound": uncrossed > 0,
+                "mean_radius": float(rk.mean()),
+                "min_radius": float(rk.min()),
+                "max_radius": float(rk.max()),
+            })
+    return rows
+
+
+def cutoff_size(per_sample_loss: Sequence[float] | np.ndarray, cutoff: float) -> int | None:
+    """First landscape size s (1-based) where the mean loss over the first s samples > cutoff.
+
+    ``per_sample_loss`` (N,) is the unperturbed model's loss on the ordered pool. From
+    that size on the minimum itself is above the cutoff, so its volume there is 0.
+    None when the cumulative mean stays at or below the cutoff for all N samples.
+    """
+    loss = np.asarray(per_sample_loss, dtype=np.float64).reshape(-1)
+    if loss.size == 0:
+        return None
+    mean = np.cumsum(loss) / np.arange(1, loss.size + 1)
+    above = ~(mean <= cutoff)  # a NaN loss counts as above, as in first_crossings
+    return int(np.argmax(above)) + 1 if above.any() else None

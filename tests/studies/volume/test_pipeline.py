@@ -1,0 +1,263 @@
+"""The minima-volume pipeline end to end: stages, their cache, interruption, the CLI.
+
+Tiny real grids (scikit-learn digits, a 16-unit MLP) run through ``sweeplab volume``.
+The cache is checked by what each stage leaves behind: a stage whose inputs did not
+change must not rewrite its outputs (same bytes, same mtime), one whose inputs changed
+must; a stage asked for without its inputs fails with a message naming them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from sweeplab.cli.main import main
+
+TINY = {
+    "dataset": "digits", "base_size": 60, "extra_sizes": [0, 60], "test_size": 100,
+    "hidden": [16], "epochs": 40, "batch_size": 32, "lr": 0.01, "n_directions": 6,
+    "n_coefficients": 31, "max_coefficient": 3.0, "coarse_stride": 5,
+    "loss_cutoffs": [0.5, 1.0], "log_interval": 10,
+}
+
+
+def _spec(tmp: Path, name: str = "tiny", **fixed) -> Path:
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "study": "minima-volume", "name": name,
+        "run_name": "model_{model_seed}_data_{data_seed}",
+        "fixed": {**TINY, **fixed}, "grid": {"model_seed": [0], "data_seed": [0]},
+    }))
+    return path
+
+
+def _volume(*args: str) -> int:
+    return main(["volume", *args])
+
+
+def _run_dir(out: Path) -> Path:
+    (grid,) = [p for p in out.iterdir() if p.is_dir()]
+    return grid / "model_0_data_0"
+
+
+def _mtimes(run: Path) -> dict[str, int]:
+    names = ["models/m0.pt", "models/m60.pt", "perturb/m0.npz", "perturb/m60.npz",
+             "volume.csv", "cutoffs.csv", "test_accuracies.csv", "data/split.npz"]
+    return {n: (run / n).stat().st_mtime_ns for n in names}
+
+
+def test_all_stages_write_their_outputs(tmp_path):
+    out = tmp_path / "out"
+    assert _volume("run", str(_spec(tmp_path)), "--out_dir", str(out), "--executor", "inline") == 0
+    run = _run_dir(out)
+    for name in ("models/m0.pt", "models/m60.pt", "data/split.npz", "perturb/m0.npz",
+                 "volume.csv", "volume.json", "cutoffs.csv", "cutoffs.json",
+                 "cutoffs/loss_curves.npz", "test_accuracies.csv", "test_accuracies.json",
+                 "metrics.jsonl", "final.json"):
+        assert (run / name).is_file(), name
+    volume = pd.read_csv(run / "volume.csv")
+    assert len(volume) == 2 * 2 * 2  # models x cutoffs x landscapes (60, 120)
+    assert set(volume["landscape_size"]) == {60, 120}
+    assert (volume["n_directions"] == 6).all()
+    # a higher cutoff never shrinks a minimum: radii are first crossings of a higher level
+    wide = volume.pivot_table(index=["m", "landscape_size"], columns="cutoff", values="log_volume")
+    assert (wide[1.0] >= wide[0.5]).all()
+    test = pd.read_csv(run / "test_accuracies.csv")
+    assert list(test["m"]) == [0, 60] and test["test_acc"].between(0.3, 1.0).all()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["m"] for r in rows] == [0, 60]
+    assert {"train_acc", "test_acc", "log_volume", "cutoff_size"} <= set(rows[0])
+    saved = torch.load(run / "models" / "m60.pt", weights_only=True)
+    assert saved["train_size"] == 120 and saved["train_acc"] > 0.9
+
+
+def test_cache_skips_unchanged_stages_and_reruns_changed_ones(tmp_path):
+    out = tmp_path / "out"
+    spec = _spec(tmp_path)
+    args = ["--out_dir", str(out), "--executor", "inline"]
+    assert _volume("run", str(spec), *args) == 0
+    run = _run_dir(out)
+    first = _mtimes(run)
+
+    assert _volume("run", str(spec), *args) == 0  # nothing changed: nothing rewritten
+    assert _mtimes(run) == first
+    assert "train/m0: cached" in (run / "logs" / "train.log").read_text()
+
+    # new cutoffs: coarse-to-fine crossings, volumes and cutoffs again; models and test kept
+    assert _volume("run", str(_spec(tmp_path, loss_cutoffs=[0.7])), *args) == 0
+    now = _mtimes(run)
+    for same in ("models/m0.pt", "models/m60.pt", "test_accuracies.csv", "data/split.npz"):
+        assert now[same] == first[same], same
+    for redone in ("perturb/m0.npz", "volume.csv", "cutoffs.csv"):
+        assert now[redone] != first[redone], redone
+    assert set(pd.read_csv(run / "volume.csv")["cutoff"]) == {0.7}
+
+    # a lost model is retrained alone (training is deterministic: same bytes again, so
+    # what reads it is still valid); a model whose content changed is re-perturbed
+    spec = _spec(tmp_path, loss_cutoffs=[0.7])
+    before = _mtimes(run)
+    weights = (run / "models" / "m60.pt").read_bytes()
+    (run / "models" / "m60.pt").unlink()
+    assert _volume("run", str(spec), *args) == 0
+    after = _mtimes(run)
+    assert after["models/m0.pt"] == before["models/m0.pt"]
+    assert after["models/m60.pt"] != before["models/m60.pt"]
+    assert (run / "models" / "m60.pt").read_bytes() == weights
+    assert after["perturb/m60.npz"] == before["perturb/m60.npz"]
+
+    saved = torch.load(run / "models" / "m60.pt", weights_only=True)
+    saved["state_dict"] = {k: v * 1.01 for k, v in saved["state_dict"].items()}
+    torch.save(saved, run / "models" / "m60.pt")
+    assert _volume("run", str(spec), *args) == 0
+    changed = _mtimes(run)
+    assert changed["perturb/m0.npz"] == after["perturb/m0.npz"]
+    for redone in ("perturb/m60.npz", "volume.csv", "test_accuracies.csv"):
+        assert changed[redone] != after[redone], redone
+
+
+def test_grid_search_keeps_the_whole_grid_so_cutoffs_change_only_the_volume(tmp_path):
+    out = tmp_path / "out"
+    args = ["--out_dir", str(out), "--executor", "inline"]
+    assert _volume("run", str(_spec(tmp_path, search="grid")), *args) == 0
+    run = _run_dir(out)
+    first = _mtimes(run)
+    with np.load(run / "perturb" / "m0.npz") as npz:
+        assert npz["loss"].shape == (6, 31, 2)  # directions x coefficients x landscapes
+    assert _volume("run", str(_spec(tmp_path, search="grid", loss_cutoffs=[0.8])), *args) == 0
+    now = _mtimes(run)
+    assert now["perturb/m0.npz"] == first["perturb/m0.npz"]
+    assert now["volume.csv"] != first["volume.csv"]
+
+
+def test_one_stage_alone_and_a_missing_input(tmp_path):
+    out = tmp_path / "out"
+    spec = str(_spec(tmp_path))
+    args = ["--out_dir", str(out), "--executor", "inline"]
+    assert _volume("stage", "train", spec, *args) == 0
+    run = _run_dir(out)
+    assert (run / "models" / "m60.pt").is_file() and not (run / "perturb").exists()
+    assert _volume("stage", "volume", spec, *args) == 1  # perturb has not run
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "failed" and "perturb/m0" in status["error"]
+    assert _volume("stage", "perturb", spec, *args) == 0
+    assert _volume("stage", "volume", spec, *args) == 0
+    assert (run / "volume.csv").is_file() and not (run / "test_accuracies.csv").exists()
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["stage", "bogus", "x.yaml"], "stage"),
+    (["walk", "x.yaml"], "action"),
+])
+def test_bad_verbs_are_one_line_errors(argv, key, capsys):
+    assert _volume(*argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and key in err and "allowed values" in err
+
+
+def test_a_grid_of_another_study_is_refused(tmp_path, capsys):
+    spec = tmp_path / "other.yaml"
+    spec.write_text(yaml.safe_dump({"study": "implicit-bias", "fixed": {}, "grid": {}}))
+    assert _volume("run", str(spec), "--out_dir", str(tmp_path / "out")) == 2
+    assert "minima-volume" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_template_is_a_valid_grid(tmp_path):
+    assert main(["new", "volume-experiment", "wide_mlp", "--dir", str(tmp_path)]) == 0
+    path = tmp_path / "wide_mlp.yaml"
+    spec = yaml.safe_load(path.read_text())
+    assert spec["study"] == "minima-volume" and spec["name"] == "wide_mlp"
+    spec["fixed"].update(TINY)
+    spec["fixed"]["epochs"] = 2
+    spec["grid"] = {"model_seed": [0], "data_seed": [0]}
+    path.write_text(yaml.safe_dump(spec))
+    assert _volume("run", str(path), "--out_dir", str(tmp_path / "out"),
+                   "--executor", "inline") == 0
+    assert main(["new", "volume-experiment", "wide_mlp", "--dir", str(tmp_path)]) == 2
+
+
+def _cli(spec: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweeplab", "volume", "run", str(spec), "--out_dir", str(out),
+         "--executor", "inline"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_keeps_the_partial_model_and_the_rerun_matches(tmp_path):
+    long = {"extra_sizes": [0], "epochs": 3000, "log_interval": 1, "n_directions": 2}
+    whole = _cli(_spec(tmp_path, "whole", **long), tmp_path / "whole")
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+
+    spec = _spec(tmp_path, "cut", **long)
+    proc = _cli(spec, tmp_path / "cut")
+    deadline = time.monotonic() + 120
+    log = None
+    while time.monotonic() < deadline:
+        logs = list((tmp_path / "cut").glob("*/model_0_data_0/logs/train.log"))
+        if logs and "epoch 5 " in logs[0].read_text():
+            log = logs[0]
+            break
+        time.sleep(0.05)
+    assert log is not None, "training never started"
+    os.kill(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    run = log.parent.parent
+    partial = torch.load(run / "models" / "m0.partial.pt", weights_only=True)
+    assert 0 < partial["state"]["epoch"] < 3000
+    assert not (run / "models" / "m0.pt").exists()
+
+    resumed = _cli(spec, tmp_path / "cut")
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    assert "continuing from epoch" in log.read_text()
+    a = torch.load(run / "models" / "m0.pt", weights_only=True)["state_dict"]
+    b = torch.load(_run_dir(tmp_path / "whole") / "models" / "m0.pt",
+                   weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (run / "models" / "m0.partial.pt").exists()
+
+
+def test_volume_stage_matches_an_independent_computation(tmp_path):
+    """log V = log mean_i (c_i |d_i|)^n from the saved grid, for both radius norms."""
+    out = tmp_path / "out"
+    args = ["--out_dir", str(out), "--executor", "inline"]
+    for radius_norm in ("raw", "scaled"):
+        spec = _spec(tmp_path, search="grid", radius_norm=radius_norm)
+        assert _volume("run", str(spec), *args) == 0
+        run = _run_dir(out)
+        table = pd.read_csv(run / "volume.csv")
+        assert set(table["radius_norm"]) == {radius_norm}
+        with np.load(run / "perturb" / "m60.npz") as npz:
+            loss, coef, n = npz["loss"], npz["coefficients"], int(npz["n_params"])
+            norms = npz["raw_norms" if radius_norm == "raw" else "direction_norms"]
+        for cutoff in TINY["loss_cutoffs"]:
+            for s, size in enumerate((60, 120)):
+                over = loss[:, :, s] > cutoff
+                first = np.where(over.any(1), over.argmax(1), len(coef) - 1)
+                log_r = np.log(coef[first] * norms)
+                top = (n * log_r).max()
+                expected = top + np.log(np.mean(np.exp(n * log_r - top)))
+                row = table[(table["m"] == 60) & (table["cutoff"] == cutoff)
+                            & (table["landscape_size"] == size)]
+                assert float(row["log_volume"].iloc[0]) == pytest.approx(expected, rel=1e-9)
+
+
+def test_one_run_from_the_command_line_with_list_flags(tmp_path):
+    argv = ["run", "minima-volume", "--extra_sizes", "0", "30", "--base_size", "50",
+            "--test_size", "50", "--hidden", "8", "--epochs", "5", "--n_directions", "2",
+            "--loss_cutoffs", "0.3", "1.0", "--out_dir", str(tmp_path), "-q"]
+    assert main(argv) == 0
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    config = yaml.safe_load((run / "config.yaml").read_text())["config"]
+    assert config["extra_sizes"] == [0, 30] and config["loss_cutoffs"] == [0.3, 1.0]
+    assert sorted(pd.read_csv(run / "volume.csv")["cutoff"].unique()) == [0.3, 1.0]
