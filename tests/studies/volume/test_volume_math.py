@@ -99,10 +99,13 @@ def test_uncrossed_directions_are_counted_and_make_a_lower_bound() -> None:
     assert crossed_all[0]["n_uncrossed"] == 0 and crossed_all[0]["lower_bound"] is False
 
 
-def test_cutoff_size_is_the_first_prefix_whose_mean_exceeds_the_cutoff() -> None:
+def test_cutoff_size_is_where_the_prefix_mean_stays_above_the_cutoff() -> None:
     per_sample = np.array([0.1, 0.3, 0.2, 1.4, 0.0, 3.0])
     # prefix means: 0.1, 0.2, 0.2, 0.5, 0.4, 0.833...
-    assert cutoff_size(per_sample, 0.45) == 4
+    assert cutoff_size(per_sample, 0.45) == 6  # above at 4, back below at 5: counts from 6
     assert cutoff_size(per_sample, 0.5) == 6  # equal is not above
+    assert cutoff_size(per_sample, 0.3) == 4
     assert cutoff_size(per_sample, 0.05) == 1
     assert cutoff_size(per_sample, 0.9) is None
+    # a misfit first sample lifts the first prefix means, then the mean settles below
+    assert cutoff_size(np.array([2.0, 0.0, 0.0, 0.0, 0.0]), 0.45) is None

@@ -410,7 +410,7 @@ def uncrossed_findings(volume: pd.DataFrame, max_coefficient: Any) -> list[str]:
 
 def zero_volume_findings(markers: pd.DataFrame, volume: pd.DataFrame, pool: int | None,
                          n_conditions: int) -> list[str]:
-    """Where each model's unperturbed loss first exceeds each cutoff (volume 0 beyond)."""
+    """Where each model's unperturbed loss stays above each cutoff (volume 0 beyond)."""
     out = []
     for condition, group in markers.groupby("condition", sort=False):
         parts = []
@@ -426,7 +426,7 @@ def zero_volume_findings(markers: pd.DataFrame, volume: pd.DataFrame, pool: int 
         pool_text = f" pool of {pool} samples" if pool else " pool"
         out.append(_lead(condition, n_conditions, (
             f"landscape size where the volume drops to zero (the unperturbed model's "
-            f"cumulative mean loss first exceeds the cutoff; 'never': not within the"
+            f"cumulative mean loss stays above the cutoff from there on; 'never': not within the"
             f"{pool_text}): " + "; ".join(parts) + ".")))
     if not volume.empty:
         zero = volume[np.isneginf(volume["log_volume"].astype(float))]
@@ -590,7 +590,7 @@ def figures(data: AnalysisData, figs: Path) -> list[tuple[str, str]]:
         out.append((_png(paths, figs),
                     "Cumulative mean loss of each unperturbed model over the first s pool "
                     "samples (mean across seeds), dashed: the loss cutoffs, dotted: the size "
-                    "where the curve first exceeds a cutoff (mean over the seeds that "
+                    "from which the curve stays above a cutoff (mean over the seeds that "
                     f"cross; the volume is zero from there on), ring: the training-set size"
                     f"{note}"))
     cutoff = float(results.volume["cutoff"].min()) if not results.volume.empty else None

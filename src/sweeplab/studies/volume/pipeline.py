@@ -11,8 +11,8 @@
    the norm of the raw Gaussian direction, or of the filter-scaled step with
    ``radius_norm: scaled``), log-volume per (model, cutoff, landscape) by log-sum-exp;
    ``volume.csv`` / ``volume.json``.
-4. **cutoff**: the landscape size where the unperturbed model's cumulative mean loss
-   over the pool first exceeds each cutoff (volume 0 from there on); ``cutoffs.csv`` /
+4. **cutoff**: the landscape size from which the unperturbed model's cumulative mean
+   loss over the pool stays above each cutoff (volume 0 from there on); ``cutoffs.csv`` /
    ``cutoffs.json``, the curves in ``cutoffs/loss_curves.npz``.
 5. **test**: loss and accuracy of every model on the test set; ``test_accuracies.csv`` /
    ``.json``.
@@ -48,7 +48,7 @@ from sweeplab.studies.volume.stages import StageCache, inputs_key
 from sweeplab.studies.volume.train import evaluate, train_model
 from sweeplab.studies.volume.volume_math import cutoff_size, volume_table
 
-FORMAT = {"data": 1, "train": 1, "perturb": 2, "volume": 2, "cutoff": 1, "test": 1}
+FORMAT = {"data": 1, "train": 1, "perturb": 2, "volume": 2, "cutoff": 2, "test": 1}
 """Output format version of each stage, part of its key: outputs of an older version of
 this module are made again rather than misread."""
 DATA_FIELDS = ("dataset", "data_seed", "base_size", "extra_sizes", "test_size", "category")

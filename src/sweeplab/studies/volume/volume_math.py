@@ -113,15 +113,21 @@ def volume_table(
 
 
 def cutoff_size(per_sample_loss: Sequence[float] | np.ndarray, cutoff: float) -> int | None:
-    """First landscape size s (1-based) where the mean loss over the first s samples > cutoff.
+    """The landscape size s (1-based) from which the cumulative mean loss stays > cutoff.
 
-    ``per_sample_loss`` (N,) is the unperturbed model's loss on the ordered pool. From
-    that size on the minimum itself is above the cutoff, so its volume there is 0.
-    None when the cumulative mean stays at or below the cutoff for all N samples.
+    ``per_sample_loss`` (N,) is the unperturbed model's loss on the ordered pool; the
+    mean over the first s samples is the minimum's own loss on landscape s. From the
+    returned size on, up to the whole pool, that loss is above the cutoff, so the volume
+    is 0 ("volume 0 from there on"). A prefix mean that rises above the cutoff only
+    briefly (a misfit sample among the first few) and falls back does not count. None
+    when the mean over the whole pool is at or below the cutoff.
     """
     loss = np.asarray(per_sample_loss, dtype=np.float64).reshape(-1)
     if loss.size == 0:
         return None
     mean = np.cumsum(loss) / np.arange(1, loss.size + 1)
-    above = ~(mean <= cutoff)  # a NaN loss counts as above, as in first_crossings
-    return int(np.argmax(above)) + 1 if above.any() else None
+    below = np.flatnonzero(mean <= cutoff)  # a NaN loss counts as above, as in first_crossings
+    if below.size == 0:
+        return 1
+    last_below = int(below[-1])
+    return None if last_below == loss.size - 1 else last_below + 2
