@@ -59,6 +59,14 @@ def main(argv: list[str]) -> int:
 
 def analyze(input_dirs: list[str], output_dir: str | Path, study: str | None = None) -> int:
     """Run the analysis and print where its outputs are (also used by ``grid --analyze``)."""
+    from sweeplab.agent.report import analyze_agent_runs, find_agent_runs
+
+    agent_runs = find_agent_runs(input_dirs)
+    if agent_runs:
+        md, page = analyze_agent_runs(agent_runs, Path(output_dir))
+        console.print(f"analysed {len(agent_runs)} agent run(s); report: [bold]{md}[/bold] "
+                      f"and {page}", highlight=False)
+        return 0
     from sweeplab.analysis.pipeline import run_analysis
 
     outcome = run_analysis(input_dirs, output_dir, study=study)

@@ -23,6 +23,7 @@ verbs:
   studies               list the registered studies and their parameters
   volume run CONFIG     the minima-volume pipeline over a grid (sweeplab volume --help)
   new volume-experiment NAME   scaffold the config of a new minima-volume experiment
+  agent --goal TEXT     search model architectures toward a goal (sweeplab agent --help)
 
 monitoring and housekeeping (docs/monitoring.md):
   ls [DIR] [--where E]  query runs: --where 'potential=lp and L=2' --sort final.loss
@@ -35,6 +36,7 @@ monitoring and housekeeping (docs/monitoring.md):
 
 def _verbs() -> dict[str, Callable[[list[str]], int]]:
     from sweeplab.cli import (
+        agent,
         analyze,
         check,
         clean,
@@ -52,7 +54,8 @@ def _verbs() -> dict[str, Callable[[list[str]], int]]:
     return {"run": run.main, "grid": grid.main, "status": status.main,
             "analyze": analyze.main, "studies": studies.main, "ls": ls.main,
             "logs": logs.main, "errors": errors.main, "check": check.main,
-            "clean": clean.main, "volume": volume.main, "new": new.main}
+            "clean": clean.main, "volume": volume.main, "new": new.main,
+            "agent": agent.main}
 
 
 def _sigterm(signum: int, frame: object) -> None:

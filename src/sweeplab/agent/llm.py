@@ -1,0 +1,376 @@
+"""A client for OpenAI-compatible chat completions (Ollama, vLLM, llama.cpp server, OpenAI).
+
+Standard library only (``urllib``): the agent's one network dependency should not pull in
+an SDK. :meth:`ChatClient.complete` sends one conversation and returns the reply, retrying
+what a retry can fix (timeouts, dropped connections, HTTP 429 and 5xx) with exponential
+backoff. :meth:`ChatClient.complete_json` asks for a JSON object constrained by a JSON
+schema, validates the reply locally (servers may ignore the schema) and re-prompts with
+the exact error when it is malformed or invalid; it returns the whole exchange so the
+registry can keep every prompt and reply.
+
+The schemas the planner needs are built here from :data:`sweeplab.agent.space.SPACE`
+(:func:`space_dims`, :func:`candidate_schema`, :func:`decision_schema`), so the prompt,
+the schema and the local check can never disagree about a range.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from sweeplab.agent.space import SPACE
+from sweeplab.errors import SweeplabError
+
+T = TypeVar("T")
+
+Message = dict[str, Any]
+
+
+class LLMError(SweeplabError, RuntimeError):
+    """The LLM endpoint failed or never gave a valid reply; the message is one line.
+
+    ``status`` is the HTTP status when the server answered with an error, and
+    ``transcript`` the exchange up to the failure (for the registry).
+    """
+
+    def __init__(self, message: str, status: int | None = None,
+                 transcript: list[Message] | None = None):
+        self.status = status
+        self.transcript = list(transcript or [])
+        super().__init__(_one_line(message))
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line, whitespace collapsed, at most ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class ChatClient:
+    """A chat-completions endpoint: ``POST {base_url}/chat/completions``.
+
+    ``base_url`` includes the API version prefix, as OpenAI clients expect
+    (``http://localhost:11434/v1`` for Ollama, ``https://api.openai.com/v1``). A request
+    is tried once and retried up to ``retries`` times; before retry ``k`` (0-based) the
+    client waits ``backoff * 2**k`` seconds (longer when a 429 says ``Retry-After``).
+    """
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None,
+                 timeout: float = 60.0, retries: int = 3, backoff: float = 0.5,
+                 max_reprompts: int = 2, temperature: float = 0.2):
+        if not base_url.startswith(("http://", "https://")):
+            raise LLMError(f"invalid LLM base URL {base_url!r}: must start with http:// "
+                           "or https://")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.max_reprompts = max_reprompts
+        self.temperature = temperature
+
+    @property
+    def url(self) -> str:
+        """The chat-completions endpoint."""
+        return f"{self.base_url}/chat/completions"
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"ChatClient({self.base_url!r}, model={self.model!r})"
+
+    def complete(self, messages: list[Message], **extra: Any) -> str:
+        """The assistant's reply (``choices[0].message.content``) to ``messages``.
+
+        ``extra`` adds request fields (``response_format``, ``max_tokens``, ...).
+        Raises :class:`LLMError` on a non-retryable HTTP error (naming the status and the
+        server's message), when the retries are spent, or when the reply has no content.
+        """
+        body = {"model": self.model,
+                "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
+                "temperature": self.temperature, **extra}
+        data = self._post(json.dumps(body).encode("utf-8"))
+        try:
+            content = data["choices"][0]["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            content = None
+        if not isinstance(content, str):
+            raise LLMError(f"{self.url}: the reply has no choices[0].message.content: "
+                           f"{json.dumps(data)[:200]}")
+        return content
+
+    def _post(self, payload: bytes) -> dict[str, Any]:
+        """POST ``payload``, retrying transient failures; the decoded JSON reply."""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last, delay = "no attempt made", 0.0
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(delay)
+            delay = self.backoff * 2**attempt
+            request = urllib.request.Request(self.url, data=payload, headers=headers,
+                                             method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    raw = response.read()
+            except urllib.error.HTTPError as exc:
+                message = _server_message(exc)
+                exc.close()
+                if exc.code != 429 and exc.code < 500:
+                    raise LLMError(f"{self.url}: HTTP {exc.code}: {message}",
+                                   status=exc.code) from None
+                last = f"HTTP {exc.code}: {message}"
+                retry_after = (exc.headers.get("Retry-After") or "") if exc.headers else ""
+                if exc.code == 429 and retry_after.strip().isdigit():
+                    delay = max(delay, min(float(retry_after), 60.0))
+                continue
+            except (OSError, http.client.HTTPException) as exc:  # timeouts, connections
+                reason = getattr(exc, "reason", exc)
+                timed_out = isinstance(reason, TimeoutError) or "timed out" in str(reason)
+                last = (f"timed out after {self.timeout:g}s" if timed_out
+                        else f"{type(reason).__name__}: {reason}")
+                continue
+            try:
+                data = json.loads(raw)
+            except ValueError:
+                raise LLMError(f"{self.url}: the reply is not JSON: "
+                               f"{raw[:200].decode('utf-8', 'replace')}") from None
+            if not isinstance(data, dict):
+                raise LLMError(f"{self.url}: the reply is not a JSON object: {raw[:200]!r}")
+            return data
+        raise LLMError(f"{self.url}: failed after {self.retries + 1} attempt(s): {last}")
+
+    def complete_json(self, messages: list[Message], schema: dict[str, Any], name: str,
+                      parse: Callable[[dict[str, Any]], T]) -> tuple[T, list[Message]]:
+        """``parse`` of the JSON object the LLM replies with, and the whole exchange.
+
+        The request carries ``response_format`` (a strict JSON schema); as some servers
+        ignore it, the reply is always checked here: the first JSON object in it (a
+        ```json fence and text around it are tolerated) must satisfy ``parse`` (which
+        raises ``ValueError`` or a pydantic ``ValidationError`` when it is invalid). A
+        malformed or invalid reply is answered with the exact error and the schema, up to
+        ``max_reprompts`` times. A server that rejects ``response_format`` itself (HTTP
+        400 naming it) is asked again without it.
+
+        The transcript lists every message sent and every reply as ``{"role",
+        "content"}``; replies also carry ``attempt``, ``seconds`` and ``error`` (None
+        when valid). On failure the :class:`LLMError` carries the transcript so far.
+        """
+        transcript: list[Message] = [dict(m) for m in messages]
+        extra: dict[str, Any] = {"response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": True}}}
+        error = ""
+        for attempt in range(1, self.max_reprompts + 2):
+            started = time.monotonic()
+            try:
+                try:
+                    content = self.complete(_chat_only(transcript), **extra)
+                except LLMError as exc:
+                    if exc.status != 400 or "response_format" not in str(exc) or not extra:
+                        raise
+                    transcript.append({"role": "note", "content": "the server rejected "
+                                       f"response_format ({exc}); asking without it"})
+                    extra = {}
+                    content = self.complete(_chat_only(transcript))
+            except LLMError as exc:
+                exc.transcript = transcript
+                raise
+            reply: Message = {"role": "assistant", "content": content, "attempt": attempt,
+                              "seconds": round(time.monotonic() - started, 3), "error": None}
+            transcript.append(reply)
+            try:
+                return parse(extract_json(content)), transcript
+            except (ValueError, TypeError, KeyError) as exc:  # incl. pydantic's errors
+                error = describe_error(exc)
+                reply["error"] = error
+            if attempt <= self.max_reprompts:
+                transcript.append({"role": "user", "content": (
+                    f"Your reply was invalid: {error}\nReply again with exactly one JSON "
+                    f"object, and nothing else, that satisfies this JSON schema:\n"
+                    f"{json.dumps(schema)}")})
+        raise LLMError(f"{name}: no valid reply after {self.max_reprompts + 1} attempt(s); "
+                       f"last error: {error}", transcript=transcript)
+
+
+def _chat_only(transcript: list[Message]) -> list[Message]:
+    """The chat messages of a transcript (notes left out)."""
+    return [m for m in transcript if m["role"] in ("system", "user", "assistant")]
+
+
+def _server_message(exc: urllib.error.HTTPError) -> str:
+    """The error message an HTTP error reply carries (OpenAI, Ollama, vLLM shapes)."""
+    try:
+        raw = exc.read()
+    except (OSError, http.client.HTTPException):
+        raw = b""
+    text = raw.decode("utf-8", "replace")
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return _one_line(text or exc.reason or "", 300)
+    if isinstance(data, dict):
+        err = data.get("error", data.get("message", data.get("detail")))
+        if isinstance(err, dict):
+            err = err.get("message", err)
+        if err is not None:
+            return _one_line(err if isinstance(err, str) else json.dumps(err), 300)
+    return _one_line(text, 300)
+
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+_THINK = re.compile(r"<think>.*?</think>", re.DOTALL)
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """The JSON object in an LLM reply.
+
+    Tolerates a ```json fence, text before and after the object and a reasoning model's
+    ``<think>`` block; raises ``ValueError`` saying what is wrong otherwise.
+    """
+    text = _THINK.sub("", text).strip()
+    candidates = [block.strip() for block in _FENCE.findall(text)] + [text]
+    decoder = json.JSONDecoder()
+    first_error: str | None = None
+    for chunk in candidates:
+        for start in (m.start() for m in re.finditer(r"\{", chunk)):
+            try:
+                value, _ = decoder.raw_decode(chunk, start)
+            except ValueError as exc:
+                first_error = first_error or f"invalid JSON: {exc}"
+                continue
+            if isinstance(value, dict):
+                return value
+    raise ValueError(first_error or "no JSON object found in the reply")
+
+
+def describe_error(exc: Exception) -> str:
+    """One line for a validation error: pydantic's errors as ``loc: message; ...``."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            items = errors()
+        except Exception:  # noqa: BLE001 - a ValueError with an unrelated errors attribute
+            items = None
+        if items:
+            return _one_line("; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ())) or 'value'}: {e.get('msg')}"
+                for e in items))
+    if isinstance(exc, KeyError):
+        return f"missing key {exc}"
+    return _one_line(str(exc))
+
+
+# --- the search space as JSON schemas -------------------------------------------------
+
+INT_CATEGORICAL = frozenset({"kernel_size"})
+"""Keys of :data:`SPACE` whose two integers are the choices, not a range's bounds."""
+LOG_SCALE = frozenset({"channels", "mlp_width", "lr"})
+"""Keys of :data:`SPACE` searched on a log scale."""
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One dimension of :data:`SPACE`: categorical choices, or an int or float range."""
+
+    name: str
+    kind: Literal["categorical", "int", "float"]
+    choices: tuple[Any, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+
+    def describe(self) -> str:
+        """The dimension in a prompt: ``channels: integer in [8, 64] (log scale)``."""
+        if self.kind == "categorical":
+            return f"{self.name}: one of {json.dumps(list(self.choices))}"
+        what = "integer" if self.kind == "int" else "number"
+        return (f"{self.name}: {what} in [{self.low:g}, {self.high:g}]"
+                + (" (log scale)" if self.log else ""))
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema of one value."""
+        if self.kind == "categorical":
+            return {"type": _json_type(self.choices[0]), "enum": list(self.choices)}
+        return {"type": "integer" if self.kind == "int" else "number",
+                "minimum": self.low, "maximum": self.high}
+
+    def check(self, value: Any) -> Any:
+        """``value`` as this dimension's type; ``ValueError`` naming what is allowed."""
+        if self.kind == "categorical":
+            for choice in self.choices:
+                if value == choice and type(value) is type(choice):
+                    return choice
+            raise ValueError(f"{self.name}={json.dumps(value)} is not one of "
+                             f"{json.dumps(list(self.choices))}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{self.name}={json.dumps(value)} must be a "
+                             f"{'integer' if self.kind == 'int' else 'number'}")
+        if self.kind == "int":
+            if value != int(value):
+                raise ValueError(f"{self.name}={value} must be an integer")
+            value = int(value)
+        if not self.low <= value <= self.high:
+            raise ValueError(f"{self.name}={value} is out of range "
+                             f"[{self.low:g}, {self.high:g}]")
+        return value if self.kind == "int" else float(value)
+
+
+def _json_type(value: Any) -> str:
+    """The JSON schema type of a Python value."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    return "number" if isinstance(value, float) else "string"
+
+
+def space_dims(space: dict[str, tuple[Any, ...]] | None = None) -> list[Dim]:
+    """The dimensions of ``space`` (default :data:`SPACE`), in its order.
+
+    Strings and booleans are categorical, as are the keys in :data:`INT_CATEGORICAL`;
+    two integers are an inclusive int range, anything else a float range.
+    """
+    dims = []
+    for name, values in (SPACE if space is None else space).items():
+        if name in INT_CATEGORICAL or any(isinstance(v, (str, bool)) for v in values):
+            dims.append(Dim(name, "categorical", choices=tuple(values)))
+        elif all(isinstance(v, int) for v in values):
+            dims.append(Dim(name, "int", low=values[0], high=values[1],
+                            log=name in LOG_SCALE))
+        else:
+            dims.append(Dim(name, "float", low=float(values[0]), high=float(values[1]),
+                            log=name in LOG_SCALE))
+    return dims
+
+
+def params_schema(family: str | None = None) -> dict[str, Any]:
+    """The JSON schema of one point of :data:`SPACE` (``family`` pinned when given)."""
+    properties = {d.name: d.json_schema() for d in space_dims()}
+    if family is not None:
+        properties["family"] = {"type": "string", "enum": [family]}
+    return {"type": "object", "properties": properties, "required": list(properties),
+            "additionalProperties": False}
+
+
+def candidate_schema(family: str | None = None) -> dict[str, Any]:
+    """The JSON schema of a proposal: ``{"rationale": str, "params": a SPACE point}``."""
+    return {"type": "object",
+            "properties": {"rationale": {"type": "string"}, "params": params_schema(family)},
+            "required": ["rationale", "params"], "additionalProperties": False}
+
+
+def decision_schema() -> dict[str, Any]:
+    """The JSON schema of a decision: ``{"action": continue|refine|stop, "reason": str}``."""
+    return {"type": "object",
+            "properties": {"action": {"type": "string",
+                                      "enum": ["continue", "refine", "stop"]},
+                           "reason": {"type": "string"}},
+            "required": ["action", "reason"], "additionalProperties": False}

@@ -1,0 +1,213 @@
+"""The agent's iterations: propose, assemble, validate in the sandbox, evaluate, decide.
+
+Each iteration is recorded in the registry before the next begins. A candidate that
+fails validation (syntax, forbidden imports, a crash, a wrong output shape, a limit hit
+in the sandbox) or exceeds the goal's parameter budget is recorded as ``invalid`` with
+the reason, and the planner learns that it failed; it is never evaluated. Only code that
+passed the static check and ran in the sandbox is imported in this process for training.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sweeplab.agent.goal import Goal
+from sweeplab.agent.records import Decision, IterationRecord
+from sweeplab.agent.registry import Registry
+
+log = logging.getLogger("sweeplab.agent")
+
+
+@dataclass
+class AgentSettings:
+    """Budget and evaluation settings of one agent run (recorded in the registry)."""
+
+    max_iterations: int = 8
+    seed: int = 0
+    seeds: tuple[int, ...] = (0, 1)
+    epochs: int = 5
+    patience: int = 2
+    max_train: int | None = 10_000
+    data_dir: str | None = None
+    allow_synthetic: bool = False
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_assemble: bool = False
+    llm_timeout: float = 60.0
+    sandbox_timeout_s: float = 120.0
+    sandbox_memory_mb: int = 4096
+
+    def public(self) -> dict[str, Any]:
+        """The settings as recorded (never an API key: it is not a field)."""
+        return asdict(self)
+
+
+@dataclass
+class AgentResult:
+    """What the loop ends with."""
+
+    run_dir: Path
+    history: list[IterationRecord] = field(default_factory=list)
+    best: IterationRecord | None = None
+    reached: bool = False
+    reason: str = ""
+
+
+VALIDATION_METRICS = {"accuracy": "val_accuracy"}
+"""Goal metric -> its validation-set version in the evaluation, used to select candidates
+so that the test set stays out of the search (other metrics exist on the test set only)."""
+
+
+def selection_metric(metric: str) -> str:
+    """The metric the planner optimises for a goal on ``metric``."""
+    return VALIDATION_METRICS.get(metric, metric)
+
+
+MAX_REJECTED = 200
+"""Proposals over the goal's parameter budget are refused before any work and do not use
+the iteration budget; this many at most, so a planner stuck above it still ends."""
+
+
+def parameter_count(model_cfg: Any) -> int:
+    """Trainable parameters of a model config, from the assembler's inferred shapes."""
+    from sweeplab.agent.assembler import infer_shapes
+
+    shapes = infer_shapes(model_cfg)
+    inputs = [tuple(model_cfg.input_shape), *shapes[:-1]]
+    total = 0
+    for layer, shape_in in zip(model_cfg.layers, inputs, strict=True):
+        p = layer.params
+        if layer.type == "conv2d":
+            total += p["out_channels"] * (shape_in[0] * p["kernel_size"] ** 2 + 1)
+        elif layer.type == "linear":
+            total += p["out_features"] * (shape_in[0] + 1)
+        elif layer.type in ("batchnorm2d", "batchnorm1d"):
+            total += 2 * shape_in[0]
+    return total
+
+
+def metric_of(evaluation: Any, metric: str) -> float:
+    """A metric's mean across seeds from an evaluation."""
+    aggregate = evaluation.aggregate
+    if metric not in aggregate:
+        raise KeyError(f"the evaluation has no metric {metric!r} (has {sorted(aggregate)})")
+    return float(aggregate[metric]["mean"])
+
+
+def run_loop(
+    goal: Goal,
+    settings: AgentSettings,
+    registry: Registry,
+    planner: Any,
+    data: Any,
+    client: Any | None = None,
+    say: Callable[[str], None] = print,
+) -> AgentResult:
+    """Iterate until the planner stops or the budget is spent; every step is registered."""
+    from sweeplab.agent.assembler import assemble, assemble_with_llm
+    from sweeplab.agent.evaluate import evaluate
+    from sweeplab.agent.sandbox import SandboxLimits, load_validated, validate
+
+    limits = SandboxLimits(timeout_s=settings.sandbox_timeout_s,
+                           memory_mb=settings.sandbox_memory_mb)
+    history: list[IterationRecord] = []
+    result = AgentResult(registry.run_dir, history)
+    rejected, index = 0, 0
+    while index < settings.max_iterations:
+        started = time.monotonic()
+        proposal = planner.propose(history)
+        model_cfg = proposal.candidate.model
+        if goal.max_params and rejected < MAX_REJECTED:
+            try:
+                size = parameter_count(model_cfg)
+            except ValueError:
+                size = 0  # an invalid config: the iteration below records why
+            if size > goal.max_params:
+                rejected += 1
+                refused = IterationRecord(-rejected, proposal, status="invalid", error=(
+                    f"{size:,} parameters exceed the goal's budget of {goal.max_params:,} "
+                    "(refused before validation)"))
+                planner.observe(refused)
+                registry.reject(refused)
+                continue
+        index += 1
+        record = IterationRecord(index, proposal)
+        folder = registry.model_dir(index)
+        try:
+            if client is not None and settings.llm_assemble:
+                source, transcript = assemble_with_llm(model_cfg, client)
+                proposal.transcript.extend(transcript)
+            else:
+                source = assemble(model_cfg)
+            (folder / "model.py").write_text(source, encoding="utf-8")
+            validation = validate(source, tuple(model_cfg.input_shape), model_cfg.num_classes,
+                                  folder, limits)
+            record.validation = validation.to_dict()
+            record.summary = dict(validation.summary or {})
+            if not validation.ok:
+                record.status, record.error = "invalid", f"{validation.stage}: {validation.error}"
+            elif goal.max_params and record.summary.get("params", 0) > goal.max_params:
+                record.status = "invalid"
+                record.error = (f"{record.summary['params']:,} parameters exceed the goal's "
+                                f"budget of {goal.max_params:,}")
+            else:
+                def build(path: Path = folder / "model.py") -> Any:
+                    return load_validated(path)
+
+                evaluation = evaluate(build, data, proposal.candidate.train, seeds=settings.seeds,
+                                      patience=settings.patience,
+                                      out_dir=registry.plots_dir(index))
+                record.evaluation = evaluation.to_dict()
+                record.score = metric_of(evaluation, selection_metric(goal.metric))
+                record.test_score = metric_of(evaluation, goal.metric)
+        except (ValueError, RuntimeError) as exc:  # assembly or evaluation failed: recorded
+            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        planner.observe(record)
+        history.append(record)
+        record.decision = _decide(planner, history, goal, settings.max_iterations - index)
+        record.seconds = time.monotonic() - started
+        registry.add(record)
+        say(_line(record, goal))
+        if record.decision.action == "stop":
+            result.reason = record.decision.reason
+            break
+    if not result.reason:
+        result.reason = "iteration budget spent"
+    if rejected:
+        say(f"{rejected} proposal(s) over the parameter budget refused before validation")
+    scored = [r for r in history if r.score is not None]
+    result.best = max(scored, key=lambda r: r.score) if scored else None
+    result.reached = (result.best is not None and result.best.test_score is not None
+                      and result.best.test_score >= goal.target)
+    return result
+
+
+def _decide(planner: Any, history: list[IterationRecord], goal: Goal, budget_left: int) -> Decision:
+    """Stop once the selected model (best selection score) reaches the target on the test
+    set (what the goal is about); else ask the planner, without the target, so that a
+    validation score at the target does not stop a search whose test score is short."""
+    scored = [r for r in history if r.score is not None and r.test_score is not None]
+    if scored:
+        best = max(scored, key=lambda r: r.score)
+        if best.test_score >= goal.target:
+            return Decision("stop", f"target reached: test {goal.metric} of the selected "
+                                    f"model (iteration {best.index}) {best.test_score:.4f} "
+                                    f">= {goal.target:g}")
+    return planner.decide(history, None, budget_left)
+
+
+def _line(record: IterationRecord, goal: Goal) -> str:
+    """One progress line per iteration."""
+    params = record.summary.get("params")
+    size = f", {params:,} params" if isinstance(params, int) else ""
+    what = (record.error if record.status != "ok" else
+            f"{selection_metric(goal.metric)} {record.score:.4f}, test {goal.metric} "
+            f"{record.test_score:.4f}{size}")
+    decision = record.decision or Decision("continue", "")
+    return (f"[{record.index}] {record.proposal.source}: {record.status}: {what} -> "
+            f"{decision.action} ({decision.reason}) in {record.seconds:.1f}s")

@@ -1,0 +1,161 @@
+"""``sweeplab analyze`` on agent runs: the trajectory of the metric and the best model.
+
+For each ``run_<timestamp>/`` given (or found one level below an input folder): what the
+goal was understood as, the planner and the data (real or synthetic, said plainly), one
+row per iteration (status, parameters, FLOPs, score with its 95% interval, decision),
+a trajectory figure (score per iteration, best so far, the target), the best model's
+layers and metrics, and its confusion-matrix and learning-curve plots when kept.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from sweeplab.agent.registry import is_agent_run, load_registry
+from sweeplab.analysis.report import (
+    Bullets,
+    Figure,
+    Heading,
+    Paragraph,
+    Report,
+    Table,
+    write_report,
+)
+
+
+def find_agent_runs(inputs: list[str | Path]) -> list[Path]:
+    """Agent run directories among ``inputs`` and their children, in name order."""
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if is_agent_run(item):
+            found.append(item)
+        elif item.is_dir():
+            found += sorted(p for p in item.iterdir() if p.is_dir() and is_agent_run(p))
+    return found
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}g}"
+
+
+def _score_cell(entry: dict[str, Any], metric: str) -> str:
+    stats = (entry.get("evaluation") or {}).get("aggregate", {}).get(metric)
+    if not stats:
+        return "-"
+    low, high = stats.get("ci_low"), stats.get("ci_high")
+    interval = f" [{_num(low)}, {_num(high)}]" if low is not None and high is not None else ""
+    return f"{_num(stats.get('mean'))}{interval}"
+
+
+def trajectory_figure(registry: dict[str, Any], path: Path) -> list[Path]:
+    """Score per iteration (invalid ones marked at the bottom), best so far, the target."""
+    from sweeplab.analysis.style import new_figure, save_figure
+
+    goal, iterations = registry["goal"], registry["iterations"]
+    fig, ax = new_figure()
+    xs = [it["index"] for it in iterations if it.get("score") is not None]
+    ys = [it["score"] for it in iterations if it.get("score") is not None]
+    ax.plot(xs, ys, "o", color="C0", label="candidate (mean over seeds)")
+    best, steps = -math.inf, []
+    for it in iterations:
+        if it.get("score") is not None:
+            best = max(best, it["score"])
+        steps.append(best if best > -math.inf else math.nan)
+    ax.step([it["index"] for it in iterations], steps, where="post", color="C1",
+            label="best so far")
+    ax.axhline(goal["target"], color="C2", linestyle="--", label=f"target {goal['target']:g}")
+    bad = [it["index"] for it in iterations if it.get("score") is None]
+    if bad:
+        bottom = min(ys + [goal["target"]]) if ys else goal["target"]
+        ax.plot(bad, [bottom] * len(bad), "x", color="C3", label="invalid / failed")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"selection score ({goal['metric']} goal)")
+    ax.legend(loc="lower right", fontsize="small")
+    return save_figure(fig, path)
+
+
+def _layers(entry: dict[str, Any]) -> str:
+    model = entry["proposal"]["candidate"]["model"]
+    parts = []
+    for layer in model["layers"]:
+        params = ", ".join(f"{k}={v}" for k, v in layer.get("params", {}).items())
+        parts.append(f"{layer['type']}({params})" if params else layer["type"])
+    return " -> ".join(parts)
+
+
+def _run_section(report: Report, run_dir: Path, out_dir: Path) -> None:
+    registry = load_registry(run_dir)
+    goal, iterations, best = registry["goal"], registry["iterations"], registry.get("best")
+    metric = goal["metric"]
+    settings = registry.get("settings", {})
+    report.add(Heading(f"Agent run {run_dir.name}"))
+    report.add(Paragraph(
+        f"Goal: \"{goal['text']}\" (understood as {registry.get('goal_understood', '')}). "
+        f"Planner {settings.get('planner', '?')}; data: {settings.get('data', '?')} "
+        f"(source: {settings.get('data_source', '?')}). State: {registry.get('state')}"
+        f" ({registry.get('reason', '')})."))
+    rows = []
+    for it in iterations:
+        summary = it.get("summary") or {}
+        decision = it.get("decision") or {}
+        rows.append((str(it["index"]), it["proposal"].get("source", ""), it["status"],
+                     _num(summary.get("params")), _num(summary.get("flops")),
+                     _num(it.get("score")), _score_cell(it, metric), it.get("error") or "",
+                     f"{decision.get('action', '')}: {decision.get('reason', '')}"))
+    report.add(Table(("iteration", "planner", "status", "params", "FLOPs", "selection score",
+                      f"test {metric} (mean [95% CI])", "error", "decision"), tuple(rows),
+                     "Every iteration of the run (the planner sees the selection score: "
+                     "validation accuracy for accuracy goals, so the test set stays out of "
+                     "the search)"))
+    figs = out_dir / "figs"
+    paths = trajectory_figure(registry, figs / f"{run_dir.name}_trajectory")
+    report.add(Figure(paths[0].relative_to(out_dir).as_posix(),
+                      f"{metric} per iteration (mean over seeds), best so far and the target"))
+    reached = best is not None and (best.get("test_score") or -math.inf) >= goal["target"]
+    bullets = [f"{len(iterations)} iterations; {sum(it['status'] == 'ok' for it in iterations)} "
+               f"evaluated, {sum(it['status'] != 'ok' for it in iterations)} invalid or failed."]
+    if best is None:
+        bullets.append("No candidate was evaluated.")
+        report.add(Bullets(tuple(bullets)))
+        return
+    entry = next(it for it in iterations if it["index"] == best["iteration"])
+    bullets.append(f"Best: iteration {best['iteration']}, test {metric} "
+                   f"{_num(best.get('test_score'))} (target {goal['target']:g} "
+                   f"{'reached' if reached else 'not reached'}; selection score "
+                   f"{_num(best['score'])}).")
+    first = next((it for it in iterations if it.get("score") is not None), None)
+    if first is not None and first["index"] != best["iteration"]:
+        bullets.append(f"From the first evaluated candidate ({_num(first['score'])}) to the "
+                       f"best: {best['score'] - first['score']:+.4f}.")
+    report.add(Bullets(tuple(bullets)))
+    report.add(Paragraph(f"Best model ({_num((entry.get('summary') or {}).get('params'))} "
+                         f"parameters): {_layers(entry)}; training "
+                         f"{entry['proposal']['candidate']['train']}."))
+    aggregate = (entry.get("evaluation") or {}).get("aggregate", {})
+    if aggregate:
+        report.add(Table(("metric", "mean", "std", "95% CI", "seeds"), tuple(
+            (name, _num(s.get("mean")), _num(s.get("std")),
+             f"[{_num(s.get('ci_low'))}, {_num(s.get('ci_high'))}]", _num(s.get("n")))
+            for name, s in aggregate.items()), "The best model's test metrics across seeds"))
+    plots = run_dir / "experiments" / f"iter_{best['iteration']:03d}"
+    for png in sorted(plots.glob("*.png")):
+        target = figs / f"{run_dir.name}_{png.name}"
+        shutil.copyfile(png, target)
+        report.add(Figure(target.relative_to(out_dir).as_posix(),
+                          f"Best model: {png.stem.replace('_', ' ')}"))
+
+
+def analyze_agent_runs(run_dirs: list[Path], out_dir: Path) -> tuple[Path, Path]:
+    """The report of the agent runs ``run_dirs`` in ``out_dir`` (report.md, report.html)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = Report("sweeplab agent runs")
+    for run_dir in run_dirs:
+        _run_section(report, run_dir, out_dir)
+    return write_report(report, out_dir)

@@ -1,0 +1,138 @@
+"""``sweeplab agent --goal TEXT``: search model architectures toward a goal stated in words.
+
+Parses the goal (dataset, metric, target, model family, size), then iterates: a planner
+proposes a model (an LLM through an OpenAI-compatible endpoint when ``--llm-base-url`` is
+given, else Optuna's seeded TPE, fully offline), the assembler writes its PyTorch source,
+the sandbox validates it, a quick multi-seed evaluation scores it, and the planner
+decides whether to continue, refine or stop. Everything goes to ``run_<timestamp>/``
+(``experiments/registry.json``); see docs/agent.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from sweeplab.cli.console import Interrupted, console
+from sweeplab.cli.flags import OneLineParser, reject_unknown
+from sweeplab.errors import ConfigError
+
+API_KEY_ENV = ("SWEEPLAB_LLM_API_KEY", "OPENAI_API_KEY")
+
+
+def build_parser() -> OneLineParser:
+    p = OneLineParser(prog="sweeplab agent", description=__doc__.splitlines()[0],
+                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--goal", required=True, help="the goal in words, e.g. 'Design a small CNN "
+                   "for Fashion-MNIST targeting >85%% accuracy'")
+    p.add_argument("--name", help="suffix of the run directory")
+    p.add_argument("--out_dir", "--out-dir", default="runs_out/agent",
+                   help="where run_<timestamp>/ goes")
+    p.add_argument("--keep", action="store_true",
+                   help="keep every candidate's source, sandbox files and plots")
+    p.add_argument("--max-iterations", "--max_iterations", type=int, default=8,
+                   dest="max_iterations", help="iteration budget")
+    p.add_argument("--seed", type=int, default=0, help="seed of the planner")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                   help="training seeds of each evaluation (mean and 95%% interval)")
+    p.add_argument("--epochs", type=int, default=5, help="training epochs per evaluation")
+    p.add_argument("--patience", type=int, default=2, help="early stopping patience (epochs)")
+    p.add_argument("--max-train", "--max_train", type=int, default=10_000, dest="max_train",
+                   help="training samples used (a subsample keeps iterations quick)")
+    p.add_argument("--data_dir", "--data-dir", default=None, help="folder of the dataset files")
+    p.add_argument("--allow-synthetic", "--allow_synthetic", action="store_true",
+                   dest="allow_synthetic",
+                   help="use labelled synthetic data if the dataset's files are missing")
+    p.add_argument("--llm-base-url", "--llm_base_url", dest="llm_base_url",
+                   help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1")
+    p.add_argument("--llm-model", "--llm_model", dest="llm_model", help="model name")
+    p.add_argument("--llm-api-key", "--llm_api_key", dest="llm_api_key",
+                   help="API key (default: $SWEEPLAB_LLM_API_KEY or $OPENAI_API_KEY)")
+    p.add_argument("--llm-assemble", "--llm_assemble", action="store_true", dest="llm_assemble",
+                   help="let the LLM write each model's source (validated like any other)")
+    p.add_argument("--llm-timeout", "--llm_timeout", type=float, default=60.0,
+                   dest="llm_timeout", help="seconds per LLM request")
+    p.add_argument("--verbose", "-v", action="store_true", help="log every step")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    """Run the agent; 0 when it finished (target reached or not), 2 bad input, 130 stopped."""
+    ns, extras = build_parser().parse_known_args(argv)
+    reject_unknown(extras, [], "sweeplab agent")
+    for key in ("max_iterations", "epochs", "patience", "max_train"):
+        if getattr(ns, key) is not None and getattr(ns, key) < 1:
+            raise ConfigError(key, getattr(ns, key), "must be >= 1")
+    if bool(ns.llm_base_url) != bool(ns.llm_model):
+        raise ConfigError("llm-model" if ns.llm_base_url else "llm-base-url", None,
+                          "give both --llm-base-url and --llm-model, or neither (offline)")
+    if ns.llm_assemble and not ns.llm_base_url:
+        raise ConfigError("llm-assemble", True, "needs --llm-base-url and --llm-model")
+    if ns.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+
+    from sweeplab.agent.goal import parse_goal
+
+    goal = parse_goal(ns.goal)
+
+    from sweeplab.agent.datasets import load_dataset
+    from sweeplab.agent.loop import AgentSettings, run_loop, selection_metric
+    from sweeplab.agent.registry import Registry, new_run_dir
+
+    settings = AgentSettings(
+        max_iterations=ns.max_iterations, seed=ns.seed, seeds=tuple(ns.seeds), epochs=ns.epochs,
+        patience=ns.patience, max_train=ns.max_train, data_dir=ns.data_dir,
+        allow_synthetic=ns.allow_synthetic, llm_base_url=ns.llm_base_url,
+        llm_model=ns.llm_model, llm_assemble=ns.llm_assemble, llm_timeout=ns.llm_timeout)
+    data = load_dataset(goal.dataset, data_dir=ns.data_dir, seed=ns.seed,
+                        max_train=ns.max_train, allow_synthetic=ns.allow_synthetic)
+    console.print(f"goal understood: {goal.describe()}", highlight=False)
+    console.print(f"data: {data.description}", highlight=False)
+    planner, client = _planner(ns, goal, data, settings)
+    run_dir = new_run_dir(Path(ns.out_dir), ns.name)
+    registry = Registry(run_dir, goal, {**settings.public(), "data": data.description,
+                                        "data_source": data.source,
+                                        "planner": type(planner).__name__})
+    console.print(f"agent run [bold]{run_dir}[/bold] ({type(planner).__name__}, "
+                  f"{settings.max_iterations} iterations at most)", highlight=False)
+    try:
+        result = run_loop(goal, settings, registry, planner, data, client,
+                          say=lambda line: console.print(line, highlight=False))
+    except KeyboardInterrupt as exc:
+        registry.finish("interrupted", "stopped by a signal; finished iterations are kept")
+        raise Interrupted(f"the registry holds every finished iteration: {registry.path}") from exc
+    except BaseException as exc:
+        registry.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    registry.finish("done", result.reason)
+    if not ns.keep:
+        registry.clean()
+    if result.best is None:
+        console.print(f"no candidate could be evaluated ({result.reason}); see {registry.path}",
+                      highlight=False)
+    else:
+        verdict = "reached" if result.reached else "not reached"
+        console.print(
+            f"best: iteration {result.best.index}, test {goal.metric} "
+            f"{result.best.test_score:.4f} (target {goal.target:g} {verdict}; selected on "
+            f"{selection_metric(goal.metric)} {result.best.score:.4f}); model: "
+            f"{run_dir / 'src/models/model.py'}; registry: {registry.path}", highlight=False)
+    return 0
+
+
+def _planner(ns: argparse.Namespace, goal, data, settings):  # noqa: ANN001, ANN202
+    """The offline planner, or the LLM planner with it as fallback; and the LLM client."""
+    from sweeplab.agent.planner import LLMPlanner, OptunaPlanner
+
+    offline = OptunaPlanner(tuple(data.input_shape), data.num_classes, settings.epochs,
+                            seed=settings.seed, family=goal.family)
+    if not ns.llm_base_url:
+        return offline, None
+    from sweeplab.agent.llm import ChatClient
+
+    key = ns.llm_api_key or next((os.environ[k] for k in API_KEY_ENV if os.environ.get(k)), None)
+    client = ChatClient(ns.llm_base_url, ns.llm_model, api_key=key, timeout=ns.llm_timeout)
+    return LLMPlanner(client, goal.text, tuple(data.input_shape), data.num_classes,
+                      settings.epochs, fallback=offline), client
