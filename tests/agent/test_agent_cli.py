@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_llm import ScriptedServer, reply
+from chat_server import ScriptedServer, reply
 
 from sweeplab.agent.goal import parse_goal
 from sweeplab.cli.main import main

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import torch
+from chat_server import ScriptedServer, reply, status
 from optuna.trial import TrialState
-from test_llm import ScriptedServer, reply, status
 from torch import nn
 
 from sweeplab.agent.llm import ChatClient
@@ -20,20 +20,6 @@ from sweeplab.errors import ConfigError
 
 SHAPE = (1, 28, 28)
 GOAL = "Design a small CNN for Fashion-MNIST targeting >85% accuracy"
-
-
-@pytest.fixture
-def serve():
-    """Start scripted servers; all are shut down after the test."""
-    servers: list[ScriptedServer] = []
-
-    def start(*script: tuple) -> ScriptedServer:
-        servers.append(ScriptedServer(list(script)))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
 
 
 def torch_model(config: ModelConfig) -> nn.Module:
