@@ -117,7 +117,9 @@ def _run_section(report: Report, run_dir: Path, out_dir: Path) -> None:
     figs = out_dir / "figs"
     paths = trajectory_figure(registry, figs / f"{run_dir.name}_trajectory")
     report.add(Figure(paths[0].relative_to(out_dir).as_posix(),
-                      f"{metric} per iteration (mean over seeds), best so far and the target"))
+                      "Selection score per iteration (validation accuracy for accuracy goals; "
+                      f"mean over seeds), best so far and the target ({metric} "
+                      f"{goal['target']:g})"))
     reached = best is not None and (best.get("test_score") or -math.inf) >= goal["target"]
     bullets = [f"{len(iterations)} iterations; {sum(it['status'] == 'ok' for it in iterations)} "
                f"evaluated, {sum(it['status'] != 'ok' for it in iterations)} invalid or failed."]
