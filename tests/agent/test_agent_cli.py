@@ -122,3 +122,28 @@ def test_a_parameter_budget_refuses_proposals_before_any_work(tmp_path):
     for refused in registry["rejected"]:
         assert "exceed the goal's budget of 3,000" in refused["error"]
         assert not refused["validation"] and not refused["evaluation"]  # no work was done
+
+
+def test_an_interrupted_agent_keeps_every_finished_iteration(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "agent"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeplab", "agent", "--goal", "an MLP for digits targeting 100%",
+         "--max-iterations", "50", "--epochs", "20", "--seeds", "0", "--out_dir", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        found = list(out.glob("run_*/experiments/registry.json"))
+        if found and json.loads(found[0].read_text())["iterations"]:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    _, registry = _registry(out)
+    assert registry["state"] == "interrupted" and len(registry["iterations"]) >= 1
+    assert "registry holds every finished iteration" in err
