@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from typing import Literal, get_args, get_origin
 
 import yaml
 
@@ -57,7 +58,9 @@ def volume_template(name: str, path: str = "") -> str:
         if key in SKIPPED or key in ("model_seed", "data_seed"):
             continue
         value = yaml.safe_dump({key: defaults[key]}, default_flow_style=True, width=1000)
-        lines.append(f"  # {field.description}")
+        choices = get_args(field.annotation) if get_origin(field.annotation) is Literal else ()
+        allowed = f" (one of: {', '.join(map(str, choices))})" if choices else ""
+        lines.append(f"  # {field.description}{allowed}")
         lines.append("  " + value.strip().removeprefix("{").removesuffix("}"))
     lines += ["grid:", "  model_seed: [0, 1]", "  data_seed: [0, 1]", ""]
     return "\n".join(lines)

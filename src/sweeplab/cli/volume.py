@@ -39,7 +39,9 @@ def main(argv: list[str]) -> int:
         return grid.main(rest, prog="sweeplab volume run", overrides={"stages": "all"},
                          rerun_done=True, study=STUDY)
     if not rest or rest[0].startswith("-"):
-        raise ConfigError("stage", None, "name a stage: " + ", ".join(STAGES))
+        raise ConfigError("stage", rest[0] if rest else "(none given)",
+                          "name the stage first (sweeplab volume stage NAME CONFIG); allowed "
+                          "values are " + ", ".join(STAGES))
     name = rest[0]
     if name not in STAGES:
         raise ConfigError("stage", name, "allowed values are " + ", ".join(STAGES))

@@ -6,6 +6,8 @@ label becomes (y + r) mod C with r uniform in [1, C-1], so it is never the true 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ import torch
 from sweeplab.data.idx import write_idx
 from sweeplab.errors import ConfigError
 from sweeplab.studies.volume.config import VolumeConfig
-from sweeplab.studies.volume.data import load_volume_data
+from sweeplab.studies.volume.data import check_data, load_volume_data
 
 
 def test_poisoned_labels_never_equal_the_true_label():
@@ -66,3 +68,30 @@ def test_mnist_format_files_load_all_classes(tmp_path):
     assert data.x.shape == (60, 1, 28, 28) and data.x_test.shape == (30, 1, 28, 28)
     assert set(data.true_labels.tolist()) <= set(range(10))
     assert 0.0 <= float(data.x.min()) and float(data.x.max()) <= 1.0
+    # the split sizes are checked against the files before any work
+    with pytest.raises(ConfigError, match="test_size.*has 40 test samples"):
+        check_data(cfg.model_copy(update={"test_size": 41}))
+    with pytest.raises(ConfigError, match="extra_sizes.*has 120 training samples"):
+        check_data(cfg.model_copy(update={"extra_sizes": (0, 101)}))
+    check_data(cfg.model_copy(update={"extra_sizes": (0, 100), "test_size": 40}))  # all fit
+
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file(),
+                    reason="real Fashion-MNIST not installed (Debian dataset-fashion-mnist)")
+def test_real_fashion_mnist_is_found_offline_and_split_train_pool_test_test():
+    from sweeplab.data.idx import read_idx
+
+    cfg = VolumeConfig(dataset="fashion-mnist", category="poison", base_size=100,
+                       extra_sizes=(0, 200), test_size=300, data_seed=4)
+    data = load_volume_data(cfg)  # no data_dir: the system folder is among the defaults
+    assert data.x.shape == (300, 1, 28, 28) and data.x_test.shape == (300, 1, 28, 28)
+    train_y = read_idx(FASHION_DIR / "train-labels-idx1-ubyte.gz")
+    test_y = read_idx(FASHION_DIR / "t10k-labels-idx1-ubyte.gz")
+    # the pool is rows of the training split, the test set rows of the test split
+    assert np.array_equal(data.true_labels.numpy(), train_y[data.pool_index])
+    assert np.array_equal(data.y_test.numpy(), test_y[data.test_index])
+    assert data.test_index.max() < len(test_y) and len(set(data.test_index)) == 300
+    assert bool((data.labels[100:] != data.true_labels[100:]).all())

@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from sweeplab.cli.main import main
+from sweeplab.studies.volume.crossings import first_crossings
 
 TINY = {
     "dataset": "digits", "base_size": 60, "extra_sizes": [0, 60], "test_size": 100,
@@ -77,9 +78,43 @@ def test_all_stages_write_their_outputs(tmp_path):
     assert list(test["m"]) == [0, 60] and test["test_acc"].between(0.3, 1.0).all()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["m"] for r in rows] == [0, 60]
-    assert {"train_acc", "test_acc", "log_volume", "cutoff_size"} <= set(rows[0])
+    assert {"train_acc", "test_acc", "log_volume", "zero_volume", "cutoff_size"} <= set(rows[0])
+    own = volume[(volume["cutoff"] == 0.5) & (volume["landscape_size"] == volume["train_size"])]
+    for row, lv in zip(rows, own.sort_values("m")["log_volume"], strict=True):
+        assert row["zero_volume"] == float(np.isneginf(lv))  # -inf is null in metrics.jsonl
+        assert row["log_volume"] is None if np.isneginf(lv) else row["log_volume"] == lv
     saved = torch.load(run / "models" / "m60.pt", weights_only=True)
     assert saved["train_size"] == 120 and saved["train_acc"] > 0.9
+    # the split saved is the one the run's config draws: rows of the source, as trained
+    from sweeplab.studies.volume.config import VolumeConfig
+    from sweeplab.studies.volume.data import load_volume_data
+
+    data = load_volume_data(VolumeConfig.from_mapping(
+        yaml.safe_load((run / "config.yaml").read_text())["config"]))
+    with np.load(run / "data" / "split.npz") as split:
+        assert split["pool_index"].shape == (120,) and split["test_index"].shape == (100,)
+        np.testing.assert_array_equal(split["pool_index"], data.pool_index)
+        np.testing.assert_array_equal(split["test_index"], data.test_index)
+        np.testing.assert_array_equal(split["labels"], data.labels.numpy())
+    # cutoffs: read independently off the saved unperturbed loss curves
+    cutoffs = pd.read_csv(run / "cutoffs.csv")
+    assert len(cutoffs) == 2 * 2
+    with np.load(run / "cutoffs" / "loss_curves.npz") as npz:
+        curves = {k: npz[k] for k in npz.files}
+    for row in cutoffs.itertuples():
+        curve = curves[f"m{row.m}"]
+        assert curve.shape == (120,)
+        above = np.flatnonzero(curve > row.cutoff)
+        if above.size:
+            assert row.first_crossing_size == above[0] + 1
+        else:
+            assert np.isnan(row.first_crossing_size)
+        if row.crossed:  # above from cutoff_size to the end of the pool, not just before
+            assert (curve[int(row.cutoff_size) - 1:] > row.cutoff).all()
+            assert row.cutoff_size == 1 or curve[int(row.cutoff_size) - 2] <= row.cutoff
+            assert row.first_crossing_size <= row.cutoff_size
+        else:
+            assert curve[-1] <= row.cutoff
 
 
 def test_cache_skips_unchanged_stages_and_reruns_changed_ones(tmp_path):
@@ -140,6 +175,30 @@ def test_grid_search_keeps_the_whole_grid_so_cutoffs_change_only_the_volume(tmp_
     assert now["volume.csv"] != first["volume.csv"]
 
 
+def test_the_default_executor_runs_the_grid_in_worker_processes(tmp_path):
+    """``sweeplab volume run CONFIG --out_dir D`` with no executor flag: the local pool."""
+    spec = tmp_path / "seeds.yaml"
+    spec.write_text(yaml.safe_dump({
+        "study": "minima-volume", "name": "seeds",
+        "run_name": "model_{model_seed}_data_{data_seed}",
+        "fixed": {**TINY, "extra_sizes": [0], "epochs": 5, "n_directions": 2},
+        "grid": {"model_seed": [0, 1], "data_seed": [0]},
+    }))
+    out = tmp_path / "out"
+    assert _volume("run", str(spec), "--out_dir", str(out), "-j", "2") == 0
+    (grid,) = [p for p in out.iterdir() if p.is_dir()]
+    runs = sorted(p.name for p in grid.iterdir() if p.is_dir())
+    assert runs == ["model_0_data_0", "model_1_data_0"]
+    for name in runs:
+        status = json.loads((grid / name / "status.json").read_text())
+        assert status["state"] == "done" and status["pid"] != os.getpid()
+        assert (grid / name / "volume.csv").is_file()
+    # the seeds are replicates that differ: model_seed changes the trained weights
+    a, b = (torch.load(grid / n / "models" / "m0.pt", weights_only=True)["state_dict"]
+            for n in runs)
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_one_stage_alone_and_a_missing_input(tmp_path):
     out = tmp_path / "out"
     spec = str(_spec(tmp_path))
@@ -157,12 +216,102 @@ def test_one_stage_alone_and_a_missing_input(tmp_path):
 
 @pytest.mark.parametrize("argv, key", [
     (["stage", "bogus", "x.yaml"], "stage"),
+    (["stage"], "stage"),
+    (["stage", "--out_dir", "d", "x.yaml"], "stage"),
     (["walk", "x.yaml"], "action"),
 ])
 def test_bad_verbs_are_one_line_errors(argv, key, capsys):
     assert _volume(*argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and key in err and "allowed values" in err
+
+
+@pytest.mark.parametrize(("fixed", "key", "allowed"), [
+    ({"category": "bogus"}, "category", "'low_data', 'poison' or 'sam'"),
+    ({"arch": "resnet"}, "arch", "'mlp' or 'cnn'"),
+    ({"loss_cutoffs": [0.5, -1]}, "loss_cutoffs", "positive"),
+    ({"loss_cutoffs": [1.0, 0.5]}, "loss_cutoffs", "increasing and distinct"),
+    ({"hidden": [16, 0]}, "hidden", ">= 1"),
+    ({"arch": "cnn", "channels": [4, 4, 4, 4]}, "channels", "at most 3 entries"),
+    ({"extra_sizes": [0, 2000]}, "extra_sizes", "digits has 1797 samples"),
+])
+def test_bad_config_values_are_one_line_errors_before_any_work(tmp_path, capsys, fixed, key,
+                                                               allowed):
+    out = tmp_path / "out"
+    assert _volume("run", str(_spec(tmp_path, **fixed)), "--out_dir", str(out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"invalid {key}=" in err and allowed in err
+    assert not out.exists() or not any(out.rglob("*.pt"))  # nothing trained
+
+
+def test_uncrossed_directions_are_counted_and_reported_on_every_visit(tmp_path):
+    """A ray too short to reach the cutoff: every radius is the range end, counted in
+    volume.csv and said in final.json, again when the run is visited with all cached."""
+    out = tmp_path / "out"
+    spec = _spec(tmp_path, extra_sizes=[0], max_coefficient=0.001, loss_cutoffs=[5.0])
+    args = ["--out_dir", str(out), "--executor", "inline"]
+    for _ in range(2):
+        assert _volume("run", str(spec), *args) == 0
+        run = _run_dir(out)
+        volume = pd.read_csv(run / "volume.csv")
+        assert (volume["n_uncrossed"] == 6).all() and volume["lower_bound"].all()
+        with np.load(run / "perturb" / "m0.npz") as npz:
+            norms, end = npz["raw_norms"], npz["coefficients"][-1]
+            n = int(npz["n_params"])
+        log_r = n * np.log(end * norms)  # every radius is the range end x the raw norm
+        expected = log_r.max() + np.log(np.mean(np.exp(log_r - log_r.max())))
+        assert volume["log_volume"].to_numpy() == pytest.approx(expected, rel=1e-9)
+        final = json.loads((run / "final.json").read_text())
+        (warning,) = [w for w in final.get("warnings", []) if "never reach" in w]
+        assert warning.startswith("6 of 6 radii never reach their loss cutoff")
+        assert "1 of 1 log-volumes" in warning
+    assert "volume: cached" in (run / "logs" / "train.log").read_text()
+
+
+def test_cnn_sam_coarse_to_fine_equals_the_grid_and_rho_retrains(tmp_path, monkeypatch):
+    """The small CNN (vmap path) trained with SAM: the crossings coarse-to-fine finds are
+    those of the exhaustive grid scan; eval_batch bounds the batches; sam_rho retrains."""
+    from sweeplab.studies.volume import landscape
+
+    batches: list[int | None] = []
+    real_plan = landscape._plan_batches
+
+    def plan(*args):
+        batches.append(args[-1])  # max_batch
+        return real_plan(*args)
+
+    monkeypatch.setattr(landscape, "_plan_batches", plan)
+    out = tmp_path / "out"
+    args = ["--out_dir", str(out), "--executor", "inline"]
+    cnn = {"category": "sam", "sam_rho": 0.05, "arch": "cnn", "channels": [4],
+           "n_directions": 8}
+    assert _volume("run", str(_spec(tmp_path, search="grid", eval_batch=5, **cnn)), *args) == 0
+    assert batches and set(batches) == {5}
+    run = _run_dir(out)
+    models = {m: (run / "models" / f"m{m}.pt").read_bytes() for m in (0, 60)}
+    exhaustive = {}
+    for m in (0, 60):
+        with np.load(run / "perturb" / f"m{m}.npz") as npz:
+            assert npz["loss"].shape == (8, 31, 2)
+            exhaustive[m] = first_crossings(npz["loss"], TINY["loss_cutoffs"])
+    grid_volume = pd.read_csv(run / "volume.csv")
+
+    batches.clear()
+    assert _volume("run", str(_spec(tmp_path, **cnn)), *args) == 0  # coarse_to_fine
+    assert batches and set(batches) == {None}
+    for m in (0, 60):
+        assert (run / "models" / f"m{m}.pt").read_bytes() == models[m]  # not retrained
+        with np.load(run / "perturb" / f"m{m}.npz") as npz:
+            np.testing.assert_array_equal(npz["index"], exhaustive[m])
+            assert int(npz["n_evaluated"]) < 8 * 31
+        # a real search: crossings off the coarse grid, not only at 0 or never
+        assert np.isin(exhaustive[m], np.arange(0, 31, 5), invert=True).any()
+    pd.testing.assert_frame_equal(pd.read_csv(run / "volume.csv"), grid_volume)
+
+    assert _volume("run", str(_spec(tmp_path, **{**cnn, "sam_rho": 0.2})), *args) == 0
+    for m in (0, 60):
+        assert (run / "models" / f"m{m}.pt").read_bytes() != models[m]
 
 
 def test_a_grid_of_another_study_is_refused(tmp_path, capsys):
@@ -176,8 +325,11 @@ def test_a_grid_of_another_study_is_refused(tmp_path, capsys):
 def test_template_is_a_valid_grid(tmp_path):
     assert main(["new", "volume-experiment", "wide_mlp", "--dir", str(tmp_path)]) == 0
     path = tmp_path / "wide_mlp.yaml"
-    spec = yaml.safe_load(path.read_text())
+    text = path.read_text()
+    assert "(one of: low_data, poison, sam)" in text and "(one of: mlp, cnn)" in text
+    spec = yaml.safe_load(text)
     assert spec["study"] == "minima-volume" and spec["name"] == "wide_mlp"
+    assert {"category", "arch", "sam_rho", "loss_cutoffs"} <= set(spec["fixed"])
     spec["fixed"].update(TINY)
     spec["fixed"]["epochs"] = 2
     spec["grid"] = {"model_seed": [0], "data_seed": [0]}

@@ -238,3 +238,15 @@ def test_the_study_declares_this_analysis_without_importing_torch():
             "assert get_analysis('minima-volume') is analysis.ANALYSIS; "
             "assert 'torch' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_every_config_key_is_a_condition_a_replicate_or_no_result():
+    """A key missing from all three would merge conditions that differ in it (radius_norm
+    once was), or split replicates that differ only in how they were computed."""
+    from sweeplab.studies.volume import analysis
+    from sweeplab.studies.volume.config import VolumeConfig
+
+    groups = (analysis.GROUP_KEYS, analysis.REPLICATE_KEYS, analysis.NO_RESULT_KEYS)
+    assert sorted(k for g in groups for k in g) == sorted(VolumeConfig.model_fields)
+    # what changes no result is not part of a run's identity either
+    assert set(analysis.NO_RESULT_KEYS) <= VolumeConfig.IDENTITY_EXCLUDED

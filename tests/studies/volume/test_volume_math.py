@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 
 from sweeplab.studies.volume.crossings import first_crossings
-from sweeplab.studies.volume.volume_math import cutoff_size, log_volume, radii, volume_table
+from sweeplab.studies.volume.volume_math import (
+    cutoff_size,
+    first_crossing_size,
+    log_volume,
+    prefix_means,
+    radii,
+    volume_table,
+)
 
 
 def test_isotropic_bowl_has_one_radius_and_volume_n_log_r() -> None:
@@ -109,3 +116,19 @@ def test_cutoff_size_is_where_the_prefix_mean_stays_above_the_cutoff() -> None:
     assert cutoff_size(per_sample, 0.9) is None
     # a misfit first sample lifts the first prefix means, then the mean settles below
     assert cutoff_size(np.array([2.0, 0.0, 0.0, 0.0, 0.0]), 0.45) is None
+
+
+def test_first_crossing_size_is_the_first_prefix_mean_above_the_cutoff() -> None:
+    per_sample = np.array([0.1, 0.3, 0.2, 1.4, 0.0, 3.0])
+    np.testing.assert_allclose(prefix_means(per_sample), [0.1, 0.2, 0.2, 0.5, 0.4, 5.0 / 6])
+    # above at 4, back below at 5, above again at 6: the first rise, where cutoff_size
+    # waits for the curve to stay above
+    assert first_crossing_size(per_sample, 0.45) == 4 and cutoff_size(per_sample, 0.45) == 6
+    assert first_crossing_size(per_sample, 0.5) == 6  # equal is not above
+    assert first_crossing_size(per_sample, 0.3) == 4 == cutoff_size(per_sample, 0.3)
+    assert first_crossing_size(per_sample, 0.05) == 1
+    assert first_crossing_size(per_sample, 0.9) is None
+    misfit = np.array([2.0, 0.0, 0.0, 0.0, 0.0])
+    assert first_crossing_size(misfit, 0.45) == 1 and cutoff_size(misfit, 0.45) is None
+    # a NaN loss (a blown-up model) counts as above, as in the crossings along directions
+    assert first_crossing_size(np.array([0.1, np.nan]), 5.0) == 2

@@ -46,10 +46,18 @@ GROUP_KEYS = (
     "category", "dataset", "arch", "hidden", "channels", "optimizer", "lr", "momentum",
     "weight_decay", "epochs", "batch_size", "sam_rho", "base_size", "extra_sizes",
     "landscape_sizes", "test_size", "n_directions", "perturbation_seed", "max_coefficient",
-    "n_coefficients", "search", "coarse_stride", "loss_cutoffs",
+    "n_coefficients", "search", "coarse_stride", "loss_cutoffs", "radius_norm",
 )
-"""Config keys that define a condition when they vary (seeds are replicates; data_dir,
-device, stages, eval_batch and the logging intervals change no result)."""
+"""Config keys that define a condition when they vary (seeds are replicates)."""
+
+REPLICATE_KEYS = ("model_seed", "data_seed")
+"""Seeds: runs that differ only in these are replicates of one condition."""
+
+NO_RESULT_KEYS = ("data_dir", "device", "stages", "eval_batch", "log_interval",
+                  "save_interval")
+"""Config keys that change no result (where the files are, how the landscape is batched,
+which stages run now, logging): never a condition. Every config key is in exactly one of
+GROUP_KEYS, REPLICATE_KEYS and NO_RESULT_KEYS (tested)."""
 
 FINAL_METRICS = ("test_acc_fewest", "test_acc_most", "log_volume_fewest",
                  "log_volume_most", "train_loss_fewest", "train_loss_most")

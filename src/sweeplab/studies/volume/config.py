@@ -13,6 +13,8 @@ Categories (the experiments of the paper): ``low_data`` (the added samples are c
 
 ``stages`` says which stages to run and is not part of the run's identity; every stage
 caches its outputs in the run directory and runs again only when its inputs change.
+``eval_batch`` and ``device`` (how the landscape is evaluated, not what), ``data_dir``
+(where the files are) and ``log_interval`` are not part of the run's identity either.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ class VolumeConfig(StudyConfig):
     """Every parameter of a minima-volume run; CPU-sized defaults (digits, small MLP)."""
 
     IDENTITY_EXCLUDED: ClassVar[frozenset[str]] = frozenset(
-        {"save_interval", "stages", "data_dir", "device"}
+        {"save_interval", "stages", "data_dir", "device", "eval_batch", "log_interval"}
     )
 
     category: Literal["low_data", "poison", "sam"] = Field(
@@ -75,12 +77,18 @@ class VolumeConfig(StudyConfig):
         "coarse_to_fine", description="find crossings coarse-to-fine, or scan the whole grid"
     )
     coarse_stride: int = Field(10, ge=1, description="coarse_to_fine: grid points per coarse step")
-    loss_cutoffs: tuple[float, ...] = Field((0.5,), description="loss levels bounding the minimum")
+    loss_cutoffs: tuple[float, ...] = Field(
+        (0.5,), description="loss levels bounding the minimum (increasing; the first is the "
+                            "one final.json and the report's findings use)"
+    )
     radius_norm: Literal["raw", "scaled"] = Field(
         "raw", description="radius = crossing coefficient x the norm of the raw Gaussian "
                            "direction (raw) or of the filter-scaled step taken (scaled)"
     )
-    eval_batch: int = Field(0, ge=0, description="perturbed models per batched call (0: auto)")
+    eval_batch: int = Field(
+        0, ge=0, description="perturb: at most this many perturbed models per batched "
+                             "evaluation (0: as many as fit the memory budget)"
+    )
     device: Literal["cpu"] = Field("cpu", description="only cpu (the models are small)")
     stages: str = Field("all", description="stages to run: all, or names joined by +")
     log_interval: int = Field(50, ge=1, description="log training metrics every N epochs")
@@ -103,8 +111,15 @@ class VolumeConfig(StudyConfig):
     @field_validator("loss_cutoffs")
     @classmethod
     def _cutoffs(cls, value: tuple[float, ...]) -> tuple[float, ...]:
-        if not value or any(c <= 0 for c in value):
-            raise ValueError("must be one or more positive losses")
+        if not value or any(c <= 0 for c in value) or list(value) != sorted(set(value)):
+            raise ValueError("must be one or more positive losses, increasing and distinct")
+        return value
+
+    @field_validator("hidden", "channels")
+    @classmethod
+    def _widths(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 1 for w in value):
+            raise ValueError("widths must be integers >= 1")
         return value
 
     @field_validator("stages")

@@ -12,8 +12,9 @@
    ``radius_norm: scaled``), log-volume per (model, cutoff, landscape) by log-sum-exp;
    ``volume.csv`` / ``volume.json``.
 4. **cutoff**: the landscape size from which the unperturbed model's cumulative mean
-   loss over the pool stays above each cutoff (volume 0 from there on); ``cutoffs.csv`` /
-   ``cutoffs.json``, the curves in ``cutoffs/loss_curves.npz``.
+   loss over the pool stays above each cutoff (volume 0 from there on), and the first
+   size where it exceeds the cutoff at all; ``cutoffs.csv`` / ``cutoffs.json``, the
+   curves in ``cutoffs/loss_curves.npz``.
 5. **test**: loss and accuracy of every model on the test set; ``test_accuracies.csv`` /
    ``.json``.
 
@@ -33,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 
 from sweeplab.core.context import RunContext
 from sweeplab.core.experiment import save_json
@@ -45,10 +45,15 @@ from sweeplab.studies.volume.directions import flatten_params, make_directions, 
 from sweeplab.studies.volume.landscape import LandscapeData, scan_grid
 from sweeplab.studies.volume.models import build_model, n_parameters
 from sweeplab.studies.volume.stages import StageCache, inputs_key
-from sweeplab.studies.volume.train import evaluate, train_model
-from sweeplab.studies.volume.volume_math import cutoff_size, volume_table
+from sweeplab.studies.volume.train import evaluate, per_sample_loss, train_model
+from sweeplab.studies.volume.volume_math import (
+    cutoff_size,
+    first_crossing_size,
+    prefix_means,
+    volume_table,
+)
 
-FORMAT = {"data": 1, "train": 1, "perturb": 2, "volume": 2, "cutoff": 2, "test": 1}
+FORMAT = {"data": 1, "train": 1, "perturb": 2, "volume": 2, "cutoff": 3, "test": 1}
 """Output format version of each stage, part of its key: outputs of an older version of
 this module are made again rather than misread."""
 DATA_FIELDS = ("dataset", "data_seed", "base_size", "extra_sizes", "test_size", "category")
@@ -203,13 +208,16 @@ class Pipeline:
             "n_params": np.asarray(theta.numel()), "search": np.asarray(cfg.search),
         }
         data = self.landscape()
+        max_batch = cfg.eval_batch or None
         if cfg.search == "grid":
-            loss, acc = scan_grid(model, theta, directions, coefficients, data)
+            loss, acc = scan_grid(model, theta, directions, coefficients, data,
+                                  max_batch=max_batch)
             out.update(loss=np.asarray(loss), acc=np.asarray(acc),
                        n_evaluated=np.asarray(cfg.n_directions * cfg.n_coefficients))
         else:
             found = coarse_to_fine(model, theta, directions, coefficients, data,
-                                   list(cfg.loss_cutoffs), cfg.coarse_stride)
+                                   list(cfg.loss_cutoffs), cfg.coarse_stride,
+                                   max_batch=max_batch)
             out.update(cutoffs=np.asarray(cfg.loss_cutoffs), index=np.asarray(found.index),
                        coarse_index=np.asarray(found.coarse_index),
                        coarse_loss=np.asarray(found.coarse_loss),
@@ -246,13 +254,6 @@ class Pipeline:
                 rows.append({"m": m, "train_size": self.cfg.base_size + m,
                              "n_params": int(saved["n_params"]),
                              "radius_norm": self.cfg.radius_norm, **row})
-                uncrossed = row["n_uncrossed"]
-                if uncrossed:
-                    self.ctx.warn(
-                        f"m={m}, cutoff {row['cutoff']:g}, landscape {row['landscape_size']}: "
-                        f"{uncrossed} of {row['n_directions']} directions never reach the "
-                        f"cutoff within max_coefficient={self.cfg.max_coefficient:g}; their "
-                        f"radius is the range end, so the log-volume is a lower bound")
         return _write_table(self.ctx, "volume", rows)
 
     def cutoff(self) -> None:
@@ -263,17 +264,15 @@ class Pipeline:
     def _cutoff(self) -> list[Path]:
         rows, curves = [], {}
         for m in self.cfg.extra_sizes:
-            model = self.model(m)
-            with torch.inference_mode():
-                per_sample = F.cross_entropy(model(self.data.x), self.data.labels,
-                                             reduction="none").double()
-            curve = torch.cumsum(per_sample, 0) / torch.arange(1, len(per_sample) + 1)
-            curves[f"m{m}"] = curve.numpy()
+            per_sample = per_sample_loss(self.model(m), self.data.x, self.data.labels)[0].numpy()
+            curves[f"m{m}"] = prefix_means(per_sample)
             for cutoff in self.cfg.loss_cutoffs:
-                size = cutoff_size(per_sample.numpy(), cutoff)
+                size = cutoff_size(per_sample, cutoff)
+                first = first_crossing_size(per_sample, cutoff)
                 rows.append({"m": m, "train_size": self.cfg.base_size + m, "cutoff": cutoff,
                              "cutoff_size": size if size is not None else np.nan,
-                             "crossed": size is not None})
+                             "crossed": size is not None,
+                             "first_crossing_size": first if first is not None else np.nan})
         curves_path = self.ctx.path("cutoffs", "loss_curves.npz")
         _atomic_savez(curves_path, curves)
         return [*_write_table(self.ctx, "cutoffs", rows), curves_path]
@@ -322,8 +321,36 @@ def run_pipeline(cfg: VolumeConfig, ctx: RunContext) -> dict[str, float]:
     return summarize(pipeline)
 
 
+def warn_uncrossed(ctx: RunContext, table: pd.DataFrame, max_coefficient: float,
+                   shown: int = 8) -> None:
+    """One warning (kept in ``final.json``) when some radii of ``volume.csv`` never crossed.
+
+    Said on every visit of the run, cached volume stage or not, so a rerun's ``final.json``
+    still reports the lower bounds.
+    """
+    short = table[table["n_uncrossed"] > 0]
+    if short.empty:
+        return
+    where = "; ".join(
+        f"m={int(r.m)} cutoff {float(r.cutoff):g} landscape {int(r.landscape_size)}: "
+        f"{int(r.n_uncrossed)} of {int(r.n_directions)}"
+        for r in short.head(shown).itertuples())
+    if len(short) > shown:
+        where += f"; {len(short) - shown} more rows"
+    ctx.warn(
+        f"{int(table['n_uncrossed'].sum())} of {int(table['n_directions'].sum())} radii never "
+        f"reach their loss cutoff within max_coefficient={max_coefficient:g} ({where}); their "
+        f"radius is the range end, so {len(short)} of {len(table)} log-volumes in volume.csv "
+        f"are lower bounds (column lower_bound); raise max_coefficient to measure them")
+
+
 def summarize(pipeline: Pipeline) -> dict[str, float]:
-    """One metrics row per model (step = m) from whatever stages are current; final.json."""
+    """One metrics row per model (step = m) from whatever stages are current; final.json.
+
+    A row: train_size, train_loss, train_acc (train), test_loss, test_acc (test), and at
+    the first loss cutoff on the model's own landscape log_volume, zero_volume (1 where
+    log_volume is -inf) and n_uncrossed (volume), cutoff_size (cutoff).
+    """
     cfg, ctx, cache = pipeline.cfg, pipeline.ctx, pipeline.cache
     per_model: dict[int, dict[str, float]] = {m: {} for m in cfg.extra_sizes}
     for m in cfg.extra_sizes:
@@ -341,8 +368,12 @@ def summarize(pipeline: Pipeline) -> dict[str, float]:
         own = table[(table["cutoff"] == first_cut)
                     & (table["landscape_size"] == table["train_size"])]
         for row in own.to_dict("records"):
-            per_model[int(row["m"])].update(log_volume=row["log_volume"],
-                                            n_uncrossed=float(row["n_uncrossed"]))
+            # zero_volume says what an empty log_volume cell of metrics.jsonl/.csv (which
+            # hold no infinities) means: -inf, not a volume left unmeasured
+            per_model[int(row["m"])].update(
+                log_volume=row["log_volume"], n_uncrossed=float(row["n_uncrossed"]),
+                zero_volume=float(np.isneginf(row["log_volume"])))
+        warn_uncrossed(ctx, table, cfg.max_coefficient)
     if cache.fresh("cutoff", pipeline.cutoff_key()):
         table = pd.read_csv(ctx.path("cutoffs.csv"))
         for row in table[table["cutoff"] == first_cut].to_dict("records"):

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import logsumexp
 
-__all__ = ["cutoff_size", "log_volume", "radii", "volume_table"]
+__all__ = ["cutoff_size", "first_crossing_size", "log_volume", "prefix_means", "radii",
+           "volume_table"]
 
 
 def radii(
@@ -112,22 +113,48 @@ def volume_table(
     return rows
 
 
+def prefix_means(per_sample_loss: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The cumulative mean loss (N,) float64: entry ``s - 1`` is the mean of the first ``s``.
+
+    ``per_sample_loss`` (N,) is the unperturbed model's loss on the ordered pool, so entry
+    ``s - 1`` is the minimum's own loss on the landscape of size ``s`` (Fan, Sandlund & Ko
+    2025, arXiv 2511.04808, Sec. 3: a landscape is the mean loss over a dataset).
+    """
+    loss = np.asarray(per_sample_loss, dtype=np.float64).reshape(-1)
+    return np.cumsum(loss) / np.arange(1, loss.size + 1)
+
+
 def cutoff_size(per_sample_loss: Sequence[float] | np.ndarray, cutoff: float) -> int | None:
     """The landscape size s (1-based) from which the cumulative mean loss stays > cutoff.
 
     ``per_sample_loss`` (N,) is the unperturbed model's loss on the ordered pool; the
-    mean over the first s samples is the minimum's own loss on landscape s. From the
-    returned size on, up to the whole pool, that loss is above the cutoff, so the volume
-    is 0 ("volume 0 from there on"). A prefix mean that rises above the cutoff only
-    briefly (a misfit sample among the first few) and falls back does not count. None
-    when the mean over the whole pool is at or below the cutoff.
+    mean over the first s samples (:func:`prefix_means`) is the minimum's own loss on
+    landscape s. From the returned size on, up to the whole pool, that loss is above the
+    cutoff, so the volume is 0 ("volume 0 from there on"): θ itself lies outside the
+    sublevel set, every radius is 0 and log V = -inf. A prefix mean that rises above the
+    cutoff only briefly (a misfit sample among the first few) and falls back does not
+    count (see :func:`first_crossing_size` for the first rise). None when the mean over
+    the whole pool is at or below the cutoff.
     """
-    loss = np.asarray(per_sample_loss, dtype=np.float64).reshape(-1)
-    if loss.size == 0:
+    mean = prefix_means(per_sample_loss)
+    if mean.size == 0:
         return None
-    mean = np.cumsum(loss) / np.arange(1, loss.size + 1)
     below = np.flatnonzero(mean <= cutoff)  # a NaN loss counts as above, as in first_crossings
     if below.size == 0:
         return 1
     last_below = int(below[-1])
-    return None if last_below == loss.size - 1 else last_below + 2
+    return None if last_below == mean.size - 1 else last_below + 2
+
+
+def first_crossing_size(
+    per_sample_loss: Sequence[float] | np.ndarray, cutoff: float
+) -> int | None:
+    """The smallest landscape size s (1-based) whose cumulative mean loss exceeds ``cutoff``.
+
+    The literal first crossing of the unperturbed loss curve (:func:`prefix_means`); it
+    equals :func:`cutoff_size` when the curve, once above the cutoff, stays above, and is
+    smaller when it rises above and falls back. None when no prefix mean exceeds it.
+    """
+    mean = prefix_means(per_sample_loss)
+    above = np.flatnonzero(~(mean <= cutoff))  # NaN counts as above
+    return int(above[0]) + 1 if above.size else None
