@@ -25,7 +25,11 @@ from sweeplab.cli.main import main
 from sweeplab.core.checkpoint import checkpoint_path, load_checkpoint
 from sweeplab.track.local import read_metrics
 
-FLAGS = ["--epochs", "1500", "--plots", "false", "--save_interval", "300"]
+# Long enough that the stop lands mid-run: metrics reach the disk up to 1 s (512 rows)
+# after they are logged, so a test sees a run's progress late by that much.
+EPOCHS = 4000
+GRID_EPOCHS = 6000
+FLAGS = ["--epochs", str(EPOCHS), "--plots", "false", "--save_interval", "300"]
 COMPARED = ("metrics.jsonl", "metrics.csv", "final.json", "directions.json")
 
 
@@ -64,7 +68,7 @@ def _assert_same(run_dir: Path, reference: Path) -> None:
     for name in COMPARED:
         assert (run_dir / name).read_bytes() == (reference / name).read_bytes(), name
     epochs = [r["epoch"] for r in read_metrics(run_dir / "metrics.jsonl")]
-    assert epochs == list(range(1501))
+    assert epochs == list(range(EPOCHS + 1))
 
 
 def _resume(run_dir: Path) -> subprocess.CompletedProcess:
@@ -82,7 +86,7 @@ def test_sigterm_checkpoints_and_resume_is_bit_for_bit(tmp_path, reference):
     status = json.loads((run_dir / "status.json").read_text())
     assert status["interrupted"] is True and "checkpoint saved" in status["error"]
     ckpt = load_checkpoint(checkpoint_path(run_dir))
-    assert ckpt["reason"] == "signal" and 0 < ckpt["epoch"] < 1500
+    assert ckpt["reason"] == "signal" and 0 < ckpt["epoch"] < EPOCHS
     assert ckpt["metrics"]["rows"] == ckpt["epoch"]  # rows 0..epoch-1 are covered
 
     resumed = _resume(run_dir)
@@ -124,7 +128,7 @@ def test_grid_driver_sigterm_reaches_workers_and_resume_continues(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({
         "study": "implicit-bias",
-        "fixed": {"epochs": 1500, "plots": False, "save_interval": 1000},
+        "fixed": {"epochs": GRID_EPOCHS, "plots": False, "save_interval": 1000},
         "grid": {"seed": [0, 1]},
     }))
     out = tmp_path / "runs_out"
@@ -137,7 +141,7 @@ def test_grid_driver_sigterm_reaches_workers_and_resume_continues(tmp_path):
     os.kill(proc.pid, signal.SIGTERM)  # the driver only, as `kill PID` would
     proc.wait(timeout=60)
     epochs = [load_checkpoint(checkpoint_path(r))["epoch"] for r in runs]
-    assert all(0 < e < 1500 for e in epochs)
+    assert all(0 < e < GRID_EPOCHS for e in epochs), epochs
 
     resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
