@@ -19,9 +19,11 @@ def reply(content: str) -> tuple:
     return ("reply", content)
 
 
-def status(code: int, message: str = "scripted error") -> tuple:
-    """An HTTP error with an OpenAI-style ``{"error": {"message": ...}}`` body."""
-    return ("status", code, message)
+def status(code: int, message: str = "scripted error",
+           headers: dict[str, str] | None = None) -> tuple:
+    """An HTTP error with an OpenAI-style ``{"error": {"message": ...}}`` body (and
+    ``headers``, e.g. ``Retry-After``)."""
+    return ("status", code, message, dict(headers or {}))
 
 
 def delay(seconds: float, content: str) -> tuple:
@@ -63,7 +65,7 @@ class ScriptedServer:
                     pass
 
             def _answer(self, step: tuple) -> None:
-                kind = step[0]
+                kind, headers = step[0], {}
                 if kind == "delay":
                     time.sleep(step[1])
                     kind, step = "reply", ("reply", step[2])
@@ -75,12 +77,15 @@ class ScriptedServer:
                 elif kind == "status":
                     code, text = step[1], json.dumps({"error": {"message": step[2],
                                                                 "type": "scripted"}})
+                    headers = step[3] if len(step) > 3 else {}
                 else:
                     code, text = step[1], step[2]
                 data = text.encode("utf-8")
                 self.send_response(code)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(data)
 

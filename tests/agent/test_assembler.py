@@ -152,8 +152,11 @@ class Net(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.fc = nn.Linear(4, int(math.sqrt(16)))
+        self._scale = 1.0
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        return self._scale * x
     def forward(self, x: torch.Tensor) -> Any:
-        return partial(F.relu)(getattr(self, "fc")(x))
+        return self._head(partial(F.relu)(getattr(self, "fc")(x)))
 
 def build() -> nn.Module:
     return Net()
@@ -189,6 +192,15 @@ def test_static_check_allows_ordinary_model_code() -> None:
     ("def g():\n    yield 1\nf = g().gi_frame.f_back", ".gi_frame"),
     ("import torch\nsd = torch.load('weights.pt')", ".load"),
     ("import torch\nm = torch.hub.list('x')", ".hub"),
+    ("import torch\nx = torch.zeros(3).numpy().tofile('/tmp/x')", ".numpy"),
+    ("import torch\nx = torch.onnx.export", ".onnx"),
+    ("import torch\nx = torch.distributed.init_process_group", ".distributed"),
+    ("import torch\nf = torch.compile(lambda x: x)", ".compile"),
+    ("import torch\np = torch.profiler.profile()", ".profiler"),
+    ("import torch\nd = torch._dynamo", "private attribute ._dynamo"),
+    ("import torch\nt = torch\nd = t._dynamo", "private attribute ._dynamo"),
+    ("import torch.nn as nn\nr = nn.modules._functions", "private attribute ._functions"),
+    ("from torch.nn import _reduction", "import _reduction is not allowed"),
     ("x = (\n", "syntax error"),
 ], ids=lambda v: v if len(v) < 25 else None)
 def test_static_check_flags_each_forbidden_construct(code: str, words: str) -> None:

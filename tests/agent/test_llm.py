@@ -145,6 +145,18 @@ def test_http_400_is_not_retried_and_names_status_and_message(serve):
     assert "\n" not in str(info.value)
 
 
+def test_backoff_doubles_between_retries_and_honours_retry_after(serve, monkeypatch):
+    waits: list[float] = []
+    monkeypatch.setattr("sweeplab.agent.llm.time.sleep", waits.append)
+    server = serve(status(500, "overloaded"), status(503, "busy"),
+                   status(429, "slow down", {"Retry-After": "3"}), reply("finally"))
+    chat = client(server, retries=3, backoff=0.25)
+    assert chat.complete(MESSAGES) == "finally"
+    assert len(server.requests) == 4
+    # before retry k (0-based): backoff * 2**k, raised to the server's Retry-After
+    assert waits == [0.25, 0.5, 3.0]
+
+
 def test_exhausted_retries_raise_with_the_last_failure(serve):
     server = serve(*[status(503, "try later")] * 4, reply("too late"))
     with pytest.raises(LLMError, match=r"failed after 3 attempt\(s\): HTTP 503: try later"):

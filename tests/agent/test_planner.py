@@ -13,7 +13,13 @@ from optuna.trial import TrialState
 from torch import nn
 
 from sweeplab.agent.llm import ChatClient
-from sweeplab.agent.planner import LLMPlanner, OptunaPlanner, check_params, offline_decision
+from sweeplab.agent.planner import (
+    BASELINE,
+    LLMPlanner,
+    OptunaPlanner,
+    check_params,
+    offline_decision,
+)
 from sweeplab.agent.records import Decision, IterationRecord, Proposal
 from sweeplab.agent.space import SPACE, Candidate, ModelConfig, build_candidate
 from sweeplab.errors import ConfigError
@@ -105,7 +111,21 @@ def test_tpe_takes_over_after_the_startup_trials_and_failures_are_failed_trials(
     expected = [TrialState.FAIL if r.proposal.params["family"] == "mlp"
                 else TrialState.COMPLETE for r in history]
     assert states == expected
-    assert "random start-up" in history[0].proposal.candidate.rationale
+    assert "baseline" in history[0].proposal.candidate.rationale
+    assert "random start-up" in history[1].proposal.candidate.rationale
+
+
+def test_the_first_proposal_is_the_baseline_unless_something_is_known():
+    pinned = OptunaPlanner(SHAPE, 10, epochs=1, seed=5, family="mlp")
+    first, second = (pinned.propose([]) for _ in range(2))
+    assert first.params == {**BASELINE, "family": "mlp"} and second.params != first.params
+    assert "baseline" in first.candidate.rationale
+    assert "baseline" not in second.candidate.rationale
+    informed = OptunaPlanner(SHAPE, 10, epochs=1, seed=5)
+    informed.add_external({**BASELINE, "channels": 32}, 0.8)  # e.g. an LLM's point
+    assert informed.propose([]).params != BASELINE
+    assert OptunaPlanner(SHAPE, 10, epochs=1, seed=5, baseline=False).propose([]).params \
+        != BASELINE
 
 
 def test_family_is_pinned_but_still_a_parameter():
@@ -266,3 +286,17 @@ def test_llm_invalid_action_is_reprompted(serve):
     decision = llm_planner(server).decide([record(1, 0.9)], 0.85, 4)
     assert decision == Decision("stop", "0.9 >= 0.85")
     assert 'action="pause" is not one of' in server.bodies()[1]["messages"][-1]["content"]
+
+
+def test_llm_prompts_name_the_goals_target_and_what_a_score_is(serve):
+    # the loop calls decide() without a target (it checks the target on the test set
+    # itself); the LLM is still told the goal's level and that scores are validation scores
+    server = serve(proposal_reply(), reply('{"action": "continue", "reason": "0.8 < 0.85"}'))
+    chat = ChatClient(server.url, "planner-model", timeout=0.5, retries=0)
+    planner = LLMPlanner(chat, GOAL, SHAPE, 10, 3, fallback=OptunaPlanner(SHAPE, 10, 3),
+                         target=0.85, score_name="val_accuracy")
+    planner.propose([])
+    assert planner.decide([record(1, 0.8)], None, 3).action == "continue"
+    propose, decide = (body["messages"][0]["content"] for body in server.bodies())
+    assert "scored on val_accuracy" in propose
+    assert "Target score: 0.85 (higher is better; scores are val_accuracy)" in decide

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from sweeplab.agent.assembler import assemble, infer_shapes
 from sweeplab.agent.sandbox import (
@@ -137,6 +138,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
         "file-size": Run(sandboxed(model_source(
             "open('big.bin', 'wb').write(b'x' * (3 * 2**20))"),
             SandboxLimits(file_size_mb=2, cpu_seconds=30))),
+        # many files under the size limit: the count is capped, so the disk is too
+        "many-files": Run(sandboxed(model_source(
+            "for i in range(100):\n    open(f'f{i}.bin', 'wb').write(b'x' * 1024)"),
+            SandboxLimits(max_files=8, cpu_seconds=30))),
         "network": Run(sandboxed(model_source(connect, "import socket"),
                                  net_namespace=False)),
         "os.system": Run(sandboxed(model_source(f"os.system('touch {marker}')", "import os"),
@@ -198,6 +203,11 @@ def test_a_valid_model_is_summarised(runs: dict) -> None:
     layers = result.summary["layers"]
     assert [tuple(layer["output_shape"]) for layer in layers] == infer_shapes(CNN)
     assert result.summary["uncounted_layers"] == []
+    # conv FLOPs per sample = 2 * C_out * H_out * W_out * C_in * k * k (2 x MACs)
+    first, second = (layer for layer in layers if layer["type"] == "Conv2d")
+    assert first["flops"] == 2 * 8 * 28 * 28 * 1 * 3 * 3
+    assert second["flops"] == 2 * 16 * 14 * 14 * 8 * 3 * 3
+    assert result.summary["flops"] == sum(layer["flops"] for layer in layers)
     assert result.to_dict()["output_shape"] == [2, 10]
 
 
@@ -229,6 +239,13 @@ def test_a_huge_allocation_hits_the_memory_limit(runs: dict, name: str) -> None:
     assert "memory limit" in result.error and "model.py line 6" in result.error
     if name == "bytearray":
         assert "MemoryError" in result.error and "capped at 1024 MB" in result.error
+
+
+def test_creating_many_files_is_capped(runs: dict) -> None:
+    result = result_of(runs, "many-files")
+    assert (result.ok, result.stage) == (False, "blocked"), result
+    assert "creating more than 8 files in the sandbox directory" in result.error
+    assert len(list(runs["runs"]["many-files"].workdir.glob("f*.bin"))) == 8
 
 
 def test_a_huge_file_hits_the_file_size_limit(runs: dict) -> None:
@@ -349,6 +366,20 @@ def test_loading_a_source_without_the_factory_fails_clearly(tmp_path: Path) -> N
     path.write_text("def build():\n    return 3\n", encoding="utf-8")
     with pytest.raises(SandboxError, match="returned int, not a torch.nn.Module"):
         load_validated(path)
+
+
+def test_loading_runs_the_validated_text_not_the_file(tmp_path: Path) -> None:
+    # sandboxed code may rewrite files in its work directory; what this process runs
+    # is the text that was validated, checked again, whatever the file now holds
+    path = tmp_path / "model.py"
+    validated = assemble(LINEAR)
+    path.write_text("import os\nos.system('touch pwned')\n" + validated, encoding="utf-8")
+    model = load_validated(path, source=validated)
+    assert tuple(model(torch.zeros(2, *SHAPE)).shape) == (2, 10)
+    assert not (tmp_path / "pwned").exists()
+    with pytest.raises(SandboxError, match=r"refused by the static check: line 1: import of "
+                                           r"'os' is not allowed"):
+        load_validated(path)  # the rewritten file itself is refused
 
 
 def test_the_static_check_runs_first(tmp_path: Path) -> None:

@@ -223,7 +223,9 @@ _SYSTEM = (
     "define class {name}(nn.Module) whose forward maps a float tensor (batch, C, H, W) to "
     "logits (batch, NUM_CLASSES); define def build() -> nn.Module returning a fresh "
     "{name}(). No file, process, network or introspection access (no open, eval, exec, "
-    "os, sys, getattr, dunder attributes other than __init__); no printing."
+    "os, sys, getattr, dunder attributes other than __init__, private _attributes other "
+    "than self's, .numpy(), saving, loading, exporting, profiling, torch.compile or "
+    "torch.distributed); no printing."
 )
 
 
@@ -312,11 +314,21 @@ FORBIDDEN_ATTRIBUTES = frozenset({
     "ag_code", "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "co_code",
     # torch entry points to files, pickles, native code and downloads
     "hub", "load", "save", "load_library", "cpp_extension", "from_file", "_C",
-    "system", "popen", "spawn",
+    "system", "popen", "spawn", "model_zoo", "serialization", "package",
+    # writing files: numpy arrays (tofile), exporters, profiler traces, fx code folders
+    "numpy", "tofile", "fromfile", "onnx", "profiler", "export_chrome_trace",
+    "tensorboard", "to_folder",
+    # processes, sockets and compilers reachable through torch
+    "distributed", "multiprocessing", "DataLoader", "compile", "benchmark", "collect_env",
+    "library",
 })
-"""Attributes that reach the same places (dunders other than these are allowed)."""
+"""Attributes that reach the same places (dunders other than these are allowed). Model
+code has no use for any of them: a model is built and run forward, never saved, exported,
+profiled or distributed by the candidate itself."""
 
 _ATTR_FUNCTIONS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
+OWN_NAMES = frozenset({"self", "cls"})
+"""Roots of attribute chains whose private (``_name``) attributes a model may use."""
 
 
 def _dunder(name: str) -> bool:
@@ -334,11 +346,19 @@ def _check_import(node: ast.Import | ast.ImportFrom) -> list[str]:
                     f"(allowed: {allowed})"]
         bad = [a.name for a in node.names
                if a.name == "*" or a.name in FORBIDDEN_ATTRIBUTES or a.name in FORBIDDEN_NAMES
-               or (_dunder(a.name) and node.module != "__future__")]
+               or (a.name.startswith("_") and node.module != "__future__")]
         return [f"line {node.lineno}: from {node.module} import {name} is not allowed"
                 for name in bad]
     return [f"line {node.lineno}: import of {a.name!r} is not allowed (allowed: {allowed})"
             for a in node.names if a.name not in ALLOWED_IMPORTS]
+
+
+def _root_name(node: ast.Attribute) -> str | None:
+    """The name an attribute chain starts from (``torch`` in ``torch.nn.init.x``)."""
+    value = node.value
+    while isinstance(value, ast.Attribute):
+        value = value.value
+    return value.id if isinstance(value, ast.Name) else None
 
 
 def static_check(source: str) -> list[str]:
@@ -346,7 +366,10 @@ def static_check(source: str) -> list[str]:
 
     A syntax error is reported with its line. Imports must come from
     :data:`ALLOWED_IMPORTS`; the names in :data:`FORBIDDEN_NAMES` and the attributes in
-    :data:`FORBIDDEN_ATTRIBUTES` may not appear at all; ``getattr`` / ``setattr`` /
+    :data:`FORBIDDEN_ATTRIBUTES` may not appear at all; nor may a private attribute
+    (``_name``, not a dunder) of anything but the model itself (``self._x``, ``cls._x``
+    are fine; ``torch._dynamo``, ``t = torch; t._C`` are the internals behind the public
+    API), nor a private name imported from a module; ``getattr`` / ``setattr`` /
     ``delattr`` / ``hasattr`` need a literal attribute name that is not a dunder (a
     computed name could spell any of the above). This is a gate for generated model code,
     not a proof of safety: the sandbox still runs the code contained.
@@ -365,6 +388,10 @@ def static_check(source: str) -> list[str]:
             problems.append(f"line {line}: the name {node.id!r} is not allowed")
         elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
             problems.append(f"line {line}: the attribute .{node.attr} is not allowed")
+        elif (isinstance(node, ast.Attribute) and node.attr.startswith("_")
+              and not _dunder(node.attr) and _root_name(node) not in OWN_NAMES):
+            problems.append(f"line {line}: the private attribute .{node.attr} is not allowed "
+                            "(only self's own private attributes are)")
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
               and node.func.id in _ATTR_FUNCTIONS):
             name = node.args[1] if len(node.args) > 1 else None

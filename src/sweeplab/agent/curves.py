@@ -57,8 +57,10 @@ def convergence_epoch(curve: Sequence[dict[str, float]],
 
 
 def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str,
-                     path: Path) -> Path:
-    """Draw ``matrix`` (rows true, columns predicted) as ``path`` (.png); return the file.
+                     path: Path, formats: tuple[str, ...] = ("png",)) -> Path:
+    """Draw ``matrix`` (rows true, columns predicted) as ``path`` in each of ``formats``
+    (PNG only by default: one per candidate; the report redraws the best model's with a
+    PDF twin); return the first file.
 
     Cells are coloured by the row share (recall per class) and labelled with the counts
     when there are at most 20 classes.
@@ -66,10 +68,11 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str,
     from sweeplab.analysis.style import paper_style
 
     with paper_style():
-        return _confusion(np.asarray(matrix), class_names, title, path)
+        return _confusion(np.asarray(matrix), class_names, title, path, formats)
 
 
-def _confusion(matrix: np.ndarray, class_names: Sequence[str], title: str, path: Path) -> Path:
+def _confusion(matrix: np.ndarray, class_names: Sequence[str], title: str, path: Path,
+               formats: tuple[str, ...]) -> Path:
     from sweeplab.analysis.style import new_figure, save_figure
 
     k = matrix.shape[0]
@@ -89,23 +92,25 @@ def _confusion(matrix: np.ndarray, class_names: Sequence[str], title: str, path:
     ax.set_ylabel("true")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-    return save_figure(fig, path, formats=("png",))[0]
+    return save_figure(fig, path, formats)[0]
 
 
 def learning_curve_figure(curves: Sequence[Sequence[dict[str, float]]], seeds: Sequence[int],
-                          best: Sequence[int], path: Path) -> Path:
-    """Train (dashed) and validation (solid) loss, and validation accuracy, per seed.
+                          best: Sequence[int], path: Path,
+                          formats: tuple[str, ...] = ("png",)) -> Path:
+    """Train (dashed) and validation (solid) loss, and validation accuracy, per seed, as
+    ``path`` in each of ``formats``; return the first file.
 
     One colour per seed; the best epoch (the weights kept) is marked with a circle.
     """
     from sweeplab.analysis.style import paper_style
 
     with paper_style():
-        return _learning(curves, seeds, best, path)
+        return _learning(curves, seeds, best, path, formats)
 
 
 def _learning(curves: Sequence[Sequence[dict[str, float]]], seeds: Sequence[int],
-              best: Sequence[int], path: Path) -> Path:
+              best: Sequence[int], path: Path, formats: tuple[str, ...]) -> Path:
     from matplotlib.ticker import MaxNLocator
 
     from sweeplab.analysis.style import new_figure, save_figure
@@ -132,5 +137,5 @@ def _learning(curves: Sequence[Sequence[dict[str, float]]], seeds: Sequence[int]
     acc_ax.set_ylabel("validation accuracy")
     acc_ax.set_title("Validation accuracy")
     acc_ax.legend(loc="lower right", fontsize="small")
-    return save_figure(fig, path, formats=("png",))[0]
+    return save_figure(fig, path, formats)[0]
 

@@ -43,7 +43,7 @@ from sweeplab.agent.space import TrainSpec
 from sweeplab.errors import SweeplabError
 
 __all__ = ["EVAL_BATCH", "TRAIN_EVAL_MAX", "Evaluation", "EvaluationError", "SeedResult",
-           "evaluate", "jsonable", "train_seed"]
+           "confusion_title", "evaluate", "jsonable", "train_seed"]
 
 EVAL_BATCH = 1000
 """Samples per forward pass when measuring (no gradients, so only memory bounds it)."""
@@ -102,7 +102,7 @@ class Evaluation:
     ``aggregate[metric]`` holds ``mean, std, ci_low, ci_high, n`` (95% Student-t) for the
     test metrics, ``test_loss``, and the best-epoch ``val_loss``/``val_accuracy``.
     ``confusion_matrix`` is summed over seeds; ``per_class`` averages each class's
-    metrics over seeds; ``plots`` are file names relative to ``out_dir``.
+    metrics over seeds; ``plots`` are the PNG file names relative to ``out_dir``.
     """
 
     per_seed: list[SeedResult]
@@ -249,6 +249,13 @@ def train_seed(build: Callable[[], nn.Module], data: AgentData, train: TrainSpec
         per_class=scored["per_class"], y_true=y_true, probs=probs)
 
 
+def confusion_title(n_seeds: int, summed: np.ndarray) -> str:
+    """The title of a confusion matrix summed over ``n_seeds`` seeds."""
+    n_test = int(np.asarray(summed).sum()) // max(n_seeds, 1)
+    return (f"Test confusion matrix, summed over {n_seeds} seed"
+            f"{'s' if n_seeds > 1 else ''} ({n_seeds} x {n_test})")
+
+
 def _mean_per_class(results: Sequence[SeedResult]) -> list[dict[str, Any]]:
     """Each class's precision/recall/F1/AUCs averaged over seeds (None where undefined)."""
     table = []
@@ -281,10 +288,8 @@ def evaluate(build: Callable[[], nn.Module], data: AgentData, train: TrainSpec,
     if out_dir is not None:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        n_test = int(results[0].confusion_matrix.sum())
-        title = (f"Test confusion matrix, summed over {len(seeds)} seed"
-                 f"{'s' if len(seeds) > 1 else ''} ({len(seeds)} x {n_test})")
-        confusion_figure(summed, data.class_names, title, out_dir / "confusion_matrix.png")
+        confusion_figure(summed, data.class_names, confusion_title(len(seeds), summed),
+                         out_dir / "confusion_matrix.png")
         learning_curve_figure([r.curve for r in results], seeds,
                               [r.best_epoch for r in results], out_dir / "learning_curve.png")
         plots = ["confusion_matrix.png", "learning_curve.png"]

@@ -22,14 +22,20 @@ DATASETS = (
 )
 """Name -> pattern, most specific first (``fashion-mnist`` before ``mnist``)."""
 METRICS = (
-    ("f1_macro", r"macro[\s_-]*f1|f1[\s_-]*macro|f1(?:[\s_-]*score)?"),
-    ("f1_micro", r"micro[\s_-]*f1|f1[\s_-]*micro"),
+    ("f1_micro", r"micro[\s_-]*(?:averaged?[\s_-]*)?f1|f1[\s_-]*(?:score[\s_-]*)?\(?micro"),
+    ("f1_macro", r"macro[\s_-]*(?:averaged?[\s_-]*)?f1|f1[\s_-]*(?:score[\s_-]*)?\(?macro"
+                 r"|\bf1\b(?:[\s_-]*score)?"),
+    ("pr_auc", r"\bpr[\s_-]*auc|precision[\s_-]*recall[\s_-]*(?:curve[\s_-]*)?(?:auc|area)"
+               r"|average[\s_-]*precision|auprc|auc[\s_-]*pr\b"),
     ("roc_auc", r"roc[\s_-]*auc|auroc|\bauc\b"),
-    ("pr_auc", r"pr[\s_-]*auc|average precision|auprc"),
     ("precision", r"precision"),
     ("recall", r"recall"),
     ("accuracy", r"accuracy|\bacc\b"),
 )
+"""Name -> pattern. Where two patterns match at the same place ("f1 micro" also starts
+"f1"), the one listed first wins, so the specific forms come first."""
+ERROR_RATE = r"\berror(?:[\s_-]*rate)?\b|\bmisclassification(?:[\s_-]*rate)?\b"
+"""An error-rate goal ("error below 5%") is read as accuracy above 1 - that level."""
 FAMILIES = (("cnn", r"\bcnn\b|convolutional|conv\s*net|convnet"),
             ("mlp", r"\bmlp\b|multi-?layer perceptron|fully[\s-]connected|dense network"))
 SMALL = r"\b(?:small|tiny|compact|lightweight|little)\b"
@@ -59,19 +65,28 @@ class Goal:
 
 
 def _first(text: str, table: tuple[tuple[str, str], ...]) -> str | None:
-    hits = [(m.start(), name) for name, pat in table for m in [re.search(pat, text)] if m]
-    return min(hits)[1] if hits else None
+    """The name whose pattern matches earliest in ``text`` (the first listed on a tie)."""
+    hits = [(m.start(), order, name) for order, (name, pat) in enumerate(table)
+            for m in [re.search(pat, text)] if m]
+    return min(hits)[2] if hits else None
+
+
+_LEVEL = (r"(?:>=?|≥|=|at least|above|over|of|targeting|target|reach(?:ing)?|beyond"
+          r"|exceed(?:ing)?)")
+_METRIC_WORDS = r"(?:accuracy|acc|f1(?:[\s_-]*score)?|auc|auroc|auprc|precision|recall)"
 
 
 def _target(text: str) -> float | None:
-    """A percentage (85%, >= 85 %) or a fraction (0.85) stated as the goal's level."""
-    percent = re.search(r"(?:>=?|≥|at least|above|over|of|targeting|reach(?:ing)?)?\s*"
-                        r"(\d{1,3}(?:\.\d+)?)\s*%", text)
+    """A percentage (85%, >= 85 %, 85 percent) or a fraction (0.85) stated as the goal's
+    level. A fraction next to a metric's name comes first ("accuracy of 0.9", "F1 >= .9",
+    "0.9 accuracy"), then one after a word such as "targeting", ">=" or "of"."""
+    percent = re.search(r"(\d+(?:\.\d+)?)\s*(?:%|percent\b|per cent\b)", text)
     if percent:
-        value = float(percent.group(1)) / 100
-        return value if 0 < value <= 1 else None
-    fraction = re.search(r"(?:>=?|≥|at least|above|over|of|targeting|reach(?:ing)?)\s*"
-                         r"(0?\.\d+|1\.0+)\b", text)
+        return float(percent.group(1)) / 100
+    number = r"(0?\.\d+|1\.0+)\b"
+    fraction = (re.search(rf"{_METRIC_WORDS}\s*(?:{_LEVEL}\s*)?:?\s*{number}", text)
+                or re.search(rf"(?<![\w.]){number}\s*{_METRIC_WORDS}", text)
+                or re.search(rf"{_LEVEL}\s*{number}", text))
     return float(fraction.group(1)) if fraction else None
 
 
@@ -90,8 +105,13 @@ def parse_goal(text: str) -> Goal:
     lowered = " ".join(text.lower().split())
     dataset, metric = _first(lowered, DATASETS), _first(lowered, METRICS)
     target, family, max_params = _target(lowered), _first(lowered, FAMILIES), _max_params(lowered)
+    if metric is None and target is not None and re.search(ERROR_RATE, lowered):
+        metric, target = "accuracy", round(1.0 - target, 10)  # error <= e  <=>  accuracy >= 1 - e
     if metric is None and target is not None:
         metric = "accuracy"
+    if target is not None and not 0 < target <= 1:
+        raise ConfigError("goal", text, f"the target {target:g} is not a level a metric can "
+                          "reach (a fraction in (0, 1] or a percentage up to 100%)")
     missing = [what for what, value in (("a dataset", dataset), ("a target", target))
                if value is None]
     if missing:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import re
 import time
 import urllib.error
@@ -29,6 +30,7 @@ from sweeplab.agent.space import SPACE
 from sweeplab.errors import SweeplabError
 
 T = TypeVar("T")
+log = logging.getLogger("sweeplab.agent.llm")
 
 Message = dict[str, Any]
 
@@ -113,6 +115,8 @@ class ChatClient:
         last, delay = "no attempt made", 0.0
         for attempt in range(self.retries + 1):
             if attempt:
+                log.info("%s: %s; retry %d of %d in %.2g s", self.url, last, attempt,
+                         self.retries, delay)
                 time.sleep(delay)
             delay = self.backoff * 2**attempt
             request = urllib.request.Request(self.url, data=payload, headers=headers,
@@ -183,6 +187,8 @@ class ChatClient:
             except LLMError as exc:
                 exc.transcript = transcript
                 raise
+            log.info("%s: %s reply %d in %.1f s", self.url, name, attempt,
+                     time.monotonic() - started)
             reply: Message = {"role": "assistant", "content": content, "attempt": attempt,
                               "seconds": round(time.monotonic() - started, 3), "error": None}
             transcript.append(reply)
@@ -191,6 +197,7 @@ class ChatClient:
             except (ValueError, TypeError, KeyError) as exc:  # incl. pydantic's errors
                 error = describe_error(exc)
                 reply["error"] = error
+                log.info("%s: %s reply %d is invalid: %s", self.url, name, attempt, error)
             if attempt <= self.max_reprompts:
                 transcript.append({"role": "user", "content": (
                     f"Your reply was invalid: {error}\nReply again with exactly one JSON "

@@ -3,8 +3,19 @@
 Each iteration is recorded in the registry before the next begins. A candidate that
 fails validation (syntax, forbidden imports, a crash, a wrong output shape, a limit hit
 in the sandbox) or exceeds the goal's parameter budget is recorded as ``invalid`` with
-the reason, and the planner learns that it failed; it is never evaluated. Only code that
-passed the static check and ran in the sandbox is imported in this process for training.
+the reason, and the planner learns that it failed; it is never evaluated. One whose
+training or scoring raises is recorded as ``failed``: a failure of one candidate is data,
+never the end of the search (only ``KeyboardInterrupt`` and the like stop the loop).
+
+Only code that passed the static check and ran in the sandbox is imported in this
+process for training, and it is the validated text itself that is imported: the sandbox
+runs in ``iter_<k>/sandbox/`` (its only writable place), the loop writes
+``iter_<k>/model.py``, and :func:`~sweeplab.agent.sandbox.load_validated` executes the
+validated string after checking it again.
+
+With ``llm_assemble`` the LLM writes each source; when it gives no valid one (the
+endpoint fails, or every reply is rejected) the deterministic assembler writes it
+instead and the record says so (``assembler``), so the search goes on.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ class AgentSettings:
 
     max_iterations: int = 8
     seed: int = 0
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 5
     patience: int = 2
     max_train: int | None = 10_000
@@ -39,7 +50,9 @@ class AgentSettings:
     llm_model: str | None = None
     llm_assemble: bool = False
     llm_timeout: float = 60.0
+    threads: int = 1
     sandbox_timeout_s: float = 120.0
+    sandbox_cpu_seconds: int = 60
     sandbox_memory_mb: int = 4096
 
     def public(self) -> dict[str, Any]:
@@ -106,15 +119,21 @@ def run_loop(
     planner: Any,
     data: Any,
     client: Any | None = None,
-    say: Callable[[str], None] = print,
+    say: Callable[[str], None] | None = None,
 ) -> AgentResult:
-    """Iterate until the planner stops or the budget is spent; every step is registered."""
-    from sweeplab.agent.assembler import assemble, assemble_with_llm
+    """Iterate until the planner stops or the budget is spent; every step is registered.
+
+    ``say`` receives one progress line per iteration (the CLI prints them; default: the
+    ``sweeplab.agent`` logger).
+    """
+    say = say or log.info
+    from sweeplab.agent.assembler import AssemblyError
     from sweeplab.agent.evaluate import evaluate
     from sweeplab.agent.sandbox import SandboxLimits, load_validated, validate
 
     limits = SandboxLimits(timeout_s=settings.sandbox_timeout_s,
-                           memory_mb=settings.sandbox_memory_mb)
+                           cpu_seconds=settings.sandbox_cpu_seconds,
+                           memory_mb=settings.sandbox_memory_mb, threads=settings.threads)
     history: list[IterationRecord] = []
     result = AgentResult(registry.run_dir, history)
     rejected, index = 0, 0
@@ -122,6 +141,7 @@ def run_loop(
         started = time.monotonic()
         proposal = planner.propose(history)
         model_cfg = proposal.candidate.model
+        log.info("proposal (%s): %s", proposal.source, proposal.candidate.rationale)
         if goal.max_params and rejected < MAX_REJECTED:
             try:
                 size = parameter_count(model_cfg)
@@ -132,6 +152,7 @@ def run_loop(
                 refused = IterationRecord(-rejected, proposal, status="invalid", error=(
                     f"{size:,} parameters exceed the goal's budget of {goal.max_params:,} "
                     "(refused before validation)"))
+                log.info("refused before validation: %s", refused.error)
                 planner.observe(refused)
                 registry.reject(refused)
                 continue
@@ -139,14 +160,10 @@ def run_loop(
         record = IterationRecord(index, proposal)
         folder = registry.model_dir(index)
         try:
-            if client is not None and settings.llm_assemble:
-                source, transcript = assemble_with_llm(model_cfg, client)
-                proposal.transcript.extend(transcript)
-            else:
-                source = assemble(model_cfg)
+            source = _assemble(record, client if settings.llm_assemble else None)
             (folder / "model.py").write_text(source, encoding="utf-8")
             validation = validate(source, tuple(model_cfg.input_shape), model_cfg.num_classes,
-                                  folder, limits)
+                                  folder / "sandbox", limits)
             record.validation = validation.to_dict()
             record.summary = dict(validation.summary or {})
             if not validation.ok:
@@ -156,8 +173,8 @@ def run_loop(
                 record.error = (f"{record.summary['params']:,} parameters exceed the goal's "
                                 f"budget of {goal.max_params:,}")
             else:
-                def build(path: Path = folder / "model.py") -> Any:
-                    return load_validated(path)
+                def build(path: Path = folder / "model.py", text: str = source) -> Any:
+                    return load_validated(path, source=text)
 
                 evaluation = evaluate(build, data, proposal.candidate.train, seeds=settings.seeds,
                                       patience=settings.patience,
@@ -165,13 +182,19 @@ def run_loop(
                 record.evaluation = evaluation.to_dict()
                 record.score = metric_of(evaluation, selection_metric(goal.metric))
                 record.test_score = metric_of(evaluation, goal.metric)
-        except (ValueError, RuntimeError) as exc:  # assembly or evaluation failed: recorded
-            record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        except AssemblyError as exc:  # a layer list that cannot be built
+            record.status, record.error = "invalid", f"assembly: {exc}"
+        except Exception as exc:  # noqa: BLE001 - training or scoring failed: recorded
+            record.status, record.error = "failed", _one_line(f"{type(exc).__name__}: {exc}")
+            log.info("iteration %d failed", index, exc_info=True)  # --verbose: the traceback
         planner.observe(record)
         history.append(record)
         record.decision = _decide(planner, history, goal, settings.max_iterations - index)
         record.seconds = time.monotonic() - started
         registry.add(record)
+        log.info("iteration %d done: %s%s; decision %s (%s)", index, record.status,
+                 f" ({record.error})" if record.error else "", record.decision.action,
+                 record.decision.reason)
         say(_line(record, goal))
         if record.decision.action == "stop":
             result.reason = record.decision.reason
@@ -185,6 +208,35 @@ def run_loop(
     result.reached = (result.best is not None and result.best.test_score is not None
                       and result.best.test_score >= goal.target)
     return result
+
+
+def _assemble(record: IterationRecord, client: Any | None) -> str:
+    """The candidate's source: the LLM's when ``client`` is given and it gives a valid
+    one (its exchange joins the proposal's transcript), else the deterministic one."""
+    from sweeplab.agent.assembler import assemble, assemble_with_llm
+    from sweeplab.agent.llm import LLMError
+
+    model_cfg = record.proposal.candidate.model
+    if client is None:
+        return assemble(model_cfg)
+    try:
+        source, transcript = assemble_with_llm(model_cfg, client)
+    except LLMError as exc:
+        record.proposal.transcript.extend(
+            [{**m, "phase": "assemble"} for m in exc.transcript]
+            + [{"role": "note", "phase": "assemble", "content": f"the LLM gave no valid "
+                f"source ({exc}); the deterministic assembler wrote it"}])
+        record.assembler = "deterministic (LLM failed)"
+        log.info("LLM assembly failed (%s); deterministic source instead", exc)
+        return assemble(model_cfg)
+    record.proposal.transcript.extend({**m, "phase": "assemble"} for m in transcript)
+    record.assembler = "llm"
+    return source
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _decide(planner: Any, history: list[IterationRecord], goal: Goal, budget_left: int) -> Decision:

@@ -110,15 +110,31 @@ def check_params(params: Any, family: str | None = None) -> dict[str, Any]:
     return point
 
 
+BASELINE: dict[str, Any] = {
+    "family": "cnn", "conv_blocks": 2, "channels": 16, "kernel_size": 3, "batchnorm": True,
+    "pooling": "flatten", "hidden": 32, "mlp_layers": 2, "mlp_width": 64, "dropout": 0.1,
+    "lr": 1e-3,
+}
+"""The first trial: a conventional small classifier (two conv blocks of 16 and 32
+channels with batch norm and max-pooling, a 32-unit dense layer, Adam at 1e-3; as an MLP,
+two layers of 64), as a researcher starts from a baseline that is known to train rather
+than from a random point. As a CNN: 55k parameters on 28x28 images, 71k on 32x32x3."""
+
+
 class OptunaPlanner:
     """Seeded TPE over :data:`SPACE` by ask/tell (in memory; Optuna's logging silenced).
 
     ``family`` (from the goal, e.g. "cnn") pins that key: it is still a parameter of
     every trial, with one choice. Failed candidates are told as ``TrialState.FAIL``.
+    With ``baseline`` this planner's first proposal is :data:`BASELINE` (its family
+    pinned when the goal names one; a trial like any other, so TPE learns from it) unless
+    the study already holds a scored trial (points an LLM proposed); the first
+    ``n_startup_trials`` trials are random, then TPE.
     """
 
     def __init__(self, input_shape: tuple[int, int, int], num_classes: int, epochs: int,
-                 seed: int = 0, family: str | None = None, n_startup_trials: int = 5):
+                 seed: int = 0, family: str | None = None, n_startup_trials: int = 5,
+                 baseline: bool = True):
         families = SPACE["family"]
         if family is not None and family not in families:
             raise ConfigError("family", family, f"one of {', '.join(families)}")
@@ -134,6 +150,7 @@ class OptunaPlanner:
             sampler=TPESampler(seed=seed, n_startup_trials=n_startup_trials))
         self.distributions = self._distributions()
         self._pending: list[tuple[Proposal, optuna.Trial]] = []
+        self._baseline = baseline
 
     def _distributions(self) -> dict[str, BaseDistribution]:
         """One Optuna distribution per key of :data:`SPACE`, in its order."""
@@ -153,9 +170,14 @@ class OptunaPlanner:
         """The next trial's point, built into a candidate (``history`` is not needed:
         the study has every observed score)."""
         done = len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        baseline, self._baseline = self._baseline and done == 0, False
+        if baseline:
+            self.study.enqueue_trial({**BASELINE, "family": self.family or BASELINE["family"]})
         trial = self.study.ask(self.distributions)
         params = {name: trial.params[name] for name in self.distributions}
         phase = "random start-up" if done < self.n_startup_trials else "TPE"
+        if baseline:
+            phase = "baseline: a conventional starting point"
         candidate = self._build(params, f"Optuna trial {trial.number} ({phase})")
         proposal = Proposal(candidate, [], params, source="optuna")
         self._pending.append((proposal, trial))
@@ -217,12 +239,19 @@ class LLMPlanner:
     pinned to the fallback's when the goal names one. Every prompt and reply goes into
     the proposal's transcript (the decision's into the last record's, tagged
     ``phase: decide``), so the registry keeps the whole exchange.
+
+    ``target`` (the goal's level) and ``score_name`` (what a history score is, e.g.
+    ``val_accuracy``) are shown in the prompts; a ``decide`` call without a target (the
+    agent's loop checks the target itself, on the test set) still shows this one.
     """
 
     def __init__(self, client: ChatClient, goal_text: str, input_shape: tuple[int, int, int],
-                 num_classes: int, epochs: int, fallback: OptunaPlanner):
+                 num_classes: int, epochs: int, fallback: OptunaPlanner,
+                 target: float | None = None, score_name: str = "the goal's metric"):
         self.client = client
         self.goal_text = goal_text
+        self.target = target
+        self.score_name = score_name
         self.input_shape = tuple(input_shape)
         self.num_classes = num_classes
         self.epochs = epochs
@@ -270,7 +299,8 @@ class LLMPlanner:
             f"Goal: {self.goal_text}",
             f"Data: input shape (C, H, W) = {list(self.input_shape)}, "
             f"{self.num_classes} classes. Each candidate is trained for {self.epochs} "
-            "epochs over a few seeds and scored on the goal's metric (higher is better).",
+            f"epochs over a few seeds and scored on {self.score_name} (mean over seeds, "
+            "higher is better).",
             "",
             "You choose one point of this search space per turn (every key is required; "
             "keys that do not apply to the chosen family are ignored):",
@@ -312,11 +342,13 @@ class LLMPlanner:
     def decide_messages(self, history: list[IterationRecord], target: float | None,
                         budget_left: int) -> list[Message]:
         """The prompt asking whether to continue, refine or stop."""
+        target = target if target is not None else self.target
         system = "\n".join([
             ROLE, "",
             f"Goal: {self.goal_text}",
             f"Target score: {_fmt(target) if target is not None else 'none given'} "
-            f"(higher is better). Iterations left in the budget: {budget_left}.",
+            f"(higher is better; scores are {self.score_name}). Iterations left in the "
+            f"budget: {budget_left}.",
             "",
             'After each iteration you decide: "continue" (keep searching), "refine" (the '
             'last result is promising: search close to it) or "stop" (the goal is met, or '
@@ -361,8 +393,8 @@ def _history_prompt(history: list[IterationRecord]) -> str:
     if not history:
         return "No iterations yet."
     lines = "\n".join(json.dumps(history_entry(r), separators=(",", ":")) for r in history)
-    text = ("Results so far (one JSON object per iteration; score is the goal metric, null "
-            f"when the candidate was invalid or failed):\n{lines}")
+    text = ("Results so far (one JSON object per iteration; score is the selection score, "
+            f"null when the candidate was invalid or failed):\n{lines}")
     best = best_score(history)
     if best is not None:
         index = next(r.index for r in history if _finite(r.score) == best)

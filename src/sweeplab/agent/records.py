@@ -37,7 +37,9 @@ class IterationRecord:
     ``score`` is what the planner optimises: the goal's metric on the validation set
     where the evaluation has it (accuracy), else on the test set; ``test_score`` is the
     goal's metric on the test set (both means over seeds). None when the candidate never
-    got that far; ``status`` says why.
+    got that far; ``status`` says why. ``assembler`` says who wrote the source:
+    ``deterministic``, ``llm``, or ``deterministic (LLM failed)`` when the LLM assembly
+    path was asked for and gave no valid source.
     """
 
     index: int
@@ -50,4 +52,5 @@ class IterationRecord:
     summary: dict[str, Any] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     decision: Decision | None = None
+    assembler: str = "deterministic"
     seconds: float = 0.0

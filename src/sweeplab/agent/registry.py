@@ -5,14 +5,21 @@
     run_<YYYYmmdd-HHMMSS>[_<name>]/
       experiments/registry.json     goal, settings, every iteration (prompts and replies,
                                     config, validation, summary, evaluation, decision), best
-      experiments/iter_<k>/         the evaluation's plots (confusion matrix, learning curve)
-      src/models/iter_<k>/model.py  each candidate's source (and its sandbox's files)
+      experiments/iter_<k>/         the evaluation's plots (confusion matrix, learning
+                                    curve; PNG)
+      src/models/iter_<k>/model.py  each candidate's source, as validated and trained
+      src/models/iter_<k>/sandbox/  its sandbox's work directory (a copy of the source,
+                                    the child's result, stdout and stderr, what the code
+                                    wrote): the only place the sandboxed code may write
       src/models/model.py           the best candidate's source
 
 ``registry.json`` is rewritten atomically after every iteration, so an interrupted agent
-loses nothing it finished. Without ``--keep`` the per-candidate sources, sandbox files
-and plots of candidates other than the best are removed at the end (the registry still
-holds every config, from which the deterministic assembler rebuilds any source).
+loses nothing it finished. Without ``--keep``, :meth:`Registry.clean` removes the
+temporary files at the end: every sandbox directory, and the sources and plots of the
+candidates other than the best. What a user needs stays: the registry (every config,
+from which the deterministic assembler rebuilds any source, and every validation,
+summary, evaluation and exchange with the LLM), the best source (twice: ``model.py`` and
+its ``iter_<k>/model.py``, which the registry's ``best.source`` names) and its plots.
 """
 
 from __future__ import annotations
@@ -28,6 +35,8 @@ from sweeplab.agent.records import IterationRecord
 from sweeplab.core.experiment import load_json, safe_name, save_json
 
 REGISTRY = Path("experiments") / "registry.json"
+KEPT_SUFFIXES = (".png", ".pdf")
+"""The best candidate's plots, kept by :meth:`Registry.clean`."""
 
 
 def new_run_dir(out_dir: Path, name: str | None = None) -> Path:
@@ -114,15 +123,16 @@ class Registry:
         self.save()
 
     def clean(self) -> list[Path]:
-        """Remove the temporary files (every candidate's folder and plots but the best's)."""
+        """Remove the temporary files (see the module docstring); the paths removed."""
         best = (self.data.get("best") or {}).get("iteration")
         removed = []
         for folder in sorted((self.run_dir / "src" / "models").glob("iter_*")) + sorted(
                 (self.run_dir / "experiments").glob("iter_*")):
             if best is not None and folder.name == f"iter_{best:03d}":
-                for scratch in folder.glob("*"):
-                    if scratch.name not in ("model.py",) and scratch.suffix != ".png":
+                for scratch in sorted(folder.iterdir()):
+                    if scratch.name != "model.py" and scratch.suffix not in KEPT_SUFFIXES:
                         _remove(scratch)
+                        removed.append(scratch)
                 continue
             _remove(folder)
             removed.append(folder)

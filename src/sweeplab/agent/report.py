@@ -4,7 +4,9 @@ For each ``run_<timestamp>/`` given (or found one level below an input folder): 
 goal was understood as, the planner and the data (real or synthetic, said plainly), one
 row per iteration (status, parameters, FLOPs, score with its 95% interval, decision),
 a trajectory figure (score per iteration, best so far, the target), the best model's
-layers and metrics, and its confusion-matrix and learning-curve plots when kept.
+layers, training settings and metrics with intervals, its per-class table, its learning
+dynamics per seed (epochs run, best and convergence epoch, early stop, overfitting), and
+its confusion-matrix and learning-curve plots.
 """
 
 from __future__ import annotations
@@ -75,9 +77,12 @@ def trajectory_figure(registry: dict[str, Any], path: Path) -> list[Path]:
     if bad:
         bottom = min(ys + [goal["target"]]) if ys else goal["target"]
         ax.plot(bad, [bottom] * len(bad), "x", color="C3", label="invalid / failed")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("iteration")
     ax.set_ylabel(f"selection score ({goal['metric']} goal)")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     return save_figure(fig, path)
 
 
@@ -88,6 +93,52 @@ def _layers(entry: dict[str, Any]) -> str:
         params = ", ".join(f"{k}={v}" for k, v in layer.get("params", {}).items())
         parts.append(f"{layer['type']}({params})" if params else layer["type"])
     return " -> ".join(parts)
+
+
+def _training(train: dict[str, Any]) -> str:
+    """A training spec in words: ``adam, lr 0.00137, batch 64, 5 epochs``."""
+    text = (f"{train.get('optimizer', '?')}, lr {_num(train.get('lr'), 3)}, batch "
+            f"{train.get('batch_size', '?')}, {train.get('epochs', '?')} epochs at most")
+    if train.get("weight_decay"):
+        text += f", weight decay {_num(train['weight_decay'], 3)}"
+    return text
+
+
+def _per_class(evaluation: dict[str, Any]) -> Table | None:
+    rows = tuple((str(c.get("class")), _num(c.get("precision")), _num(c.get("recall")),
+                  _num(c.get("f1")), _num(c.get("roc_auc")), _num(c.get("pr_auc")),
+                  _num(c.get("support"))) for c in evaluation.get("per_class") or [])
+    if not rows:
+        return None
+    seeds = len(evaluation.get("per_seed") or [])
+    return Table(("class", "precision", "recall", "F1", "ROC-AUC", "PR-AUC", "support"), rows,
+                 f"The best model per class on the test set (mean over {seeds} seed"
+                 f"{'s' if seeds != 1 else ''})")
+
+
+def _dynamics(evaluation: dict[str, Any]) -> Table | None:
+    rows = []
+    for seed in evaluation.get("per_seed") or []:
+        curve = seed.get("curve") or []
+        at_best = next((row for row in curve if row.get("epoch") == seed.get("best_epoch")), {})
+        stop = ("early (patience)" if seed.get("stopped_early") else
+                "time budget" if seed.get("stopped_by_time") else
+                "diverged" if seed.get("diverged") else "all epochs")
+        rows.append((str(seed.get("seed")), _num(seed.get("epochs_run")),
+                     _num(seed.get("best_epoch")), _num(seed.get("convergence_epoch")), stop,
+                     "yes" if seed.get("overfitting") else "no",
+                     _num(at_best.get("train_loss")), _num(at_best.get("val_loss"))))
+    if not rows:
+        return None
+    settings = evaluation.get("settings") or {}
+    return Table(("seed", "epochs run", "best epoch", "convergence epoch", "stopped",
+                  "overfitting", "train loss at best", "val loss at best"), tuple(rows),
+                 "The best model's learning dynamics (best epoch: least validation loss, "
+                 "its weights are kept; overfitting: validation loss above the best for "
+                 f"{_num(settings.get('patience'))} epochs while training loss falls; "
+                 "convergence: first epoch within "
+                 f"{_num(100 * (settings.get('convergence_tolerance') or 0))}% of the best "
+                 "validation accuracy)")
 
 
 def _run_section(report: Report, run_dir: Path, out_dir: Path) -> None:
@@ -137,21 +188,62 @@ def _run_section(report: Report, run_dir: Path, out_dir: Path) -> None:
         bullets.append(f"From the first evaluated candidate ({_num(first['score'])}) to the "
                        f"best: {best['score'] - first['score']:+.4f}.")
     report.add(Bullets(tuple(bullets)))
-    report.add(Paragraph(f"Best model ({_num((entry.get('summary') or {}).get('params'))} "
-                         f"parameters): {_layers(entry)}; training "
-                         f"{entry['proposal']['candidate']['train']}."))
-    aggregate = (entry.get("evaluation") or {}).get("aggregate", {})
+    summary = entry.get("summary") or {}
+    report.add(Paragraph(
+        f"Best model ({_num(summary.get('params'))} parameters, {_num(summary.get('flops'))} "
+        f"FLOPs per sample; source written by the {entry.get('assembler', 'deterministic')} "
+        f"assembler, kept as {best.get('final_source', best['source'])}): {_layers(entry)}; "
+        f"training {_training(entry['proposal']['candidate']['train'])}."))
+    evaluation = entry.get("evaluation") or {}
+    aggregate = evaluation.get("aggregate", {})
     if aggregate:
         report.add(Table(("metric", "mean", "std", "95% CI", "seeds"), tuple(
             (name, _num(s.get("mean")), _num(s.get("std")),
              f"[{_num(s.get('ci_low'))}, {_num(s.get('ci_high'))}]", _num(s.get("n")))
-            for name, s in aggregate.items()), "The best model's test metrics across seeds"))
-    plots = run_dir / "experiments" / f"iter_{best['iteration']:03d}"
-    for png in sorted(plots.glob("*.png")):
-        target = figs / f"{run_dir.name}_{png.name}"
+            for name, s in aggregate.items()),
+            "The best model's metrics across seeds (test set; val_* at the best epoch), "
+            "mean, sample std and 95% Student-t interval"))
+    for table in (_per_class(evaluation), _dynamics(evaluation)):
+        if table is not None:
+            report.add(table)
+    for path, caption in _best_figures(evaluation, run_dir, best["iteration"],
+                                       figs / run_dir.name):
+        report.add(Figure(path.relative_to(out_dir).as_posix(), caption))
+
+
+def _best_figures(evaluation: dict[str, Any], run_dir: Path, iteration: int,
+                  prefix: Path) -> list[tuple[Path, str]]:
+    """The best model's confusion matrix and learning curves as ``<prefix>_*.png`` (and a
+    PDF twin), redrawn from the registry (so they exist even when the run's own PNGs were
+    not kept); the run's PNGs are copied when the registry lacks the data."""
+    import numpy as np
+
+    from sweeplab.agent.curves import confusion_figure, learning_curve_figure
+    from sweeplab.agent.evaluate import confusion_title
+
+    seeds = evaluation.get("per_seed") or []
+    matrix, classes = evaluation.get("confusion_matrix"), evaluation.get("per_class") or []
+    out: list[tuple[Path, str]] = []
+    both = ("png", "pdf")
+    if matrix and classes and seeds:
+        summed = np.asarray(matrix)
+        out.append((confusion_figure(summed, [str(c["class"]) for c in classes],
+                                     confusion_title(len(seeds), summed),
+                                     Path(f"{prefix}_confusion_matrix.png"), both),
+                    "Best model: test confusion matrix (summed over seeds; colour: share of "
+                    "the true class)"))
+        out.append((learning_curve_figure([s["curve"] for s in seeds],
+                                          [s["seed"] for s in seeds],
+                                          [s["best_epoch"] for s in seeds],
+                                          Path(f"{prefix}_learning_curve.png"), both),
+                    "Best model: learning curves per seed (o: the best epoch, whose weights "
+                    "are kept)"))
+        return out
+    for png in sorted((run_dir / "experiments" / f"iter_{iteration:03d}").glob("*.png")):
+        target = Path(f"{prefix}_{png.name}")
         shutil.copyfile(png, target)
-        report.add(Figure(target.relative_to(out_dir).as_posix(),
-                          f"Best model: {png.stem.replace('_', ' ')}"))
+        out.append((target, f"Best model: {png.stem.replace('_', ' ')}"))
+    return out
 
 
 def analyze_agent_runs(run_dirs: list[Path], out_dir: Path) -> tuple[Path, Path]:

@@ -4,12 +4,15 @@ A candidate's source (from the assembler or an LLM) is checked statically
 (:func:`sweeplab.agent.assembler.static_check`), then imported, built and run forward in
 a child process (:mod:`sweeplab.agent.sandbox_child`) under these layers:
 
-- resource limits set before ``exec`` (``preexec_fn``): ``RLIMIT_CPU`` (soft
-  ``cpu_seconds``, hard one second later), ``RLIMIT_AS`` (``memory_mb`` of address space;
-  torch takes about 0.6 GB after import with one thread; the default 4096 leaves room
-  for activations),
-  ``RLIMIT_FSIZE`` (``file_size_mb``) and ``RLIMIT_CORE`` 0. The CPU limit counts the
-  interpreter's and torch's start-up too (about 1.5 s);
+- resource limits, set by the child as its very first act, before it reads anything
+  or imports torch: ``RLIMIT_CPU`` (soft ``cpu_seconds``, hard one second later),
+  ``RLIMIT_AS`` (``memory_mb`` of address space; torch takes about 0.6 GB after import
+  with one thread; the default 4096 leaves room for activations), ``RLIMIT_FSIZE``
+  (``file_size_mb``) and ``RLIMIT_CORE`` 0. The CPU limit counts the interpreter's and
+  torch's start-up too (about 1.5 s). Not a ``preexec_fn``: Python code between fork and
+  exec is unsafe in a threaded parent (torch's), and a Ctrl-C arriving while it runs is
+  swallowed (CPython ignores exceptions in its at-fork handlers), so the agent would
+  not stop;
 - a new session (``start_new_session``), so the whole process group, and anything the
   code managed to start, is killed with ``SIGKILL`` at the wall-clock timeout and after
   every run; the child is reaped only after that kill, so its group id cannot have been
@@ -37,23 +40,27 @@ exhausted), ``timeout`` (wall clock; the group was killed), ``killed`` (died fro
 or exited without a result), and ``ok``.
 
 What passes is then imported in the main process by :func:`load_validated` for
-training, outside any sandbox: the static check is what guards that step.
+training, outside any sandbox: the static check is what guards that step, so
+:func:`load_validated` runs it again on exactly the text it executes. Pass it the source
+that was validated (``source=``): the file on disk is then not trusted at all (the agent
+keeps it outside the sandbox's writable directory too), so code that rewrote a
+``model.py`` during its sandboxed run cannot get an unchecked version imported here.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import itertools
 import json
+import logging
 import os
-import resource
 import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +73,7 @@ RESULT_NAME = "sandbox_result.json"
 STDOUT_NAME, STDERR_NAME = "sandbox_stdout.txt", "sandbox_stderr.txt"
 TAIL_CHARS = 2000
 _POLL_S = 0.02
+log = logging.getLogger("sweeplab.agent.sandbox")
 
 
 class SandboxError(SweeplabError, RuntimeError):
@@ -79,13 +87,16 @@ class SandboxLimits:
 
     ``cpu_seconds``: CPU time (``RLIMIT_CPU``; start-up included). ``memory_mb``: address
     space (``RLIMIT_AS``). ``file_size_mb``: largest file the child may write
-    (``RLIMIT_FSIZE``). ``timeout_s``: wall clock, after which the process group is
-    killed. ``threads``: torch / OpenMP threads.
+    (``RLIMIT_FSIZE``). ``max_files``: files and folders the code may create in its work
+    directory (the audit hook counts them), so at most ``max_files * file_size_mb`` of
+    disk. ``timeout_s``: wall clock, after which the process group is killed.
+    ``threads``: torch / OpenMP threads.
     """
 
     cpu_seconds: int = 60
     memory_mb: int = 4096
     file_size_mb: int = 16
+    max_files: int = 32
     timeout_s: float = 120.0
     threads: int = 1
 
@@ -127,7 +138,8 @@ def validate(source: str, input_shape: tuple[int, int, int], num_classes: int, w
     problems = static_check(source)
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        return ValidationResult(False, "static", "; ".join(problems[:3]) + more)
+        return _log_result(ValidationResult(False, "static", "; ".join(problems[:3]) + more),
+                           Path(workdir))
     return validate_in_sandbox(source, input_shape, num_classes, workdir, limits, batch,
                                class_name=class_name)
 
@@ -148,8 +160,8 @@ def validate_in_sandbox(source: str, input_shape: tuple[int, int, int], num_clas
     temporary = workdir / "model.py.tmp"
     temporary.write_text(source, encoding="utf-8")
     os.replace(temporary, target)
-    return _run_child(workdir, input_shape, num_classes, limits, batch,
-                      class_name=class_name, net_namespace=net_namespace)
+    return _log_result(_run_child(workdir, input_shape, num_classes, limits, batch,
+                                  class_name=class_name, net_namespace=net_namespace), workdir)
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,16 +184,6 @@ def network_namespace_prefix() -> tuple[str, ...] | None:
         if probe.returncode == 0:
             return (*prefix, "--")
     return None
-
-
-def _set_limits(limits: SandboxLimits) -> None:  # runs in the forked child, before exec
-    cpu = max(1, int(limits.cpu_seconds))
-    memory = int(limits.memory_mb) * 2**20
-    size = int(limits.file_size_mb) * 2**20
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _environment(workdir: Path, threads: int) -> dict[str, str]:
@@ -237,7 +239,8 @@ def _run_child(workdir: Path, input_shape: tuple[int, int, int], num_classes: in
     spec = {"workdir": str(workdir.resolve()), "input_shape": list(input_shape),
             "num_classes": int(num_classes), "batch": int(batch), "threads": limits.threads,
             "class_name": class_name, "audit": bool(audit), "nonce_fd": read_end,
-            "memory_mb": limits.memory_mb, "file_size_mb": limits.file_size_mb}
+            "cpu_seconds": max(1, int(limits.cpu_seconds)), "memory_mb": int(limits.memory_mb),
+            "file_size_mb": int(limits.file_size_mb), "max_files": int(limits.max_files)}
     command = [*(prefix or ()), sys.executable, "-I", str(CHILD_SCRIPT), json.dumps(spec)]
     result_path = workdir / RESULT_NAME
     result_path.unlink(missing_ok=True)
@@ -247,20 +250,22 @@ def _run_child(workdir: Path, input_shape: tuple[int, int, int], num_classes: in
             process = subprocess.Popen(
                 command, cwd=workdir, env=_environment(workdir, limits.threads),
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, pass_fds=(read_end,),
-                start_new_session=True, preexec_fn=functools.partial(_set_limits, limits))
+                start_new_session=True)
     except OSError as exc:
         raise SandboxError(f"cannot start the sandbox child: {exc}") from exc
     finally:
         os.close(read_end)
     timed_out = False
     deadline = started + float(limits.timeout_s)
-    # wait without reaping (WNOWAIT): the group id stays ours until the kill below
-    while os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
-        if time.monotonic() >= deadline:
-            timed_out = True
-            break
-        time.sleep(_POLL_S)
-    _kill_group(process.pid)  # the timeout, or whatever the code left running
+    try:
+        # wait without reaping (WNOWAIT): the group id stays ours until the kill below
+        while os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+            time.sleep(_POLL_S)
+    finally:  # also on Ctrl-C: nothing the code started outlives this call
+        _kill_group(process.pid)  # the timeout, or whatever the code left running
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = returncode = os.waitstatus_to_exitcode(status)
     duration = time.monotonic() - started
@@ -287,6 +292,12 @@ def _run_child(workdir: Path, input_shape: tuple[int, int, int], num_classes: in
     return result
 
 
+def _log_result(result: ValidationResult, workdir: Path) -> ValidationResult:
+    log.info("sandbox %s: %s%s in %.1fs", workdir, result.stage,
+             f" ({result.error})" if result.error else "", result.duration_s)
+    return result
+
+
 def _without_result(limits: SandboxLimits, timed_out: bool, returncode: int,
                     cpu_used: float) -> tuple[str, str]:
     """Stage and error of a child that left no valid result."""
@@ -309,24 +320,33 @@ def _without_result(limits: SandboxLimits, timed_out: bool, returncode: int,
 _counter = itertools.count()
 
 
-def load_validated(source_path: Path | str, name: str = "build") -> Any:
+def load_validated(source_path: Path | str, name: str = "build", *,
+                   source: str | None = None) -> Any:
     """The ``nn.Module`` a validated source builds, imported in this process.
 
-    ``name`` is ``build`` (called) or a class name (instantiated). The file is imported
-    under a fresh module name each call (no clash between candidates, no stale module).
-    Raises :class:`SandboxError` when the file lacks ``name`` or it returns no module.
+    ``source`` is the text that was validated; when given it is what runs (compiled with
+    ``source_path`` as its file name, for tracebacks) and the file is not read. Without
+    it the file's current text runs. Either way the text must pass
+    :func:`~sweeplab.agent.assembler.static_check` here and now (:class:`SandboxError`
+    otherwise): nothing is imported in this process that the gate has not seen.
+
+    ``name`` is ``build`` (called) or a class name (instantiated). The module gets a
+    fresh name each call (no clash between candidates, no stale module). Raises
+    :class:`SandboxError` when the code lacks ``name`` or it returns no module.
     """
     from torch import nn
 
     path = Path(source_path)
+    text = path.read_text(encoding="utf-8") if source is None else source
+    problems = static_check(text)
+    if problems:
+        raise SandboxError(f"{path}: refused by the static check: {'; '.join(problems[:3])}")
     module_name = f"sweeplab_candidate_{os.getpid()}_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise SandboxError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
+    module = types.ModuleType(module_name)
+    module.__file__ = str(path)
     sys.modules[module_name] = module  # dataclasses and pickling look modules up here
     try:
-        spec.loader.exec_module(module)
+        exec(compile(text, str(path), "exec"), module.__dict__)  # noqa: S102 - gated above
     except BaseException:
         del sys.modules[module_name]
         raise

@@ -1,10 +1,11 @@
 """The sandbox's child process: import untrusted model code, run it once, report, contained.
 
 :mod:`sweeplab.agent.sandbox` runs this file as ``python -I sandbox_child.py SPEC_JSON``
-in a fresh process group with resource limits already set. It uses the standard library
-and torch only (never sweeplab, so the child starts fast and imports nothing it need not).
-In order:
+in a fresh process group. It uses the standard library and torch only (never sweeplab,
+so the child starts fast and imports nothing it need not). In order:
 
+0. Set the resource limits of the spec (:func:`set_limits`: CPU time, address space,
+   file size, no core dumps), before anything else.
 1. Read the result nonce from the pipe the parent passed (``nonce_fd``) and close it, so
    code that runs later cannot read it from there.
 2. Import torch. This happens *before* the audit hook: torch's import loads its native
@@ -40,9 +41,11 @@ where ``unshare`` works) raises ``PermissionError`` on, and records:
 - native code: every ``ctypes.*`` event (dlopen, dlsym, calling a foreign function,
   reading memory by address) and importing ``_posixsubprocess``, ``_ctypes`` or the
   sub-interpreter modules (a sub-interpreter would not carry this hook);
-- files: ``open`` for writing, appending, creating or truncating a path outside the work
-  directory (paths resolved with ``os.path.realpath``; reading is allowed anywhere, as
-  torch reads its own files), opening a *directory* outside it (a directory descriptor
+- files: creating more than ``max_files`` new files or folders inside the work directory
+  (with ``RLIMIT_FSIZE`` per file, this bounds the disk the code can fill); ``open`` for
+  writing, appending, creating or truncating a path outside the work directory (paths
+  resolved with ``os.path.realpath``; reading is allowed anywhere, as torch reads its
+  own files), opening a *directory* outside it (a directory descriptor
   would let ``dir_fd`` paths escape), ``os.remove``/``rmdir``/``mkdir``/``rename``/
   ``chmod``/``chown``/``utime``/``truncate``, ``shutil.rmtree``/``copyfile``/``move``/...
   outside it, and anywhere: ``os.symlink``, ``os.link`` (a link in the work directory
@@ -94,14 +97,18 @@ PATH_ARGS: dict[str, tuple[int, ...]] = {
 """File events and the positions of the paths they modify (checked against the workdir)."""
 
 
-def make_hook(root: str, own_file: str, blocked: list[str]):
+def make_hook(root: str, own_file: str, blocked: list[str], max_files: int = 32):
     """The audit hook confining this process to ``root`` (see the module docstring).
+
+    ``max_files``: new files and folders the code may create inside ``root`` (the
+    result file this script writes itself is not counted).
 
     Everything the hook calls or consults is bound here, as closure variables, so model
     code that reassigns ``os.path.realpath``, a builtin or this module's constants cannot
     change what the hook decides.
     """
     realpath, fsdecode, isdir, write_fd = os.path.realpath, os.fsdecode, os.path.isdir, os.write
+    lexists = os.path.lexists
     join, sep, path_types = os.path.join, os.sep, (str, bytes)
     _isinstance, _len, _repr, _type, _int, _str, _any, _tuple = (
         isinstance, len, repr, type, int, str, any, tuple)
@@ -114,6 +121,8 @@ def make_hook(root: str, own_file: str, blocked: list[str]):
     always_denied_fs, process_events = ALWAYS_DENIED_FS, PROCESS_EVENTS
     network_prefixes, blocked_imports = NETWORK_PREFIXES, BLOCKED_IMPORTS
     introspection_events = INTROSPECTION_EVENTS
+    own_outputs = frozenset({join(root, RESULT_NAME), join(root, RESULT_NAME + ".tmp")})
+    created = [0]  # new files and folders inside root so far
 
     def deny(what: str) -> None:
         message = f"sandbox: {what} is not allowed"
@@ -142,14 +151,25 @@ def make_hook(root: str, own_file: str, blocked: list[str]):
     def inside(resolved: str | None) -> bool:
         return resolved is None or resolved == root or resolved.startswith(prefix)
 
+    def count_new(resolved: str | None) -> None:
+        """Count ``resolved`` if it does not exist yet; deny past ``max_files``."""
+        if resolved is None or resolved in own_outputs or lexists(resolved):
+            return
+        created[0] += 1
+        if created[0] > max_files:
+            deny(f"creating more than {max_files} files in the sandbox directory "
+                 f"({brief(resolved)})")
+
     def hook(event: str, args: tuple) -> None:
         if event == "open":
             path, mode, flags = args
             target = resolve(path)
-            if inside(target):
-                return
             writing = (_isinstance(flags, _int) and flags & write_flags) or (
                 _isinstance(mode, _str) and _any(c in mode for c in "wax+"))
+            if inside(target):
+                if writing:
+                    count_new(target)
+                return
             if writing:
                 deny(f"writing {brief(target)} outside the sandbox directory")
             if isdir(target):
@@ -160,6 +180,8 @@ def make_hook(root: str, own_file: str, blocked: list[str]):
                     target = resolve(args[i])
                     if not inside(target):
                         deny(f"{event} of {brief(target)} outside the sandbox directory")
+                    if event == "os.mkdir":
+                        count_new(target)
         elif event in always_denied_fs:
             deny(f"{event} {brief(args[:2])}")
         elif event in process_events:
@@ -345,9 +367,23 @@ def check_output(torch, output, batch: int, num_classes: int) -> list[int]:
     return shape
 
 
+def set_limits(spec: dict) -> None:
+    """``RLIMIT_CPU`` (soft ``cpu_seconds``, hard one second later), ``RLIMIT_AS``
+    (``memory_mb``), ``RLIMIT_FSIZE`` (``file_size_mb``) and ``RLIMIT_CORE`` 0."""
+    import resource
+
+    cpu = max(1, int(spec["cpu_seconds"]))
+    memory, size = int(spec["memory_mb"]) * 2**20, int(spec["file_size_mb"]) * 2**20
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def main(argv: list[str]) -> None:
     """Run the stages and write the result (see the module docstring)."""
     spec = json.loads(argv[1])
+    set_limits(spec)
     root = os.path.realpath(spec["workdir"])
     with os.fdopen(spec["nonce_fd"], "rb") as pipe:
         nonce = pipe.read(256).decode()
@@ -370,7 +406,8 @@ def main(argv: list[str]) -> None:
         sys.dont_write_bytecode = True
         if spec.get("audit", True):
             _scrub_unaudited()
-            sys.addaudithook(make_hook(root, __file__, blocked))
+            sys.addaudithook(make_hook(root, __file__, blocked,
+                                       int(spec.get("max_files", 32))))
         import importlib.util
 
         loader_spec = importlib.util.spec_from_file_location("sandbox_model", model_path)

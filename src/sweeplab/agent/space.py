@@ -2,9 +2,11 @@
 
 A :class:`ModelConfig` is a class name, an input shape (C, H, W), a class count and a
 list of layers; the assembler turns it into PyTorch source with every shape inferred, so
-a planner (an LLM or Optuna) never computes ``in_features`` by hand. The offline search
-space (:data:`SPACE`) is a family of CNNs and MLPs described by a few numbers; an LLM may
-propose any layer list that validates.
+a planner (an LLM or Optuna) never computes ``in_features`` by hand. Both planners search
+:data:`SPACE`, a family of CNNs and MLPs described by a few numbers that
+:func:`build_candidate` turns into a layer list: one space, so that every point an LLM
+proposes can be told to the same Optuna study. The assembler itself takes any layer list
+that :class:`ModelConfig` accepts.
 """
 
 from __future__ import annotations

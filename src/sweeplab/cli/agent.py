@@ -11,11 +11,10 @@ decides whether to continue, refine or stop. Everything goes to ``run_<timestamp
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from pathlib import Path
 
-from sweeplab.cli.console import Interrupted, console
+from sweeplab.cli.console import Interrupted, say, setup_logging
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 from sweeplab.errors import ConfigError
 
@@ -23,7 +22,7 @@ API_KEY_ENV = ("SWEEPLAB_LLM_API_KEY", "OPENAI_API_KEY")
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="sweeplab agent", description=__doc__.splitlines()[0],
+    p = OneLineParser(prog="sweeplab agent", description=__doc__.splitlines()[0].replace("``", ""),
                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--goal", required=True, help="the goal in words, e.g. 'Design a small CNN "
                    "for Fashion-MNIST targeting >85%% accuracy'")
@@ -35,8 +34,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--max-iterations", "--max_iterations", type=int, default=8,
                    dest="max_iterations", help="iteration budget")
     p.add_argument("--seed", type=int, default=0, help="seed of the planner")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
-                   help="training seeds of each evaluation (mean and 95%% interval)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="training seeds of each evaluation (mean, std and 95%% Student-t "
+                        "interval; three seeds give t = 4.30, two a nearly useless 12.7)")
     p.add_argument("--epochs", type=int, default=5, help="training epochs per evaluation")
     p.add_argument("--patience", type=int, default=2, help="early stopping patience (epochs)")
     p.add_argument("--max-train", "--max_train", type=int, default=10_000, dest="max_train",
@@ -54,7 +54,12 @@ def build_parser() -> OneLineParser:
                    help="let the LLM write each model's source (validated like any other)")
     p.add_argument("--llm-timeout", "--llm_timeout", type=float, default=60.0,
                    dest="llm_timeout", help="seconds per LLM request")
-    p.add_argument("--verbose", "-v", action="store_true", help="log every step")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch/BLAS threads for training and the sandbox (the candidates are "
+                        "small: one thread is fastest, more oversubscribe a busy machine)")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="log every step (proposals, LLM requests and retries, sandbox "
+                        "results, decisions) to stderr")
     return p
 
 
@@ -62,7 +67,7 @@ def main(argv: list[str]) -> int:
     """Run the agent; 0 when it finished (target reached or not), 2 bad input, 130 stopped."""
     ns, extras = build_parser().parse_known_args(argv)
     reject_unknown(extras, [], "sweeplab agent")
-    for key in ("max_iterations", "epochs", "patience", "max_train"):
+    for key in ("max_iterations", "epochs", "patience", "max_train", "threads"):
         if getattr(ns, key) is not None and getattr(ns, key) < 1:
             raise ConfigError(key, getattr(ns, key), "must be >= 1")
     if bool(ns.llm_base_url) != bool(ns.llm_model):
@@ -70,8 +75,15 @@ def main(argv: list[str]) -> int:
                           "give both --llm-base-url and --llm-model, or neither (offline)")
     if ns.llm_assemble and not ns.llm_base_url:
         raise ConfigError("llm-assemble", True, "needs --llm-base-url and --llm-model")
-    if ns.verbose:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if len(set(ns.seeds)) != len(ns.seeds):
+        raise ConfigError("seeds", ns.seeds, "must be distinct (a repeated seed repeats a run "
+                          "and narrows the interval falsely)")
+    if ns.llm_timeout <= 0:
+        raise ConfigError("llm-timeout", ns.llm_timeout, "must be > 0 seconds")
+    setup_logging(verbose=ns.verbose)
+    from sweeplab.core.threads import limit_threads
+
+    limit_threads(ns.threads)
 
     from sweeplab.agent.goal import parse_goal
 
@@ -85,21 +97,21 @@ def main(argv: list[str]) -> int:
         max_iterations=ns.max_iterations, seed=ns.seed, seeds=tuple(ns.seeds), epochs=ns.epochs,
         patience=ns.patience, max_train=ns.max_train, data_dir=ns.data_dir,
         allow_synthetic=ns.allow_synthetic, llm_base_url=ns.llm_base_url,
-        llm_model=ns.llm_model, llm_assemble=ns.llm_assemble, llm_timeout=ns.llm_timeout)
+        llm_model=ns.llm_model, llm_assemble=ns.llm_assemble, llm_timeout=ns.llm_timeout,
+        threads=ns.threads)
     data = load_dataset(goal.dataset, data_dir=ns.data_dir, seed=ns.seed,
                         max_train=ns.max_train, allow_synthetic=ns.allow_synthetic)
-    console.print(f"goal understood: {goal.describe()}", highlight=False)
-    console.print(f"data: {data.description}", highlight=False)
+    say(f"goal understood: {goal.describe()}")
+    say(f"data: {data.description}")
     planner, client = _planner(ns, goal, data, settings)
     run_dir = new_run_dir(Path(ns.out_dir), ns.name)
     registry = Registry(run_dir, goal, {**settings.public(), "data": data.description,
                                         "data_source": data.source,
                                         "planner": type(planner).__name__})
-    console.print(f"agent run [bold]{run_dir}[/bold] ({type(planner).__name__}, "
-                  f"{settings.max_iterations} iterations at most)", highlight=False)
+    say(f"agent run {run_dir} ({type(planner).__name__}, {settings.max_iterations} "
+        "iterations at most)")
     try:
-        result = run_loop(goal, settings, registry, planner, data, client,
-                          say=lambda line: console.print(line, highlight=False))
+        result = run_loop(goal, settings, registry, planner, data, client, say=say)
     except KeyboardInterrupt as exc:
         registry.finish("interrupted", "stopped by a signal; finished iterations are kept")
         raise Interrupted(f"the registry holds every finished iteration: {registry.path}") from exc
@@ -110,15 +122,13 @@ def main(argv: list[str]) -> int:
     if not ns.keep:
         registry.clean()
     if result.best is None:
-        console.print(f"no candidate could be evaluated ({result.reason}); see {registry.path}",
-                      highlight=False)
+        say(f"no candidate could be evaluated ({result.reason}); see {registry.path}")
     else:
         verdict = "reached" if result.reached else "not reached"
-        console.print(
-            f"best: iteration {result.best.index}, test {goal.metric} "
+        say(f"best: iteration {result.best.index}, test {goal.metric} "
             f"{result.best.test_score:.4f} (target {goal.target:g} {verdict}; selected on "
             f"{selection_metric(goal.metric)} {result.best.score:.4f}); model: "
-            f"{run_dir / 'src/models/model.py'}; registry: {registry.path}", highlight=False)
+            f"{run_dir / 'src/models/model.py'}; registry: {registry.path}")
     return 0
 
 
@@ -134,5 +144,8 @@ def _planner(ns: argparse.Namespace, goal, data, settings):  # noqa: ANN001, ANN
 
     key = ns.llm_api_key or next((os.environ[k] for k in API_KEY_ENV if os.environ.get(k)), None)
     client = ChatClient(ns.llm_base_url, ns.llm_model, api_key=key, timeout=ns.llm_timeout)
+    from sweeplab.agent.loop import selection_metric
+
     return LLMPlanner(client, goal.text, tuple(data.input_shape), data.num_classes,
-                      settings.epochs, fallback=offline), client
+                      settings.epochs, fallback=offline, target=goal.target,
+                      score_name=selection_metric(goal.metric)), client
