@@ -26,7 +26,8 @@ from sweeplab.execute.sweep import process_alive, read_status
 from sweeplab.track.config import TrackingConfig
 
 SUMMARY_KEYS = (
-    "loss", "train_acc", "test_acc", "angle_svm", "angle_logreg", "angle_lp_max_margin",
+    "loss", "train_loss", "train_acc", "test_acc", "composite_acc", "symmetric_acc", "ood_acc",
+    "angle_svm", "angle_logreg", "angle_lp_max_margin",
     "angle_linear_md", "margin_l2", "margin_p", "margin_p_ratio", "align_min", "rank1_min",
     "balance_drift_max",
 )

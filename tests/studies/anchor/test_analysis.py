@@ -34,7 +34,10 @@ TINY = {
 def _grid(
     tmp: Path, name: str, study: str, fixed: dict, grid: dict, zip_: dict | None = None
 ) -> Path:
-    spec = {"study": study, "name": name, "fixed": {**TINY, **fixed}, "grid": grid}
+    spec = {"study": study, "name": name, "fixed": {**TINY, **fixed}, "grid": grid,
+            "run_name": "L{n_layers}_G{gamma}_S{seed}"}
+    if "model_type" in grid or zip_:
+        spec["run_name"] = "{model_type}_" + spec["run_name"]
     if zip_:
         spec["zip"] = zip_
     path = tmp / f"{name}.yaml"
@@ -68,7 +71,7 @@ def grids(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             tmp,
             "inverse",
             "inverse-sequence",
-            {"n_ood": 50, "n_layers": 1},
+            {"n_ood": 50, "n_layers": 1, "gamma": 1.0},
             {"model_type": ["mamba_standard", "transformer"], "seed": [1, 2]},
         ),
     }
@@ -109,6 +112,11 @@ def test_phase_diagram_cells_are_seed_means(grids, tmp_path, monkeypatch):
         return original(ax, table, *args, **kwargs)
 
     monkeypatch.setattr(plotting, "draw_heatmap", spy)
+    # run directories named as the layout (L2_G0.5_S42), with the run's own files
+    names = sorted(p.name for p in grids["phase"].iterdir() if p.is_dir())
+    assert names == [f"L{n}_G{g}_S{s}" for n in (1, 2) for g in (0.5, 1.0) for s in (1, 2)]
+    for name in ("model.pt", "metrics.json", "config.yaml", "train.log"):
+        assert (grids["phase"] / "L1_G0.5_S1" / name).is_file(), name
     out = tmp_path / "analysis"
     report = _analyze(grids["phase"], out)
     for suffix in ("png", "pdf"):
@@ -160,6 +168,8 @@ def test_inverse_table_and_bars(grids, tmp_path):
     assert tex.split("\\midrule")[1].count("\\\\") == 2  # one row per model
     assert "| mamba_standard | 2 |" in report and "| transformer | 2 |" in report
     assert "figs/inverse_accuracy.png" in report and "out of distribution" in report
+    assert "dashed: chance, 20%" in report
+    assert (grids["inverse"] / "transformer_L1_G1.0_S2" / "model.pt").is_file()
     assert len(pd.read_csv(out / "summary.csv")) == 2
 
 
@@ -171,6 +181,21 @@ def _row(comp: tuple[float, float], sym: tuple[float, float], n: int = 3) -> pd.
             {f"{name}_mean": mean, f"{name}_ci_low": mean - half, f"{name}_ci_high": mean + half}
         )
     return pd.Series(row)
+
+
+def test_inverse_findings_say_when_accuracy_is_at_chance():
+    def row(test: tuple[float, float], ood: tuple[float, float]) -> pd.Series:
+        out = {}
+        for name, (lo, hi) in (("test_acc", test), ("ood_acc", ood)):
+            out.update({f"{name}_ci_low": lo, f"{name}_ci_high": hi})
+        return pd.Series(out)
+
+    assert analysis.versus_chance(row((0.17, 0.24), (0.15, 0.26))) == (
+        "; test and OOD indistinguishable from chance (20%)")
+    assert analysis.versus_chance(row((0.9, 0.99), (0.15, 0.26))) == (
+        "; OOD indistinguishable from chance (20%)")
+    assert analysis.versus_chance(row((0.9, 0.99), (0.3, 0.4))) == ""
+    assert analysis.versus_chance(pd.Series({"test_acc_ci_low": float("nan")})) == ""
 
 
 def test_findings_name_a_winner_only_when_intervals_separate():

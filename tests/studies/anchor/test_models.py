@@ -1,5 +1,7 @@
 """Models of the "Achilles' Heel of Mamba" study: shapes, causality, the SSD quadratic form
-against its recurrence, gamma initialisation, the frozen ones-kernel, and that they learn."""
+against its recurrence, the residual around the convolution, the Transformer against naive
+attention, gamma initialisation of every weight matrix, the frozen ones-kernel, and that a
+tiny configuration learns."""
 
 from __future__ import annotations
 
@@ -8,8 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sweeplab.errors import ConfigError
 from sweeplab.studies.anchor.mamba import Mamba2Mixer, segsum_decay, ssd_quadratic
 from sweeplab.studies.anchor.models import MODEL_TYPES, build_model, gamma_init_
+from sweeplab.studies.anchor.transformer import CausalSelfAttention
 
 VOCAB, SEQ = 11, 8
 TINY = dict(d_model=16, d_state=8, expand=2, d_conv=4)
@@ -78,18 +82,44 @@ def test_segsum_decay_is_lower_triangular_product():
     torch.testing.assert_close(segsum_decay(log_a)[0], expected)
 
 
-def test_mixer_matches_recurrence_end_to_end():
-    """The whole mixer with the SSM replaced by the recurrence gives the same output."""
+@pytest.mark.parametrize("conv_residual", [False, True])
+def test_mixer_matches_recurrence_end_to_end(conv_residual):
+    """The whole mixer with the SSM replaced by the recurrence gives the same output; with
+    ``conv_residual`` the SSM reads silu(conv(xBC)) + xBC (Chen et al. 2025, Fig. 9c)."""
     torch.manual_seed(0)
-    mixer = Mamba2Mixer(8, d_state=4, expand=2, d_conv=4).double()
+    mixer = Mamba2Mixer(8, d_state=4, expand=2, d_conv=4, conv_residual=conv_residual).double()
+    with torch.no_grad():
+        mixer.D.uniform_(0.5, 1.5)  # per channel (App. B), distinct so a scalar D would fail
     u = torch.randn(2, 10, 8, dtype=torch.float64)
     p, n = mixer.d_inner, mixer.d_state
     z, xbc, dt = torch.split(mixer.in_proj(u), [p, p + 2 * n, 1], dim=-1)
-    x, b, c = torch.split(F.silu(mixer.conv(xbc)), [p, n, n], dim=-1)
+    ssm_in = F.silu(mixer.conv(xbc)) + (xbc if conv_residual else 0.0)
+    x, b, c = torch.split(ssm_in, [p, n, n], dim=-1)
     dt = F.softplus(dt.squeeze(-1) + mixer.dt_bias)
     log_a = dt * -mixer.A_log.exp()
     y = naive_ssd(x * dt[..., None], log_a, b, c, 0.0) + mixer.D * x
     torch.testing.assert_close(mixer(u), mixer.out_proj(mixer.norm(y, z)), rtol=0, atol=1e-10)
+
+
+def test_residual_lets_the_ssm_read_unconvolved_tokens():
+    """With the convolution silenced (kernel and bias 0, so silu(conv) = 0) a standard
+    mixer's SSM gets nothing and outputs exactly 0; the residual one still mixes tokens
+    through its SSM: its output at t depends on the token at s < t."""
+    torch.manual_seed(0)
+    u = torch.randn(3, 6, 8, dtype=torch.float64)
+    for residual in (False, True):
+        mixer = Mamba2Mixer(8, d_state=4, conv_residual=residual).double()
+        with torch.no_grad():
+            mixer.conv.weight.zero_()
+            mixer.conv.bias.zero_()
+        out = mixer(u)
+        if not residual:
+            assert out.abs().max().item() == 0.0
+            continue
+        changed = u.clone()
+        changed[:, 0] += 1.0  # only the first token changes
+        moved = (mixer(changed) - out)[:, 1:].abs().amax().item()
+        assert moved > 1e-6, "the SSM carries token 0 to later positions"
 
 
 def test_causal_conv_matches_torch_conv1d():
@@ -119,6 +149,24 @@ def test_gamma_init_std(gamma):
     assert torch.equal(norm.weight, torch.ones(512)) and torch.equal(norm.bias, torch.zeros(512))
 
 
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+@pytest.mark.parametrize("gamma", [0.5, 1.0])
+def test_every_weight_matrix_has_the_gamma_variance(model_type, gamma):
+    """Each nn.Linear / nn.Embedding weight of every model ~ N(0, (fan_in^-gamma)^2):
+    sample std within 5 standard errors of fan_in^-gamma, mean ~ 0."""
+    model = build_model(model_type, 50, 8, 2, d_model=64, d_state=32, gamma=gamma, seed=3)
+    matrices = [(name, m.weight) for name, m in model.named_modules()
+                if isinstance(m, (nn.Linear, nn.Embedding))]
+    n_expected = 2 + (model_type != "mamba_standard" and model_type != "mamba_ones_conv")
+    n_expected += 2 * (2 if model_type.startswith("mamba") else 4)  # per block
+    assert len(matrices) == n_expected, [name for name, _ in matrices]
+    for name, w in matrices:
+        target = w.shape[1] ** (-gamma)
+        rel_se = (2.0 / (w.numel() - 1)) ** 0.5  # standard error of a sample std, relative
+        assert abs(w.std().item() / target - 1) < 5 * rel_se, name
+        assert abs(w.mean().item()) < 5 * target / w.numel() ** 0.5, name
+
+
 @pytest.mark.parametrize("gamma", [0.5, 1.0])
 def test_build_model_applies_gamma_only_to_matrices(gamma):
     model = build_model("mamba_standard", 50, 8, 1, d_model=64, d_state=32, gamma=gamma, seed=3)
@@ -127,7 +175,7 @@ def test_build_model_applies_gamma_only_to_matrices(gamma):
     assert mixer.out_proj.weight.std().item() == pytest.approx(128 ** (-gamma), rel=0.05)
     assert model.head.weight.std().item() == pytest.approx(64 ** (-gamma), rel=0.05)
     # untouched defaults
-    assert torch.equal(mixer.D, torch.ones(1))
+    assert torch.equal(mixer.D, torch.ones(128))  # one per channel of d_inner (App. B)
     assert 1.0 <= mixer.A_log.exp().item() <= 16.0
     assert 1e-3 <= F.softplus(mixer.dt_bias).item() <= 1e-1 + 1e-6
     assert mixer.conv.weight.abs().max().item() <= 0.5  # U(+-1/sqrt(d_conv))
@@ -166,8 +214,30 @@ def test_variants_differ_where_they_should():
     assert tiny("transformer_with_conv").blocks[0].attn.conv is not None
 
 
+def test_attention_equals_naive_softmax_with_wide_values():
+    """One head; q, k of width d, v of width expand * d (App. E.2); causal softmax."""
+    torch.manual_seed(0)
+    attn = CausalSelfAttention(8, expand=2).double()
+    assert attn.qkv.weight.shape == (8 + 8 + 16, 8) and attn.out_proj.weight.shape == (8, 16)
+    u = torch.randn(2, 5, 8, dtype=torch.float64)
+    q, k, v = torch.split(attn.qkv(u), [8, 8, 16], dim=-1)
+    scores = q @ k.transpose(1, 2) / 8**0.5
+    scores = scores.masked_fill(~torch.ones(5, 5, dtype=torch.bool).tril(), float("-inf"))
+    expected = attn.out_proj(torch.softmax(scores, dim=-1) @ v)
+    torch.testing.assert_close(attn(u), expected, rtol=0, atol=1e-12)
+
+
+def test_transformer_sizes_follow_the_paper():
+    """App. E.2: FFN of hidden width d_model; the conv variant convolves q, k and v."""
+    model = tiny("transformer_with_conv")
+    block = model.blocks[0]
+    assert block.ffn.fc.weight.shape == (16, 16) and block.ffn.proj.weight.shape == (16, 16)
+    assert block.attn.conv.weight.shape == (16 + 16 + 32, 4)
+
+
 def test_unknown_model_type_names_allowed():
-    with pytest.raises(ValueError, match="mamba_standard.*transformer_with_conv"):
+    with pytest.raises(ConfigError, match="model_type=mamba3: allowed values are mamba_standard"
+                                          ".*transformer_with_conv, mamba_residual"):
         build_model("mamba3", VOCAB, SEQ, 1)
 
 

@@ -9,6 +9,7 @@ same final weights.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -54,7 +55,8 @@ def test_sigterm_then_resume_equals_an_uninterrupted_run(tmp_path):
     jsonl = None
     while time.monotonic() < deadline:
         found = list((tmp_path / "cut").glob("*/logs/train.log"))
-        if found and "epoch 2 " in found[0].read_text():
+        # train.log holds at most about a line a second: any epoch in 2..6 will do
+        if found and re.search(r"epoch [2-6] ", found[0].read_text()):
             jsonl = found[0].parents[1]
             break
         time.sleep(0.05)

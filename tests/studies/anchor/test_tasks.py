@@ -12,14 +12,16 @@ import torch
 
 from sweeplab.errors import ConfigError
 from sweeplab.studies.anchor import tasks
+from sweeplab.studies.anchor.config import CompositeConfig, InverseConfig
 from sweeplab.studies.anchor.tasks import (
     COMPOSITE_VOCAB,
     INVERSE_VOCAB,
-    SEP_TOKEN,
     SEQ_LEN,
     composite_splits,
     inverse_seq_len,
     inverse_splits,
+    is_test_key,
+    is_test_set,
 )
 
 SHIFT = {1: 5, 2: 1, 3: -2, 4: -8}  # App. C.1
@@ -86,17 +88,27 @@ def test_composite_non_key_tokens_in_key_range(comp):
         assert filler.min() == 20 and filler.max() == 100  # the whole range is used
 
 
+def test_residue_rule_is_the_papers_example():
+    """App. C.1: "key 33 cannot appear in the first position, as it belongs to the
+    congruence class 1 mod 8, which is aligned with the first index" (1-based classes)."""
+    assert is_test_key(33, 0) and not is_test_key(33, 1) and not is_test_key(32, 0)
+    assert is_test_key(np.array([41, 22, 100]), np.array([0, 5, 3])).all()  # 41=1, 22=6, 100=4
+
+
 def test_composite_split_by_key_residue(comp):
     pos_tr, key_tr, *_ = parse_composite(comp["train"].tokens)
     pos_te, key_te, *_ = parse_composite(comp["test"].tokens)
-    assert (key_tr % 8 != pos_tr).all()
-    assert (key_te % 8 == pos_te).all()
-    combos_tr = set(zip((key_tr % 8).tolist(), pos_tr.tolist()))
-    combos_te = set(zip((key_te % 8).tolist(), pos_te.tolist()))
-    assert not combos_tr & combos_te
+    # the k-th position (1-based) is tied to class k mod 8
+    assert (key_tr % 8 != pos_tr + 1).all()
+    assert (key_te % 8 == pos_te + 1).all()
+    combos_tr = set(zip(key_tr.tolist(), pos_tr.tolist()))
+    combos_te = set(zip(key_te.tolist(), pos_te.tolist()))
+    assert not combos_tr & combos_te  # no (key, position) of the test set is ever trained on
     assert set(pos_te.tolist()) == set(range(6))  # every key position is tested
     # the test keys are seen in training, only at other positions
     assert set(key_te.tolist()) <= set(key_tr.tolist())
+    # keys of class 7 or 0 never meet their position: train-only
+    assert not np.isin(key_te % 8, [0, 7]).any() and np.isin(key_tr % 8, [0, 7]).any()
 
 
 def test_composite_heldout_pair_and_labels(comp):
@@ -106,8 +118,9 @@ def test_composite_heldout_pair_and_labels(comp):
     np.testing.assert_array_equal(data.labels_composite, key - 10)
     np.testing.assert_array_equal(data.labels_symmetric, key - 6)
     np.testing.assert_array_equal(data.labels, data.labels_composite)
-    # any key at any position: both residue classes of the split occur
-    assert (key % 8 == pos).any() and (key % 8 != pos).any()
+    assert not np.array_equal(data.labels_composite, data.labels_symmetric)
+    # the held-out pair is a test instance: its keys follow the test rule (App. C.1)
+    assert (key % 8 == pos + 1).all() and set(pos.tolist()) == set(range(6))
     assert comp["train"].labels_composite is None and comp["test"].labels_symmetric is None
 
 
@@ -144,12 +157,11 @@ def test_bad_sizes_raise_config_error(kwargs):
 
 
 def parse_inverse(tokens: np.ndarray, n_layers: int):
-    """Shown keys (N, 5, 3), fillers (N, 3L) and query (N, 3) read off the tokens."""
+    """Shown keys (N, 5, 3), separators (N, 5), fillers (N, 3L) and query (N, 3)."""
     n = len(tokens)
     shown = tokens[:, :20].reshape(n, 5, 4)
-    assert (shown[:, :, 3] == SEP_TOKEN).all(), "each key is followed by the separator"
     filler = tokens[:, 20 : 20 + 3 * n_layers]
-    return shown[:, :, :3], filler, tokens[:, 20 + 3 * n_layers :]
+    return shown[:, :, :3], shown[:, :, 3], filler, tokens[:, 20 + 3 * n_layers :]
 
 
 @pytest.mark.parametrize("split", ["train", "test", "ood"])
@@ -157,7 +169,7 @@ def test_inverse_structure_and_label(inv, split):
     data = inv[split]
     assert data.tokens.shape == (len(data), inverse_seq_len(3)) == (len(data), 20 + 9 + 3)
     assert data.tokens.min() >= 0 and data.tokens.max() < INVERSE_VOCAB
-    keys, filler, query = parse_inverse(data.tokens, n_layers=3)
+    keys, seps, filler, query = parse_inverse(data.tokens, n_layers=3)
     assert filler.shape[1] == 9 and query.shape[1] == 3
     triples = np.sort(keys[:, 0], axis=1)
     assert (np.diff(triples, axis=1) > 0).all(), "three distinct numbers"
@@ -169,13 +181,17 @@ def test_inverse_structure_and_label(inv, split):
         matches = [i for i, k in enumerate(row_keys.tolist()) if tuple(k) == rev]
         assert matches == [label], "reversed(query) is exactly the labelled key"
     np.testing.assert_array_equal(keys[np.arange(len(data)), data.labels], query[:, ::-1])
-    # fillers never repeat the set's numbers
+    # separators and fillers are random tokens outside the generating set (App. C.2), so no
+    # key fuses with its neighbours or the query through the convolution
+    assert not (seps[:, :, None] == triples[:, None, :]).any()
     assert not (filler[:, :, None] == triples[:, None, :]).any()
+    assert len(np.unique(seps)) > 50 and len(np.unique(filler)) > 50  # random, not a fixed token
+    np.testing.assert_array_equal(seps, data.meta["separators"])
 
 
 def test_inverse_literal_match_is_wrong_mostly(inv):
     # the query equals a shown key literally in 4 of 5 samples, never the labelled one
-    keys, _, query = parse_inverse(inv["train"].tokens, n_layers=3)
+    keys, _, _, query = parse_inverse(inv["train"].tokens, n_layers=3)
     literal = (keys == query[:, None, :]).all(axis=2)
     assert not literal[np.arange(len(keys)), inv["train"].labels].any()
     assert abs(literal.any(axis=1).mean() - 0.8) < 0.02
@@ -187,11 +203,20 @@ def test_inverse_labels_uniform(inv):
 
 
 def test_inverse_value_ranges(inv):
+    # App. C.2: every token of train and test in 20..100, of the OOD set in 101..200
     for split in ("train", "test"):
-        values = inv[split].tokens[inv[split].tokens != SEP_TOKEN]
-        assert values.min() >= 1 and values.max() <= 100
-    ood = inv["ood"].tokens[inv["ood"].tokens != SEP_TOKEN]
-    assert ood.min() >= 101 and ood.max() <= 200
+        tokens = inv[split].tokens
+        assert tokens.min() == 20 and tokens.max() == 100, split
+    assert inv["ood"].tokens.min() == 101 and inv["ood"].tokens.max() == 200
+    assert INVERSE_VOCAB == 201
+
+
+def test_inverse_split_rule_examples():
+    """App. C.2: test-only iff all three elements share one congruence class mod 3."""
+    assert is_test_set(np.array([21, 24, 99]))  # all 0 mod 3
+    assert is_test_set(np.array([22, 25, 97]))  # all 1 mod 3
+    assert not is_test_set(np.array([21, 24, 98]))  # sum 143, classes 0, 0, 2
+    assert not is_test_set(np.array([20, 21, 22]))  # sum 63 = 0 mod 3, classes differ
 
 
 def test_inverse_train_test_disjoint_sets(inv):
@@ -200,7 +225,11 @@ def test_inverse_train_test_disjoint_sets(inv):
     sets_tr = {tuple(s) for s in np.sort(keys_tr[:, 0], axis=1).tolist()}
     sets_te = {tuple(s) for s in np.sort(keys_te[:, 0], axis=1).tolist()}
     assert not sets_tr & sets_te
-    assert all(sum(s) % 3 != 0 for s in sets_tr) and all(sum(s) % 3 == 0 for s in sets_te)
+    assert all(len({x % 3 for x in s}) > 1 for s in sets_tr)
+    assert all(len({x % 3 for x in s}) == 1 for s in sets_te)
+    # the test sets cover all three classes; the OOD sets carry no residue condition
+    assert {s[0] % 3 for s in sets_te} == {0, 1, 2}
+    assert 0.05 < is_test_set(inv["ood"].meta["numbers"]).mean() < 0.2
 
 
 @pytest.mark.parametrize("n_layers", [1, 2, 5])
@@ -223,4 +252,6 @@ def test_inverse_deterministic_and_seed_dependent():
 def test_empty_splits():
     assert len(composite_splits(0, 0, 0, seed=0)["train"]) == 0
     assert inverse_splits(0, 0, 0, n_layers=1, seed=0)["ood"].tokens.shape == (0, 26)
-    assert tasks.PAPER_N_TRAIN == 300_000
+    assert tasks.PAPER_N_TRAIN == 300_000 == CompositeConfig().n_train
+    inverse = InverseConfig()  # App. C.2: 100,000 samples, 80/10/10%
+    assert tasks.PAPER_INVERSE_SIZES == (inverse.n_train, inverse.n_test, inverse.n_ood)

@@ -6,7 +6,8 @@ for (3, 4) (symmetric solution). Figures: the phase diagram of both accuracies o
 gamma when both vary, bars per condition when ``model_type`` varies (ablations), the
 accuracies over epochs. ``inverse-sequence`` (``INVERSE_ANALYSIS``, served by
 ``analysis_inverse``): train, test and out-of-distribution accuracy per model, as a table,
-bars and curves.
+bars (with the 20% chance level the paper measures Mamba against, Fig. 9) and
+curves; findings say where an accuracy's interval holds chance.
 
 Conditions are every varying parameter but the seeds. Findings are sentences computed from
 the aggregated numbers; where the 95% t-intervals across seeds overlap they say so rather
@@ -23,6 +24,7 @@ import pandas as pd
 
 from sweeplab.analysis.spec import AnalysisData, StudyAnalysis, TableSpec
 from sweeplab.studies.anchor import plots
+from sweeplab.studies.anchor.tasks import N_KEYS
 
 GROUP_KEYS = (
     "model_type", "n_layers", "gamma", "d_model", "d_state", "expand", "d_conv", "epochs",
@@ -35,6 +37,9 @@ SHORT = {"n_layers": "L", "gamma": "gamma", "model_type": None}
 
 NEITHER = 0.1
 """Below this held-out accuracy a solution counts as not learned."""
+
+INVERSE_CHANCE = 1.0 / N_KEYS
+"""Accuracy of a uniform guess among the five keys of the inverse task (20%)."""
 
 COMPOSITE_CURVES = {
     "composite_acc": "held-out pair: composite",
@@ -150,6 +155,19 @@ def phase_findings(finals: pd.DataFrame) -> list[str]:
     return out
 
 
+def versus_chance(row: Any, metrics: tuple[str, ...] = ("test_acc", "ood_acc")) -> str:
+    """``; test at chance, ...``: where a 95% interval holds the 20% of a uniform guess.
+
+    Empty when no interval (a single seed) or every interval lies above chance.
+    """
+    at_chance = [metric.removesuffix("_acc").replace("ood", "OOD") for metric in metrics
+                 if _ok(row.get(f"{metric}_ci_low")) and _ok(row.get(f"{metric}_ci_high"))
+                 and row[f"{metric}_ci_low"] <= INVERSE_CHANCE <= row[f"{metric}_ci_high"]]
+    if not at_chance:
+        return ""
+    return f"; {' and '.join(at_chance)} indistinguishable from chance (20%)"
+
+
 def best_of(finals: pd.DataFrame, metric: str) -> str | None:
     """The condition highest in ``metric``, and whether the runner-up's interval overlaps."""
     ranked = finals.dropna(subset=[f"{metric}_mean"]).sort_values(
@@ -181,7 +199,8 @@ def findings(data: AnalysisData) -> list[str]:
             out.append(
                 f"{row['condition']}: train {_pct(row['train_acc_mean'])}, test "
                 f"{_pct(row['test_acc_mean'])}, out of distribution "
-                f"{_pct(row['ood_acc_mean'])} (n={int(row['count'])})."
+                f"{_pct(row['ood_acc_mean'])} (n={int(row['count'])})"
+                f"{versus_chance(row)}."
             )
         for metric in ("test_acc", "ood_acc"):
             sentence = best_of(finals, metric)
@@ -228,9 +247,11 @@ def figures(data: AnalysisData, figs: Path) -> list[tuple[str, str]]:
                           "model (bars: mean +- std across seeds; dots: seeds)")
     if "ood_acc_mean" in finals:
         paths = plots.plot_accuracy_bars(finals, data.runs, INVERSE_CURVES,
-                                         figs / "inverse_accuracy", "Inverse sequence matching")
+                                         figs / "inverse_accuracy", "Inverse sequence matching",
+                                         chance=INVERSE_CHANCE)
         out += _captioned(paths, figs, "Train, test and out-of-distribution accuracy per "
-                          "model (bars: mean +- std across seeds; dots: seeds)")
+                          "model (bars: mean +- std across seeds; dots: seeds; dashed: "
+                          "chance, 20%)")
     if not data.curves.empty:
         metrics = INVERSE_CURVES if "ood_acc_mean" in finals else COMPOSITE_CURVES
         paths = plots.plot_accuracy_curves(data.curves, metrics, figs / "accuracy_curves",

@@ -6,17 +6,24 @@ Mamba-2 (Dao & Gu 2024, "Transformers are SSMs", Sec. 3 and 7; reference code
     [z, xBC, dt] = in_proj(u)                      z, x: (T, P), B, C: (T, N), dt: (T,)
     x, B, C      = silu(causal_depthwise_conv(xBC))  kernel d_conv over x, B and C
     dt_t         = softplus(dt_t + dt_bias),  a_t = exp(dt_t A),  A = -exp(A_log) < 0
-    y_t          = sum_{s<=t} (C_t . B_s) (prod_{r=s+1..t} a_r) dt_s x_s  +  D x_t
+    y_t          = sum_{s<=t} (C_t . B_s) (prod_{r=s+1..t} a_r) dt_s x_s  +  D * x_t
     out          = out_proj(rmsnorm(y * silu(z)))
 
-with P = expand * d_model (single head: head dim = d_inner) and N = d_state. The SSM is
-evaluated in its quadratic ("attention-like") form, Dao & Gu 2024 Sec. 3.3 / 4.1: a (T, T)
-lower-triangular decay matrix L[t, s] = exp(cumsum(log a)_t - cumsum(log a)_s), no loop
-over time; at T <= 20 this is faster on CPU than the chunked scan.
+with P = expand * d_model (single head: head dim = d_inner), N = d_state, one scalar A per
+head and D a vector of P ones at initialisation. This is the block as Chen, Lin, Wang, Xu
+2025 ("Achilles' Heel of Mamba", arXiv 2509.17514) write it out in App. B (and eqs. (1)-(9)
+of their section "Introduction of Mamba"). The SSM is evaluated in its quadratic
+("attention-like") form, Dao & Gu 2024 Sec. 3.3 / 4.1: a (T, T) lower-triangular decay
+matrix L[t, s] = exp(cumsum(log a)_t - cumsum(log a)_s), no loop over time; at the lengths
+here (8 tokens, or 5 * 4 + 3 L + 3 for the inverse task) the (T, T) matrices are small.
 
-Variants of Chen, Lin, Wang, Xu 2025 ("Achilles' Heel of Mamba", arXiv 2509.17514, Sec. 5):
+Variants (Chen et al. 2025, sections "Nonlinear convolution introduces asymmetry" and
+"Mamba's challenges in the inverse sequence matching task", App. E.1.2 and E.2):
 ``ones_conv`` fixes the conv kernel to ones (not trained), removing the asymmetric token
-fusion; ``conv_residual`` adds the pre-conv x branch to the SSM output before gating.
+fusion; ``conv_residual`` is "a residual connection from the input of convolution to SSM":
+the SSM reads ``x, B, C = silu(conv(xBC)) + xBC``, so it sees the raw (unfused) token
+projections besides the convolved ones ("allowing the SSM to directly handle data without
+relying on convolution", Introduction).
 """
 
 from __future__ import annotations
@@ -99,8 +106,9 @@ class GatedRMSNorm(nn.Module):
 class Mamba2Mixer(nn.Module):
     """Single-head Mamba-2 mixer (module docstring has the math); (batch, T, d) -> same.
 
-    Defaults as in mamba_ssm's Mamba2Simple: A_log = log U(1, 16); dt_bias = softplus^-1
-    of dt ~ log-uniform [1e-3, 1e-1]; D = 1; in_proj and out_proj without bias.
+    Defaults as in mamba_ssm's Mamba2Simple and Chen et al. 2025, App. B: A_log = log U(1,
+    16); dt_bias = softplus^-1 of dt ~ log-uniform [1e-3, 1e-1]; D = 1 per channel (App. B:
+    "D = 1_{D_in}"); conv with bias; in_proj and out_proj without bias.
     """
 
     def __init__(
@@ -124,18 +132,18 @@ class Mamba2Mixer(nn.Module):
         dt = dt.clamp(min=1e-4)
         self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # softplus^-1(dt)
         self.A_log = nn.Parameter(torch.log(torch.empty(1).uniform_(1.0, 16.0)))
-        self.D = nn.Parameter(torch.ones(1))
+        self.D = nn.Parameter(torch.ones(self.d_inner))
         self.norm = GatedRMSNorm(self.d_inner)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         p, n = self.d_inner, self.d_state
         z, xbc, dt = torch.split(self.in_proj(u), [p, p + 2 * n, 1], dim=-1)
-        x0 = xbc[..., :p]
-        x, b, c = torch.split(F.silu(self.conv(xbc)), [p, n, n], dim=-1)
+        fused = F.silu(self.conv(xbc))
+        if self.conv_residual:  # the SSM also sees the unconvolved projections
+            fused = fused + xbc
+        x, b, c = torch.split(fused, [p, n, n], dim=-1)
         dt = F.softplus(dt.squeeze(-1) + self.dt_bias)  # (batch, T)
         log_a = dt * -torch.exp(self.A_log)
         y = ssd_quadratic(x * dt.unsqueeze(-1), log_a, b, c) + self.D * x
-        if self.conv_residual:
-            y = y + x0
         return self.out_proj(self.norm(y, z))

@@ -1,26 +1,29 @@
 """The six sequence classifiers of "Achilles' Heel of Mamba" and their gamma initialisation.
 
-Chen, Lin, Wang, Xu 2025 (NeurIPS; arXiv 2509.17514), Sec. 3 (setup) and Sec. 5 (remedies).
-Every model is  embed (+ learned positions) -> n_layers pre-norm residual blocks
-h <- h + mixer(norm(h)) [+ h <- h + mlp(norm(h)) for the Transformer] -> final norm ->
-linear head, read at the last position: logits (batch, vocab).
+Chen, Lin, Wang, Xu 2025 (NeurIPS; arXiv 2509.17514): the setup of their section
+"Preliminary", the variants of the later sections and App. E. Every model is embed (+
+learned positions) -> n_layers pre-norm residual blocks h <- h + mixer(norm(h)) [+ h <- h +
+ffn(norm(h)) for the Transformer] -> final norm -> linear head, read at the last position:
+logits (batch, vocab).
 
-    model_type              mixer                                  positions   norm
-    mamba_standard          Mamba-2, trained conv                  none        RMSNorm
-    mamba_ones_conv         Mamba-2, conv kernel fixed to ones     none        RMSNorm
-    mamba_pos_encoding      Mamba-2                                learned     RMSNorm
-    mamba_residual          Mamba-2 + (pre-conv x -> SSM output)   learned     RMSNorm
-    transformer             causal attention + MLP                 learned     LayerNorm
-    transformer_with_conv   attention with conv+SiLU on q, k, v    learned     LayerNorm
+    model_type              mixer                                     positions   norm
+    mamba_standard          Mamba-2, trained conv                     none        RMSNorm
+    mamba_ones_conv         Mamba-2, conv kernel fixed to ones        none        RMSNorm
+    mamba_pos_encoding      Mamba-2                                   learned     RMSNorm
+    mamba_residual          Mamba-2, SSM reads silu(conv(xBC)) + xBC  learned     RMSNorm
+    transformer             causal attention + FFN                    learned     LayerNorm
+    transformer_with_conv   attention with conv+SiLU on q, k, v       learned     LayerNorm
 
-Gamma initialisation (Zhang et al. 2024, "Initialization is critical to whether
-transformers fit composite functions by reasoning or memorizing", Sec. 3; used by Chen et
-al. 2025, Sec. 3): every weight matrix W of shape (out, in) -- all nn.Linear weights, the
-LM head and the embeddings -- is drawn from N(0, (fan_in^-gamma)^2). fan_in is the input
-dimension ``in`` = ``W.shape[1]``; for an embedding table (vocab or seq_len, d_model) that
-is d_model, as in Zhang et al.'s code (which applies ``std = W.shape[1] ** -gamma`` to every
-2-D weight). Larger gamma = smaller init (gamma > 0.5 is the "small" regime). Biases, norm
-weights, conv kernels, A_log, D and dt_bias keep their defaults.
+Gamma initialisation (Chen et al. 2025, section "Mamba biases composite solution", after
+Zhang et al. 2024, "Initialization is critical to whether transformers fit composite
+functions by reasoning or memorizing", and the initialization rate of Luo et al. 2021): a
+weight W in R^{d1 x d2} is drawn from N(0, (d1^-gamma)^2), d1 its input width in the
+paper's row-vector convention (x W): the fan_in. Here every weight matrix -- all nn.Linear
+weights (the projections, the FFN, the LM head) and the embedding tables -- gets std
+``W.shape[1] ** -gamma``, fan_in as torch.nn.init defines it for a 2-D tensor (an
+nn.Linear's input width; d_model for an embedding table). Larger gamma = smaller init
+(gamma > 0.5 is the "small" regime). Biases, norm weights, the depthwise conv kernels (a
+(channels, 1, k) filter bank, not a matrix), A_log, D and dt_bias keep their defaults.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sweeplab.errors import ConfigError
 from sweeplab.studies.anchor.mamba import Mamba2Mixer
-from sweeplab.studies.anchor.transformer import MLP, CausalSelfAttention
+from sweeplab.studies.anchor.transformer import FFN, CausalSelfAttention
 
 MODEL_TYPES: tuple[str, ...] = (
     "mamba_standard",
@@ -42,7 +46,8 @@ MODEL_TYPES: tuple[str, ...] = (
 
 
 class MambaBlock(nn.Module):
-    """h + mixer(rmsnorm(h)): Mamba-2's residual block (no MLP, as in Mamba-2 LMs)."""
+    """h + mixer(rmsnorm(h)): Mamba-2's residual block (no FFN: "Mamba ... lacks a
+    Feed-Forward Network", Chen et al. 2025, "Difference between Mamba and Transformer")."""
 
     def __init__(self, d_model: int, **mixer_kwargs):
         super().__init__()
@@ -54,18 +59,18 @@ class MambaBlock(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm block: h + attn(ln(h)), then h + mlp(ln(h))."""
+    """Pre-norm block: h + attn(ln(h)), then h + ffn(ln(h))."""
 
-    def __init__(self, d_model: int, conv_qkv: bool = False, d_conv: int = 4):
+    def __init__(self, d_model: int, expand: int = 2, conv_qkv: bool = False, d_conv: int = 4):
         super().__init__()
         self.norm1 = nn.LayerNorm(d_model)
-        self.attn = CausalSelfAttention(d_model, conv_qkv=conv_qkv, d_conv=d_conv)
+        self.attn = CausalSelfAttention(d_model, expand=expand, conv_qkv=conv_qkv, d_conv=d_conv)
         self.norm2 = nn.LayerNorm(d_model)
-        self.mlp = MLP(d_model)
+        self.ffn = FFN(d_model)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = h + self.attn(self.norm1(h))
-        return h + self.mlp(self.norm2(h))
+        return h + self.ffn(self.norm2(h))
 
 
 class SequenceClassifier(nn.Module):
@@ -131,10 +136,12 @@ def build_model(
     seed: int | None = None,
 ) -> SequenceClassifier:
     """One of MODEL_TYPES, gamma-initialised; ``seed`` makes it reproducible without
-    touching the global RNG state. Paper sizes: d_model 32, d_state 128, expand 2, d_conv 4.
+    touching the global RNG state. Paper sizes (App. E): d_model 32 (composite task) or 128
+    (inverse task), d_state 128, expand 2, d_conv 4. The Transformer uses ``expand`` for its
+    value width and ``d_conv`` for transformer_with_conv; ``d_state`` is Mamba's alone.
     """
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"model_type={model_type!r}; allowed: {', '.join(MODEL_TYPES)}")
+        raise ConfigError("model_type", model_type, "allowed values are " + ", ".join(MODEL_TYPES))
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
@@ -151,7 +158,8 @@ def build_model(
             pos = model_type in ("mamba_pos_encoding", "mamba_residual")
         else:
             conv_qkv = model_type == "transformer_with_conv"
-            blocks = [TransformerBlock(d_model, conv_qkv, d_conv) for _ in range(n_layers)]
+            blocks = [TransformerBlock(d_model, expand, conv_qkv, d_conv)
+                      for _ in range(n_layers)]
             final_norm = nn.LayerNorm(d_model)
             pos = True
         model = SequenceClassifier(blocks, vocab_size, d_model, seq_len, pos, final_norm)

@@ -4,7 +4,9 @@
   over depth (rows) x initialization rate gamma (columns), each cell the mean across seeds
   (Chen et al. 2025, Fig. 3); one figure per combination of any other varying key;
 - ``plot_accuracy_bars``: final accuracies per condition (ablations, inverse task), bars
-  at the mean, error bars +-1 std across seeds, every seed drawn as a dot;
+  at the mean, error bars +-1 std across seeds, every seed drawn as a dot, and the chance
+  level as a dashed line where there is one (the inverse task's 20%, Chen et al. 2025,
+  Fig. 9);
 - ``plot_accuracy_curves``: accuracies over epochs, one panel per metric, one colour per
   condition (mean +- std across seeds).
 
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from sweeplab.analysis import plotting
 from sweeplab.analysis.style import FIG_SIZE, new_figure, save_figure, styled
@@ -91,9 +94,11 @@ def seed_values(runs: Any, run_ids: Sequence[str], metric: str) -> np.ndarray:
 
 @styled
 def plot_accuracy_bars(
-    finals: Any, runs: Any, metrics: Mapping[str, str], savepath: str | Path, title: str
+    finals: Any, runs: Any, metrics: Mapping[str, str], savepath: str | Path, title: str,
+    chance: float | None = None,
 ) -> list[Path]:
-    """Grouped bars: per condition one bar per metric at the mean, +-1 std, seeds as dots."""
+    """Grouped bars: per condition one bar per metric at the mean, +-1 std, seeds as dots;
+    ``chance``: a dashed line at the accuracy of guessing uniformly."""
     present = {m: t for m, t in metrics.items() if f"{m}_mean" in finals}
     conditions = [str(c) for c in finals["condition"]]
     n, k = len(conditions), max(len(present), 1)
@@ -112,6 +117,9 @@ def plot_accuracy_bars(
             values = seed_values(runs, ids, metric)
             ax.scatter(np.full(values.shape, p), values, s=8, color="black", zorder=3,
                        edgecolors="none")
+    if chance is not None:
+        ax.axhline(chance, color="0.35", linestyle="--", linewidth=1,
+                   label=f"chance ({100 * chance:.0f}%)")
     ax.set_xticks(x, conditions)
     plotting.rotate_long_labels(ax, conditions)
     ax.set_ylim(0, 1.05)
@@ -146,6 +154,7 @@ def plot_accuracy_curves(
             lines.setdefault(label, line)
         ax.set_title(panel)
         ax.set_ylim(-0.02, 1.02)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
         if index % ncols == 0:
             ax.set_ylabel("accuracy")
     fig.suptitle(title)

@@ -19,37 +19,46 @@ other token uniform in 20..100. Anchors 1, 2, 3, 4 shift by +5, +1, -2, -8 and t
 ``x + s_a + s_b``, except the pair (3, 4), which maps to ``x - 6``. All 16 ordered pairs
 (repeats such as (1, 1) included) are used except (4, 3), which is held out of training.
 
-- Split by key residue (decision): the key position ``p`` (0-based) is tied to residue class
-  ``p mod 8``; a sample whose key ``x == p (mod 8)`` is test-only. A key value is thus seen in
-  training at the other positions but never at its own, so test accuracy measures
-  generalisation to unseen (key, position) combinations. Residues 6 and 7 never meet their
-  position (``p <= 5``), so such keys are train-only.
+- Split by key residue (App. C.1): "each position is associated with a congruence class
+  modulo 8 ... key 33 cannot appear in the first position, as it belongs to the congruence
+  class 1 mod 8, which is aligned with the first index". So the k-th position (1-based)
+  holds class ``k mod 8``: the key at 0-based position ``p`` is test-only iff
+  ``x = p + 1 (mod 8)`` (:func:`position_class`). A key value is thus seen in training at
+  the other positions but never at its own. Keys = 7 or 0 (mod 8) never meet their
+  position (the key sits at p <= 5, classes 1..6), so such keys are train-only.
 - ``train``: pairs other than (4, 3), keys not test-only. ``test``: pairs other than (4, 3),
-  test-only keys. ``heldout``: pair (4, 3), any key at any position, with
-  ``labels_composite = x + s_4 + s_3 = x - 10`` (the compositional solution; also
-  ``labels``) and ``labels_symmetric = x - 6`` (the label of the mirror pair (3, 4)).
+  test-only keys (test accuracy on the seen pairs). ``heldout``: pair (4, 3), with keys under
+  the test rule too ("the test set contains both symmetric and compositional instances of
+  pair 43", App. C.1), scored by ``labels_composite = x + s_4 + s_3 = x - 10`` (the
+  compositional solution; also ``labels``) and ``labels_symmetric = x - 6`` (the label of
+  the mirror pair (3, 4)).
 - Labels reach ``100 + 5 + 5 = 110`` and down to ``20 - 8 - 8 = 4``; tokens are 1..100, so
   ``COMPOSITE_VOCAB = 111`` (ids 0..110) covers every token and label; id 0 is unused.
 
 Inverse sequence matching task (App. C.2)
 -----------------------------------------
-A set of three distinct numbers ``{u, v, w}``; five of its six permutations (the omitted one
-and the order of the five uniform at random) are shown as keys, each followed by
-``SEP_TOKEN``; then ``3 L`` filler tokens (``L = n_layers``); then the query, one of the five
-shown keys (chosen uniformly) reversed. The label is the index 0..4 of the key equal to
-``reversed(query)`` (chance 20%). Reversal pairs the six permutations into three pairs, so
-in 4 of 5 samples the query also equals another shown key literally: matching the query
-literally gives the wrong index and the model has to match the reversal.
+A generating set of three distinct numbers ``{u, v, w}``; five of its six permutations (the
+omitted one and the order of the five uniform at random) are shown as key sequences, each
+followed by a separator, "a random token that does not belong to the generation set"; then
+``3 L`` filler tokens (``L = n_layers``: the pure convolutional receptive field of L layers
+of kernel 4), random and outside the set too, so no key fuses with the query through the
+convolutions; then the query, one of the five keys (chosen uniformly) reversed. The label is
+the index 0..4 of the key equal to ``reversed(query)`` (chance 20%). Length
+``5 * (3 + 1) + 3 L + 3`` (:func:`inverse_seq_len`; 29 for two layers). Reversal pairs the
+six permutations into three pairs, so in 4 of 5 samples the query also equals another shown
+key literally: matching the query literally gives the wrong index.
 
-- Values (decision): in-distribution numbers and fillers in ``1..100``; OOD in ``101..200``.
-  Fillers are drawn from the sample's own value range, excluding its three numbers, so the
-  filler never repeats a key number.
-- Split (decision): a set is test-only when ``(u + v + w) % 3 == 0``. The rule depends on the
-  set only, so train and test are disjoint as sets of number triples (about 1/3 of sets are
-  test-only). ``ood`` draws sets from 101..200 with no residue condition.
-- Layout: ``5 * 4 + 3 L + 3`` tokens (:func:`inverse_seq_len`); ``SEP_TOKEN = 0``, so
-  ``INVERSE_VOCAB = 201`` (ids 0..200). Labels 0..4 are class indices (they fit in the
-  vocabulary too, for a model that reads the answer off its token logits).
+- Values (App. C.2): train and test draw every token from ``ID_RANGE = 20..100``, OOD from
+  ``OOD_RANGE = 101..200``; separators and fillers come from the sample's own range,
+  excluding its three numbers.
+- Split (App. C.2): a set is test-only when its three elements are all in the same
+  congruence class mod 3 (:func:`is_test_set`; about 10% of the sets of 20..100); train sets
+  are the others, so train and test are disjoint as sets. ``ood`` draws sets from 101..200
+  "not subject to any congruence constraints". The paper's sizes are 80,000 / 10,000 /
+  10,000 (80/10/10% of 100,000).
+- ``INVERSE_VOCAB = 201`` (ids 0..200; 0..19 never occur as tokens). Labels 0..4 are class
+  indices (they fit in the vocabulary too, for a model that reads the answer off its token
+  logits).
 """
 
 from __future__ import annotations
@@ -77,11 +86,12 @@ SEEN_PAIRS = tuple((a, b) for a in ANCHORS for b in ANCHORS if (a, b) != HELDOUT
 
 # ---- inverse sequence matching task (App. C.2) ---------------------------------------------
 
-SEP_TOKEN = 0
-ID_RANGE = (1, 100)
+ID_RANGE = (20, 100)
 OOD_RANGE = (101, 200)
 N_KEYS = 5
-INVERSE_VOCAB = OOD_RANGE[1] + 1  # 201: SEP 0 and values 1..200
+INVERSE_RESIDUE_MOD = 3
+PAPER_INVERSE_SIZES = (80_000, 10_000, 10_000)  # train, test, OOD: 80/10/10% of 100,000
+INVERSE_VOCAB = OOD_RANGE[1] + 1  # 201: ids 0..200
 PERMUTATIONS = np.array(list(itertools.permutations(range(3))), dtype=np.int64)  # (6, 3)
 # _SHOWN[o]: the five permutation ids other than o; _ORDERS: the 120 orders of five slots
 _SHOWN = np.array([[i for i in range(6) if i != o] for o in range(6)], dtype=np.int64)
@@ -94,8 +104,8 @@ class TaskData:
 
     ``labels_composite`` / ``labels_symmetric`` are set on the composite held-out split only.
     ``meta`` holds per-sample arrays for metrics and checks: composite ``key``, ``key_pos``,
-    ``anchor_a``, ``anchor_b``; inverse ``numbers`` (N, 3, ascending), ``keys`` (N, 5, 3) and
-    ``query_index`` (the label).
+    ``anchor_a``, ``anchor_b``; inverse ``numbers`` (N, 3, ascending), ``keys`` (N, 5, 3),
+    ``separators`` (N, 5), ``fillers`` (N, 3L) and ``query_index`` (the label).
     """
 
     tokens: np.ndarray
@@ -148,9 +158,16 @@ def composite_label(key: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray
     return np.where(special, key + SPECIAL_SHIFT, label)
 
 
+def position_class(key_pos: np.ndarray) -> np.ndarray:
+    """Residue class mod 8 of 0-based position p: ``(p + 1) mod 8`` (App. C.1: the first
+    position holds class 1, so key 33 = 1 (mod 8) may not sit there in training)."""
+    return (np.asarray(key_pos) + 1) % RESIDUE_MOD
+
+
 def is_test_key(key: np.ndarray, key_pos: np.ndarray) -> np.ndarray:
-    """Split rule (App. C.1): a key at position p is test-only iff key = p (mod 8)."""
-    return np.asarray(key) % RESIDUE_MOD == np.asarray(key_pos) % RESIDUE_MOD
+    """Split rule (App. C.1): a key at 0-based position p is test-only iff
+    ``key = p + 1 (mod 8)``, the class of its position (:func:`position_class`)."""
+    return np.asarray(key) % RESIDUE_MOD == position_class(key_pos)
 
 
 def _keys_for(test: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -167,12 +184,11 @@ def _keys_for(test: bool) -> tuple[np.ndarray, np.ndarray]:
 def _composite(n: int, rng: np.random.Generator, split: str) -> TaskData:
     tokens = rng.integers(KEY_MIN, KEY_MAX + 1, size=(n, SEQ_LEN), dtype=np.int64)
     key_pos = rng.integers(0, N_KEY_POSITIONS, size=n)
+    table, counts = _keys_for(test=split != "train")  # held-out pair: test keys (App. C.1)
+    key = table[key_pos, (rng.random(n) * counts[key_pos]).astype(np.int64)]
     if split == "heldout":
-        key = rng.integers(KEY_MIN, KEY_MAX + 1, size=n, dtype=np.int64)
         pairs = np.broadcast_to(np.array(HELDOUT_PAIR, dtype=np.int64), (n, 2))
     else:
-        table, counts = _keys_for(test=split == "test")
-        key = table[key_pos, (rng.random(n) * counts[key_pos]).astype(np.int64)]
         pairs = np.array(SEEN_PAIRS, dtype=np.int64)[rng.integers(0, len(SEEN_PAIRS), size=n)]
     rows = np.arange(n)
     tokens[rows, key_pos] = key
@@ -204,13 +220,15 @@ def composite_splits(n_train: int, n_test: int, n_heldout: int, seed: int) -> di
 
 
 def inverse_seq_len(n_layers: int) -> int:
-    """Sequence length of the inverse task (App. C.2): 5 keys + SEPs, 3L fillers, query."""
+    """Sequence length of the inverse task (App. C.2): S = 5 (3 + 1) + 3 L + 3."""
     return N_KEYS * 4 + 3 * n_layers + 3
 
 
 def is_test_set(numbers: np.ndarray) -> np.ndarray:
-    """Split rule (App. C.2, decision): a set is test-only iff the sum of its numbers = 0 mod 3."""
-    return np.asarray(numbers).sum(axis=-1) % 3 == 0
+    """Split rule (App. C.2): a generating set is test-only iff all three of its elements
+    lie in the same congruence class mod 3; training sets are the others."""
+    residues = np.asarray(numbers) % INVERSE_RESIDUE_MOD
+    return (residues == residues[..., :1]).all(axis=-1)
 
 
 def _distinct_triples(n: int, lo: int, hi: int, rng: np.random.Generator) -> np.ndarray:
@@ -225,23 +243,38 @@ def _distinct_triples(n: int, lo: int, hi: int, rng: np.random.Generator) -> np.
     return np.sort(np.stack([a, b, c], axis=1), axis=1) + lo
 
 
+def _same_class_triples(n: int, lo: int, hi: int, rng: np.random.Generator) -> np.ndarray:
+    """n sets uniform among the 3-sets of lo..hi whose elements share one class mod 3."""
+    values = np.arange(lo, hi + 1)
+    classes = [values[values % INVERSE_RESIDUE_MOD == r] for r in range(INVERSE_RESIDUE_MOD)]
+    sizes = np.array([len(c) for c in classes], dtype=float)
+    weights = sizes * (sizes - 1) * (sizes - 2)  # proportional to C(size, 3)
+    r = rng.choice(INVERSE_RESIDUE_MOD, size=n, p=weights / weights.sum())
+    out = np.empty((n, 3), dtype=np.int64)
+    for k, members in enumerate(classes):
+        rows = np.flatnonzero(r == k)
+        idx = _distinct_triples(len(rows), 0, len(members) - 1, rng)
+        out[rows] = members[idx]
+    return out
+
+
 def _sets(n: int, split: str, rng: np.random.Generator) -> np.ndarray:
-    lo, hi = OOD_RANGE if split == "ood" else ID_RANGE
     if split == "ood":
-        return _distinct_triples(n, lo, hi, rng)
+        return _distinct_triples(n, *OOD_RANGE, rng)
+    if split == "test":
+        return _same_class_triples(n, *ID_RANGE, rng)
     out, have = np.empty((n, 3), dtype=np.int64), 0
-    while have < n:  # rejection: acceptance about 2/3 (train) or 1/3 (test)
-        factor = 3.3 if split == "test" else 1.6
-        cand = _distinct_triples(int(factor * (n - have)) + 64, lo, hi, rng)
-        cand = cand[is_test_set(cand) == (split == "test")][: n - have]
+    while have < n:  # rejection of the test sets: acceptance about 90%
+        cand = _distinct_triples(int(1.2 * (n - have)) + 64, *ID_RANGE, rng)
+        cand = cand[~is_test_set(cand)][: n - have]
         out[have : have + len(cand)] = cand
         have += len(cand)
     return out
 
 
-def _fillers(numbers: np.ndarray, length: int, lo: int, hi: int,
+def _outside(numbers: np.ndarray, length: int, lo: int, hi: int,
              rng: np.random.Generator) -> np.ndarray:
-    """Uniform in lo..hi excluding each row's three (sorted) numbers."""
+    """(N, length) tokens uniform in lo..hi excluding each row's three (sorted) numbers."""
     v = rng.integers(0, hi - lo + 1 - 3, size=(len(numbers), length))
     for k in range(3):  # ascending excluded values: shift past each in turn
         v = v + (v >= (numbers[:, k : k + 1] - lo))
@@ -258,12 +291,13 @@ def _inverse(n: int, n_layers: int, rng: np.random.Generator, split: str) -> Tas
     keys = np.take_along_axis(numbers[:, None, :], perms, axis=2)
     label = rng.integers(0, N_KEYS, size=n)
     query = keys[np.arange(n), label, ::-1]
-    shown = np.concatenate([keys, np.full((n, N_KEYS, 1), SEP_TOKEN, dtype=np.int64)], axis=2)
-    tokens = np.concatenate(
-        [shown.reshape(n, N_KEYS * 4), _fillers(numbers, 3 * n_layers, lo, hi, rng), query], axis=1
-    ).astype(np.int64)
-    meta = {"numbers": numbers, "keys": keys, "query_index": label.astype(np.int64)}
-    return TaskData(tokens, label.astype(np.int64), meta=meta)
+    separators = _outside(numbers, N_KEYS, lo, hi, rng)
+    fillers = _outside(numbers, 3 * n_layers, lo, hi, rng)
+    shown = np.concatenate([keys, separators[:, :, None]], axis=2)
+    tokens = np.concatenate([shown.reshape(n, N_KEYS * 4), fillers, query], axis=1)
+    meta = {"numbers": numbers, "keys": keys, "separators": separators, "fillers": fillers,
+            "query_index": label.astype(np.int64)}
+    return TaskData(tokens.astype(np.int64), label.astype(np.int64), meta=meta)
 
 
 def inverse_splits(n_train: int, n_test: int, n_ood: int, n_layers: int,

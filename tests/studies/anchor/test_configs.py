@@ -1,0 +1,83 @@
+"""The anchor grid configs under runs/configs/ hold the issue's protocols exactly.
+
+Each spec is expanded and validated as ``sweeplab grid`` would (nothing runs): the run
+count, the run names (``L2_G0.5_S42``), the training protocol, and for every ``_cpu``
+variant a measured wall time under 30 minutes stated in its header.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sweeplab.core.grid import expand, load_grid_spec, validate_runs
+
+CONFIGS = Path(__file__).resolve().parents[3] / "runs" / "configs"
+LAYERS, GAMMAS, SEEDS = [2, 3, 4, 5, 6], [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], [42, 123, 456]
+ABLATIONS = {"mamba_ones_conv": 1.0, "mamba_pos_encoding": 0.5,
+             "transformer_with_conv": 1.0, "mamba_standard": 1.0}
+INVERSE_MODELS = {"mamba_standard", "transformer", "mamba_residual"}
+NAMES = ("phase_diagram", "phase_diagram_paper", "ablations", "inverse_task")
+
+
+def configs(name: str) -> tuple[list, list]:
+    spec = load_grid_spec(CONFIGS / f"{name}.yaml")
+    return [cfg for _, cfg in validate_runs(spec, expand(spec))], expand(spec)
+
+
+def test_phase_diagram_is_the_spec_protocol():
+    cfgs, runs = configs("phase_diagram")
+    assert len(cfgs) == 90
+    assert {(c.n_layers, c.gamma, c.seed) for c in cfgs} == {
+        (n, g, s) for n in LAYERS for g in GAMMAS for s in SEEDS}
+    for c in cfgs:
+        assert c.model_type == "mamba_standard" and c.schedule == "constant"
+        assert (c.epochs, c.lr, c.batch_size, c.log_interval, c.save_interval) == (
+            210, 1e-3, 32, 10, 50)
+        assert (c.d_model, c.d_state, c.expand, c.d_conv, c.n_train) == (32, 128, 2, 4, 300_000)
+    assert "L2_G0.5_S42" in {r.name for r in runs} and "L6_G1.0_S456" in {r.name for r in runs}
+
+
+def test_phase_diagram_paper_is_the_papers_recipe():
+    cfgs, runs = configs("phase_diagram_paper")
+    assert len(cfgs) == 90 and "L2_G0.5_S42" in {r.name for r in runs}
+    for c in cfgs:  # App. D
+        assert (c.schedule, c.warmup_epochs, c.warmup_start_lr, c.lr) == (
+            "warmup_cosine", 10, 1e-5, 2.5e-4)
+        assert (c.weight_decay, c.grad_clip, c.batch_size, c.epochs) == (1e-2, 1.0, 2048, 200)
+
+
+def test_ablations_are_the_four_variants():
+    cfgs, runs = configs("ablations")
+    assert len(cfgs) == 12
+    assert {(c.model_type, c.gamma) for c in cfgs} == set(ABLATIONS.items())
+    assert {c.seed for c in cfgs} == set(SEEDS) and {c.n_layers for c in cfgs} == {2}
+    assert all((c.epochs, c.lr, c.batch_size) == (210, 1e-3, 32) for c in cfgs)
+    assert "mamba_ones_conv_L2_G1.0_S42" in {r.name for r in runs}
+
+
+def test_inverse_task_compares_the_three_models():
+    cfgs, runs = configs("inverse_task")
+    assert len(cfgs) == 9 and {c.model_type for c in cfgs} == INVERSE_MODELS
+    assert {c.seed for c in cfgs} == set(SEEDS)
+    for c in cfgs:  # spec protocol; App. C.2 sizes and App. E.2 width
+        assert (c.epochs, c.lr, c.batch_size) == (210, 1e-3, 32)
+        assert (c.n_train, c.n_test, c.n_ood, c.d_model) == (80_000, 10_000, 10_000, 128)
+    assert "mamba_residual_L2_G1.0_S42" in {r.name for r in runs}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cpu_variant_says_it_runs_under_30_minutes(name):
+    """Same grid axes and models as the full protocol; a measured time < 30 min stated."""
+    full, _ = configs(name)
+    cpu, runs = configs(f"{name}_cpu")
+    header = (CONFIGS / f"{name}_cpu.yaml").read_text().split("\nstudy:")[0]
+    minutes = [float(m) for m in re.findall(r"measured[^0-9]{0,40}([0-9.]+) min", header)]
+    assert minutes and max(minutes) < 30, header
+    assert all(c.device == "cpu" for c in cpu)
+    for key in ("n_layers", "gamma", "model_type"):
+        assert {getattr(c, key) for c in cpu} == {getattr(c, key) for c in full}, key
+    assert {c.seed for c in cpu} <= set(SEEDS)
+    assert {r.name for r in runs} <= {r.name for r in configs(name)[1]}  # same names
