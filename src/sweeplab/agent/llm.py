@@ -46,10 +46,10 @@ class LLMError(SweeplabError, RuntimeError):
                  transcript: list[Message] | None = None):
         self.status = status
         self.transcript = list(transcript or [])
-        super().__init__(_one_line(message))
+        super().__init__(one_line(message))
 
 
-def _one_line(text: str, limit: int = 500) -> str:
+def one_line(text: str, limit: int = 500) -> str:
     """``text`` on one line, whitespace collapsed, at most ``limit`` characters."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -222,14 +222,14 @@ def _server_message(exc: urllib.error.HTTPError) -> str:
     try:
         data = json.loads(text)
     except ValueError:
-        return _one_line(text or exc.reason or "", 300)
+        return one_line(text or exc.reason or "", 300)
     if isinstance(data, dict):
         err = data.get("error", data.get("message", data.get("detail")))
         if isinstance(err, dict):
             err = err.get("message", err)
         if err is not None:
-            return _one_line(err if isinstance(err, str) else json.dumps(err), 300)
-    return _one_line(text, 300)
+            return one_line(err if isinstance(err, str) else json.dumps(err), 300)
+    return one_line(text, 300)
 
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
@@ -267,12 +267,12 @@ def describe_error(exc: Exception) -> str:
         except Exception:  # noqa: BLE001 - a ValueError with an unrelated errors attribute
             items = None
         if items:
-            return _one_line("; ".join(
+            return one_line("; ".join(
                 f"{'.'.join(str(p) for p in e.get('loc', ())) or 'value'}: {e.get('msg')}"
                 for e in items))
     if isinstance(exc, KeyError):
         return f"missing key {exc}"
-    return _one_line(str(exc))
+    return one_line(str(exc))
 
 
 # --- the search space as JSON schemas -------------------------------------------------

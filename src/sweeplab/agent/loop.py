@@ -129,6 +129,7 @@ def run_loop(
     say = say or log.info
     from sweeplab.agent.assembler import AssemblyError
     from sweeplab.agent.evaluate import evaluate
+    from sweeplab.agent.llm import one_line
     from sweeplab.agent.sandbox import SandboxLimits, load_validated, validate
 
     limits = SandboxLimits(timeout_s=settings.sandbox_timeout_s,
@@ -185,7 +186,7 @@ def run_loop(
         except AssemblyError as exc:  # a layer list that cannot be built
             record.status, record.error = "invalid", f"assembly: {exc}"
         except Exception as exc:  # noqa: BLE001 - training or scoring failed: recorded
-            record.status, record.error = "failed", _one_line(f"{type(exc).__name__}: {exc}")
+            record.status, record.error = "failed", one_line(f"{type(exc).__name__}: {exc}")
             log.info("iteration %d failed", index, exc_info=True)  # --verbose: the traceback
         planner.observe(record)
         history.append(record)
@@ -232,11 +233,6 @@ def _assemble(record: IterationRecord, client: Any | None) -> str:
     record.proposal.transcript.extend({**m, "phase": "assemble"} for m in transcript)
     record.assembler = "llm"
     return source
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _decide(planner: Any, history: list[IterationRecord], goal: Goal, budget_left: int) -> Decision:

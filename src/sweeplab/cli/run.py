@@ -25,12 +25,6 @@ from sweeplab.execute.single import RunResult, execute_run
 from sweeplab.execute.sweep import process_alive, read_status
 from sweeplab.track.config import TrackingConfig
 
-SUMMARY_KEYS = (
-    "loss", "train_loss", "train_acc", "test_acc", "composite_acc", "symmetric_acc", "ood_acc",
-    "angle_svm", "angle_logreg", "angle_lp_max_margin",
-    "angle_linear_md", "margin_l2", "margin_p", "margin_p_ratio", "align_min", "rank1_min",
-    "balance_drift_max",
-)
 """Final metrics shown in the terminal summary (all of them are in final.json)."""
 
 
@@ -106,7 +100,7 @@ def main(argv: list[str]) -> int:
     if ns.quiet:
         say(str(run_dir))
     else:
-        _print_summary(result)
+        _print_summary(result, study)
     return 0 if result.state == "done" else 1
 
 
@@ -165,7 +159,7 @@ def _resumed_config(study: Study, saved: dict[str, Any], explicit: dict[str, Any
     return cfg
 
 
-def _print_summary(result: RunResult) -> None:
+def _print_summary(result: RunResult, study: Study) -> None:
     if result.state != "done":
         console.print(f"[red]run failed[/red]: {result.error}")
         console.print(f"log: {result.run_dir / 'logs' / 'run.log'}")
@@ -173,7 +167,9 @@ def _print_summary(result: RunResult) -> None:
     table = Table(title=f"final metrics ({result.duration_s:.2f} s)", show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
-    for key in SUMMARY_KEYS:
+    keys = study.summary_keys or [k for k, v in result.final.items()
+                                  if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    for key in keys:
         if key in result.final:
             table.add_row(key, _fmt(result.final[key]))
     console.print(table)

@@ -47,7 +47,8 @@ class Study:
     decides itself what is still valid, so a grid never clears a staged run's directory
     when its config changes (only the stages whose inputs changed run again).
     ``step_key`` names the step column of its metrics (``epoch`` unless it logs
-    something else per step).
+    something else per step). ``summary_keys`` are its headline final metrics, in the
+    order ``sweeplab run`` shows them (empty: every numeric final metric).
     """
 
     name: str
@@ -61,6 +62,7 @@ class Study:
     run_batch: Callable[[list[Any], list[Any]], list[Any]] | None = None
     staged: bool = False
     step_key: str = "epoch"
+    summary_keys: tuple[str, ...] = ()
 
     @property
     def batchable(self) -> bool:
@@ -80,6 +82,7 @@ def register_study(
     run_batch: Callable[[list[Any], list[Any]], list[Any]] | None = None,
     staged: bool = False,
     step_key: str = "epoch",
+    summary_keys: tuple[str, ...] = (),
 ) -> Callable[[StudyFn], StudyFn]:
     """Decorator registering ``fn(cfg, ctx) -> final_metrics`` as study ``name``.
 
@@ -94,7 +97,7 @@ def register_study(
         _REGISTRY[name] = Study(
             name, config, fn, preflight, doc[0] if doc else "", dict(grid_defaults or {}),
             module=fn.__module__, batch_key=batch_key, run_batch=run_batch, staged=staged,
-            step_key=step_key,
+            step_key=step_key, summary_keys=tuple(summary_keys),
         )
         return fn
 

@@ -75,7 +75,9 @@ def _link_train_log(ctx: RunContext) -> None:
         link.symlink_to(Path("logs") / "train.log")
 
 
-@register_study("anchor-composite", config=CompositeConfig)
+@register_study("anchor-composite", config=CompositeConfig,
+                summary_keys=("train_loss", "train_acc", "test_acc", "composite_acc",
+                              "symmetric_acc"))
 def run_composite(cfg: CompositeConfig, ctx: RunContext) -> dict[str, float]:
     """Anchor-function composite task: composite vs symmetric solution of pair (4, 3)."""
     device = resolve_device(cfg.device)
@@ -93,7 +95,8 @@ def run_composite(cfg: CompositeConfig, ctx: RunContext) -> dict[str, float]:
     return _fit(cfg, ctx, COMPOSITE_VOCAB, SEQ_LEN, data["train"], extra)
 
 
-@register_study("inverse-sequence", config=InverseConfig)
+@register_study("inverse-sequence", config=InverseConfig,
+                summary_keys=("train_loss", "train_acc", "test_acc", "ood_acc"))
 def run_inverse(cfg: InverseConfig, ctx: RunContext) -> dict[str, float]:
     """Inverse sequence matching: find the key whose reversal is the query."""
     device = resolve_device(cfg.device)

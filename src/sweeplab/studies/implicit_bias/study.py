@@ -67,6 +67,9 @@ def _dtype(cfg: ImplicitBiasConfig) -> torch.dtype:
     grid_defaults={"plots": False},
     batch_key=batch_key,
     run_batch=run_batch,
+    summary_keys=("loss", "train_acc", "test_acc", "angle_svm", "angle_logreg",
+                  "angle_lp_max_margin", "angle_linear_md", "margin_l2", "margin_p",
+                  "margin_p_ratio", "align_min", "rank1_min", "balance_drift_max"),
 )
 def run(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
     """Mirror descent on a deep linear network: angles, margins, alignment, balance."""
