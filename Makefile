@@ -31,7 +31,7 @@ demo: setup
 	$(BIN)/sweeplab run implicit-bias --tag demo
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=20
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

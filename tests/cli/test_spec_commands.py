@@ -6,11 +6,12 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from process_groups import run_group
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,8 +25,7 @@ def _run_verbatim(command: str, cwd: Path, env: dict[str, str] | None = None):
     shutil.copytree(REPO / "runs", cwd / "runs", dirs_exist_ok=True)
     argv = shlex.split(command)
     argv[0] = sys.executable
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    proc = run_group(argv, cwd=cwd, env={**os.environ, **(env or {})})
     assert proc.returncode == 0, proc.stderr
     (run_dir,) = (cwd / "runs_out").iterdir()
     return run_dir, proc

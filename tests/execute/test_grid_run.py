@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from process_groups import run_group, started
 from sweeplab.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,36 +134,34 @@ def test_kill_9_then_resume_finishes_every_run_exactly_once(tmp_path):
     spec = _spec(tmp_path, epochs=1500, seeds=(0, 1, 2, 3), extra={"n_samples": 512})
     cmd = [sys.executable, "-m", "sweeplab", "grid", str(spec), "--tag", "k", "--jobs", "2",
            "--out_dir", str(out)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.monotonic() + 120
-    grid_dir = None
-    while time.monotonic() < deadline:
-        dirs = [p for p in out.glob("*_k") if p.is_dir()] if out.exists() else []
-        if dirs:
-            grid_dir = dirs[0]
-            done = [p for p in grid_dir.iterdir()
-                    if (p / "status.json").exists()
-                    and json.loads((p / "status.json").read_text())["state"] == "done"]
-            if len(done) >= 2:
-                break
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with started(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        deadline = time.monotonic() + 120
+        grid_dir = None
+        while time.monotonic() < deadline:
+            dirs = [p for p in out.glob("*_k") if p.is_dir()] if out.exists() else []
+            if dirs:
+                grid_dir = dirs[0]
+                done = [p for p in grid_dir.iterdir()
+                        if (p / "status.json").exists()
+                        and json.loads((p / "status.json").read_text())["state"] == "done"]
+                if len(done) >= 2:
+                    break
+            time.sleep(0.05)
+    # leaving the block SIGKILLs the driver and its workers at once
     assert grid_dir is not None
     before = {p.name: json.loads((p / "status.json").read_text())
               for p in grid_dir.iterdir() if (p / "status.json").exists()}
     finished_before = {n: s["started"] for n, s in before.items() if s["state"] == "done"}
     assert 2 <= len(finished_before) < 8, "the kill must land mid-grid"
 
-    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    resumed = run_group(cmd)
     assert resumed.returncode == 0, resumed.stderr
     rows = _master(grid_dir)
     assert len(rows) == 8 and len({r["run"] for r in rows}) == 8
     assert all(r["state"] == "done" for r in rows)
-    for name, started in finished_before.items():  # finished runs were not run again
+    for name, began in finished_before.items():  # finished runs were not run again
         status = json.loads((grid_dir / name / "status.json").read_text())
-        assert status["started"] == started
+        assert status["started"] == began
     for r in rows:  # every run ran exactly once: one row per logged epoch, no duplicates
         epochs = [json.loads(x)["epoch"] for x in
                   (grid_dir / r["run"] / "metrics.jsonl").read_text().splitlines()]
@@ -176,10 +173,10 @@ def test_spec_grid_command_verbatim(tmp_path):
     import shutil
 
     shutil.copytree(REPO / "runs", tmp_path / "runs")
-    proc = subprocess.run(
+    proc = run_group(
         [sys.executable, "-m", "runs.scripts.run_grid", "--config",
          "runs/configs/synthetic_potentials.yaml", "--tag", "synth_bias"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        timeout=600, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
     grid_dir = _grid_dir(tmp_path / "runs_out")

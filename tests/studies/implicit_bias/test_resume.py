@@ -14,13 +14,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from process_groups import kill_group, run_group, started, sweeplab_command
 from sweeplab.cli.main import main
 from sweeplab.core.checkpoint import checkpoint_path, load_checkpoint
 from sweeplab.track.local import read_metrics
@@ -33,16 +33,26 @@ FLAGS = ["--epochs", str(EPOCHS), "--plots", "false", "--save_interval", "300"]
 COMPARED = ("metrics.jsonl", "metrics.csv", "final.json", "directions.json")
 
 
-def _sweeplab(*args: str) -> list[str]:
-    return [sys.executable, "-m", "sweeplab", *args]
+_sweeplab = sweeplab_command
 
 
-def _start(out: Path, *extra: str) -> tuple[subprocess.Popen, Path]:
-    args = ("run", "implicit-bias", *FLAGS, *extra, "--out_dir", str(out))
-    proc = subprocess.Popen(_sweeplab(*args),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    run_dir = _wait_for(lambda: next(out.glob("*/status.json"), None)).parent
-    return proc, run_dir
+@pytest.fixture
+def start(tmp_path):
+    """Start ``sweeplab run implicit-bias`` into ``tmp_path``; returns (process, run dir)."""
+    procs: list[subprocess.Popen] = []
+
+    def _start(*extra: str) -> tuple[subprocess.Popen, Path]:
+        args = ("run", "implicit-bias", *FLAGS, *extra, "--out_dir", str(tmp_path))
+        proc = subprocess.Popen(_sweeplab(*args), start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        procs.append(proc)
+        run_dir = _wait_for(lambda: next(tmp_path.glob("*/status.json"), None)).parent
+        return proc, run_dir
+
+    yield _start
+    for proc in procs:
+        kill_group(proc)
+        proc.stderr.close()
 
 
 def _wait_for(probe, timeout: float = 120.0):
@@ -59,8 +69,8 @@ def _wait_for(probe, timeout: float = 120.0):
 def reference(tmp_path_factory) -> Path:
     """The uninterrupted run."""
     out = tmp_path_factory.mktemp("reference")
-    subprocess.run(_sweeplab("run", "implicit-bias", *FLAGS, "--out_dir", str(out), "-q"),
-                   check=True, capture_output=True, timeout=300)
+    done = run_group(_sweeplab("run", "implicit-bias", *FLAGS, "--out_dir", str(out), "-q"))
+    assert done.returncode == 0, done.stderr
     return next(out.iterdir())
 
 
@@ -72,12 +82,11 @@ def _assert_same(run_dir: Path, reference: Path) -> None:
 
 
 def _resume(run_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(_sweeplab("run", "--resume", str(run_dir), "-q"),
-                          capture_output=True, text=True, timeout=300)
+    return run_group(_sweeplab("run", "--resume", str(run_dir), "-q"))
 
 
-def test_sigterm_checkpoints_and_resume_is_bit_for_bit(tmp_path, reference):
-    proc, run_dir = _start(tmp_path)
+def test_sigterm_checkpoints_and_resume_is_bit_for_bit(start, reference):
+    proc, run_dir = start()
     _wait_for(lambda: len(read_metrics(run_dir / "metrics.jsonl")) > 200)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
@@ -95,9 +104,9 @@ def test_sigterm_checkpoints_and_resume_is_bit_for_bit(tmp_path, reference):
     _assert_same(run_dir, reference)
 
 
-def test_kill_9_resumes_from_the_periodic_checkpoint_bit_for_bit(tmp_path, reference):
+def test_kill_9_resumes_from_the_periodic_checkpoint_bit_for_bit(start, reference):
     # save_interval is not part of the identity: the reference saved every 300 epochs
-    proc, run_dir = _start(tmp_path, "--save_interval", "600")
+    proc, run_dir = start("--save_interval", "600")
     path = checkpoint_path(run_dir)
     _wait_for(path.exists)
     covered = load_checkpoint(path)["metrics"]["rows"]
@@ -133,20 +142,19 @@ def test_grid_driver_sigterm_reaches_workers_and_resume_continues(tmp_path):
     }))
     out = tmp_path / "runs_out"
     cmd = _sweeplab("grid", str(spec), "--tag", "g", "--jobs", "2", "--out_dir", str(out))
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    grid_dir = _wait_for(lambda: next(out.glob("*_g"), None))
-    runs = [grid_dir / "seed=0", grid_dir / "seed=1"]
-    _wait_for(lambda: all(len(read_metrics(r / "metrics.jsonl")) > 100 for r in runs))
-    os.kill(proc.pid, signal.SIGTERM)  # the driver only, as `kill PID` would
-    proc.wait(timeout=60)
+    with started(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        grid_dir = _wait_for(lambda: next(out.glob("*_g"), None))
+        runs = [grid_dir / "seed=0", grid_dir / "seed=1"]
+        _wait_for(lambda: all(len(read_metrics(r / "metrics.jsonl")) > 100 for r in runs))
+        os.kill(proc.pid, signal.SIGTERM)  # the driver only, as `kill PID` would
+        proc.wait(timeout=60)
     epochs = [load_checkpoint(checkpoint_path(r))["epoch"] for r in runs]
     assert all(0 < e < GRID_EPOCHS for e in epochs), epochs
 
-    resumed = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    resumed = run_group(cmd)
     assert resumed.returncode == 0, resumed.stderr
-    fresh = subprocess.run(cmd + ["--fresh", "--tag", "h"], capture_output=True, timeout=300)
-    assert fresh.returncode == 0
+    fresh = run_group(cmd + ["--fresh", "--tag", "h"])
+    assert fresh.returncode == 0, fresh.stderr
     reference = next(out.glob("*_h"))
     for run, epoch in zip(runs, epochs):
         status = json.loads((run / "status.json").read_text())

@@ -349,7 +349,8 @@ def _cli(spec: Path, out: Path) -> subprocess.Popen:
 def test_sigterm_keeps_the_partial_model_and_the_rerun_matches(tmp_path):
     long = {"extra_sizes": [0], "epochs": 3000, "log_interval": 1, "n_directions": 2}
     whole = _cli(_spec(tmp_path, "whole", **long), tmp_path / "whole")
-    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+    _, err = whole.communicate(timeout=600)  # read the pipes: a full one would block it
+    assert whole.returncode == 0, err
 
     spec = _spec(tmp_path, "cut", **long)
     proc = _cli(spec, tmp_path / "cut")
@@ -363,14 +364,16 @@ def test_sigterm_keeps_the_partial_model_and_the_rerun_matches(tmp_path):
         time.sleep(0.05)
     assert log is not None, "training never started"
     os.kill(proc.pid, signal.SIGTERM)
-    assert proc.wait(timeout=60) == 130
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
     run = log.parent.parent
     partial = torch.load(run / "models" / "m0.partial.pt", weights_only=True)
     assert 0 < partial["state"]["epoch"] < 3000
     assert not (run / "models" / "m0.pt").exists()
 
     resumed = _cli(spec, tmp_path / "cut")
-    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
     assert "continuing from epoch" in log.read_text()
     a = torch.load(run / "models" / "m0.pt", weights_only=True)["state_dict"]
     b = torch.load(_run_dir(tmp_path / "whole") / "models" / "m0.pt",

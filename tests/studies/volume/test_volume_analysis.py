@@ -237,7 +237,7 @@ def test_the_study_declares_this_analysis_without_importing_torch():
             "from sweeplab.studies.volume import analysis; "
             "assert get_analysis('minima-volume') is analysis.ANALYSIS; "
             "assert 'torch' not in sys.modules")
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
 
 
 def test_every_config_key_is_a_condition_a_replicate_or_no_result():
