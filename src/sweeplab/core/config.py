@@ -32,6 +32,9 @@ class StudyConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     IDENTITY_EXCLUDED: ClassVar[frozenset[str]] = frozenset({"save_interval"})
+    IDENTITY_VERSION: ClassVar[int] = 0
+    """Raised by a study when the same config now computes something else (a corrected
+    task generator, say): the hash changes, so runs made before are not counted done."""
 
     log_interval: int = Field(1, ge=1, description="log metrics every N epochs")
     save_interval: int = Field(
@@ -51,8 +54,14 @@ class StudyConfig(BaseModel):
         return json.loads(self.model_dump_json())
 
     def config_hash(self, length: int = 12) -> str:
-        """Hex digest of the canonical config (less ``IDENTITY_EXCLUDED``): the run's identity."""
+        """Hex digest of the canonical config (less ``IDENTITY_EXCLUDED``): the run's identity.
+
+        A non-zero ``IDENTITY_VERSION`` joins the hashed form (version 0 leaves the hashes
+        of existing run directories as they were).
+        """
         identity = {k: v for k, v in self.canonical().items() if k not in self.IDENTITY_EXCLUDED}
+        if self.IDENTITY_VERSION:
+            identity["__identity_version__"] = self.IDENTITY_VERSION
         blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:length]
 

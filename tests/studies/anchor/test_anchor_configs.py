@@ -81,3 +81,38 @@ def test_cpu_variant_says_it_runs_under_30_minutes(name):
         assert {getattr(c, key) for c in cpu} == {getattr(c, key) for c in full}, key
     assert {c.seed for c in cpu} <= set(SEEDS)
     assert {r.name for r in runs} <= {r.name for r in configs(name)[1]}  # same names
+
+
+def _unversioned_hash(cfg) -> str:
+    """The hash as it was computed before identity versions (version 0's formula)."""
+    import hashlib
+    import json
+
+    identity = {k: v for k, v in cfg.canonical().items() if k not in cfg.IDENTITY_EXCLUDED}
+    blob = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def test_runs_made_before_the_corrected_tasks_are_not_counted_done(tmp_path):
+    from sweeplab.core.grid import parse_grid_spec
+    from sweeplab.core.registry import get_study
+    from sweeplab.execute.sweep import plan_grid
+    from sweeplab.studies.anchor.config import CompositeConfig, InverseConfig
+    from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
+
+    for cls in (CompositeConfig, InverseConfig):
+        assert cls().config_hash() != _unversioned_hash(cls())
+    # version 0 (every other study) keeps the hashes its run directories already carry
+    assert ImplicitBiasConfig().config_hash() == _unversioned_hash(ImplicitBiasConfig())
+
+    get_study("anchor-composite")
+    spec = parse_grid_spec({"study": "anchor-composite", "grid": {"seed": [1]}})
+    plan = plan_grid(spec, tmp_path)
+    (job,) = plan.jobs
+    run = Path(job.run_dir)
+    run.mkdir()
+    (run / "final.json").write_text("{}")
+    cfg = CompositeConfig.from_mapping(job.config)
+    for config_hash, counted in ((_unversioned_hash(cfg), False), (job.config_hash, True)):
+        (run / "status.json").write_text(f'{{"state": "done", "config_hash": "{config_hash}"}}')
+        assert (plan_grid(spec, tmp_path).done == [job]) is counted

@@ -11,7 +11,7 @@ values set (runs/configs/phase_diagram_paper.yaml).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -24,7 +24,15 @@ ModelType = Literal[
 
 
 class AnchorTrainingConfig(StudyConfig):
-    """What both anchor studies share: the model, its initialization and the training."""
+    """What both anchor studies share: the model, its initialization and the training.
+
+    Identity version 1: the tasks and models as corrected against the paper's App. B-E
+    (residue split by 1-based position, test-rule held-out keys, the inverse task's
+    split and separators, the residual Mamba's conv-to-SSM path). Run directories made
+    before carry other hashes, so a resumed grid runs them again instead of counting them.
+    """
+
+    IDENTITY_VERSION: ClassVar[int] = 1
 
     model_type: ModelType = Field("mamba_standard", description="architecture variant")
     n_layers: int = Field(2, ge=1, description="number of residual blocks")
