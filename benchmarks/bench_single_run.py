@@ -34,7 +34,7 @@ from sweeplab.studies.implicit_bias.baselines import compute_baselines  # noqa: 
 from sweeplab.studies.implicit_bias.metrics import MetricTracker  # noqa: E402
 from sweeplab.studies.implicit_bias.model import DeepLinearNetwork  # noqa: E402
 from sweeplab.studies.implicit_bias.potentials import make_potential  # noqa: E402
-from sweeplab.studies.implicit_bias.study import linear_md_direction  # noqa: E402
+from sweeplab.studies.implicit_bias.runner import linear_md_direction  # noqa: E402
 from sweeplab.studies.implicit_bias.train import train_mirror_descent  # noqa: E402
 from sweeplab.track.local import LocalMetricsWriter  # noqa: E402
 

@@ -49,6 +49,11 @@ class Study:
     ``step_key`` names the step column of its metrics (``epoch`` unless it logs
     something else per step). ``summary_keys`` are its headline final metrics, in the
     order ``sweeplab run`` shows them (empty: every numeric final metric).
+
+    ``warm`` names the modules that do the work (torch, scikit-learn, ...). The module
+    that registers a study stays light, so a grid's driver validates and plans without
+    them and a bad value is refused in a second; a worker process imports ``warm``
+    before its first job, so it is paid once per worker, never per run.
     """
 
     name: str
@@ -63,6 +68,7 @@ class Study:
     staged: bool = False
     step_key: str = "epoch"
     summary_keys: tuple[str, ...] = ()
+    warm: tuple[str, ...] = ()
 
     @property
     def batchable(self) -> bool:
@@ -83,6 +89,7 @@ def register_study(
     staged: bool = False,
     step_key: str = "epoch",
     summary_keys: tuple[str, ...] = (),
+    warm: tuple[str, ...] = (),
 ) -> Callable[[StudyFn], StudyFn]:
     """Decorator registering ``fn(cfg, ctx) -> final_metrics`` as study ``name``.
 
@@ -97,11 +104,20 @@ def register_study(
         _REGISTRY[name] = Study(
             name, config, fn, preflight, doc[0] if doc else "", dict(grid_defaults or {}),
             module=fn.__module__, batch_key=batch_key, run_batch=run_batch, staged=staged,
-            step_key=step_key, summary_keys=tuple(summary_keys),
+            step_key=step_key, summary_keys=tuple(summary_keys), warm=tuple(warm),
         )
         return fn
 
     return deco
+
+
+def warm_up(module: str) -> None:
+    """Import ``module`` and the ``warm`` modules of every study it registers."""
+    importlib.import_module(module)
+    for study in list(_REGISTRY.values()):
+        if study.module == module:
+            for name in study.warm:
+                importlib.import_module(name)
 
 
 def study_names() -> list[str]:

@@ -16,9 +16,7 @@ from typing import Any
 import numpy as np
 
 from sweeplab.data.config import DataConfig
-from sweeplab.data.digits import TEST_FRACTION, load_digits_pair
 from sweeplab.data.mnist import load_idx_pair, locate_idx_files
-from sweeplab.data.preprocess import preprocess
 from sweeplab.data.synthetic import make_gaussians
 from sweeplab.errors import ConfigError
 
@@ -116,6 +114,8 @@ def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
             direction=s.direction.tolist(),
         )
     elif cfg.dataset == "digits":
+        from sweeplab.data.digits import TEST_FRACTION, load_digits_pair  # scikit-learn
+
         d = load_digits_pair(cfg.digits, data_seed)
         X, y, X_test, y_test = d.X, d.y, d.X_test, d.y_test
         meta.update(source="sklearn", digits=list(cfg.digits), test_fraction=TEST_FRACTION)
@@ -124,6 +124,8 @@ def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
         X, y, X_test, y_test = p.X, p.y, p.X_test, p.y_test
         meta.update(source={k: str(v) for k, v in p.files.items()}, digits=list(cfg.digits))
     meta["native_dim"] = int(X.shape[1])
+    from sweeplab.data.preprocess import preprocess  # scikit-learn's PCA
+
     X, X_test, prep = preprocess(X, X_test, cfg.pca, cfg.standardize, data_seed)
     meta.update(prep)
     meta.update(feature_dim=int(X.shape[1]), n_train=int(X.shape[0]), n_test=int(X_test.shape[0]))

@@ -42,14 +42,14 @@ def default_workers() -> int:
 
 
 def _init_worker(threads: int, preload: tuple[str, ...]) -> None:
-    """Limit threads and import the studies' modules before the first job arrives."""
-    import importlib
-
+    """Limit threads and import the studies' modules (and their ``warm`` modules: torch,
+    ...) before the first job arrives."""
+    from sweeplab.core.registry import warm_up
     from sweeplab.core.threads import limit_threads
 
     limit_threads(threads)
     for module in preload:
-        importlib.import_module(module)
+        warm_up(module)
 
 
 STOP_GRACE_S = 30.0

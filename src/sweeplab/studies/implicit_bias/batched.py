@@ -34,8 +34,9 @@ from sweeplab.data.config import DataConfig
 from sweeplab.errors import NonFiniteError
 from sweeplab.studies.implicit_bias import outputs
 from sweeplab.studies.implicit_bias.baselines import Baselines, compute_baselines
+from sweeplab.studies.implicit_bias.batch_keys import batch_key
 from sweeplab.studies.implicit_bias.batched_metrics import BatchedMetricTracker, TrackedRun
-from sweeplab.studies.implicit_bias.batched_train import BATCHED_POTENTIALS, BatchedMirrorDescent
+from sweeplab.studies.implicit_bias.batched_train import BatchedMirrorDescent
 from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
 from sweeplab.studies.implicit_bias.model import DeepLinearNetwork
 from sweeplab.studies.implicit_bias.potentials import Potential, make_potential
@@ -49,33 +50,6 @@ __all__ = ["batch_key", "run_batch"]
 log = logging.getLogger(__name__)
 
 Result = dict[str, float] | BaseException
-
-
-def batch_key(cfg: ImplicitBiasConfig) -> tuple | None:
-    """What runs trained together must share; None for a run that trains alone.
-
-    Shared: the data's shapes (dataset, and n_samples and input_dim for synthetic data,
-    the two classes and the IDX folder for real data, pca), depth, width (when L > 1),
-    potential family, loss, epochs, log_interval and dtype. Free to differ: seed,
-    data_seed, lr, p or beta, init_scale, separation, noise, standardize, logreg_C,
-    plots, save_interval. Mini-batch runs (``batch_size`` set) train alone, and so do
-    runs of a potential family without a batched mirror map.
-    """
-    if cfg.batch_size is not None:
-        return None
-    try:
-        potential = make_potential(cfg.potential, p=cfg.p, beta=cfg.beta)
-    except (KeyError, ValueError):
-        return None
-    if type(potential) not in BATCHED_POTENTIALS:
-        return None
-    if cfg.dataset == "synthetic":
-        data: tuple = (cfg.dataset, cfg.n_samples, cfg.input_dim)
-    else:
-        data = (cfg.dataset, tuple(cfg.digits), None if cfg.data_dir is None else str(cfg.data_dir))
-    width = cfg.width if cfg.L > 1 else None  # a linear model has no hidden width
-    return ("implicit-bias", *data, cfg.pca, cfg.L, width, cfg.potential, cfg.loss,
-            cfg.epochs, cfg.log_interval, cfg.dtype)
 
 
 def run_batch(cfgs: Sequence[ImplicitBiasConfig], ctxs: Sequence[RunContext]) -> list[Result]:
@@ -178,10 +152,10 @@ def _interrupted(results: Sequence[Result | None]) -> BaseException | None:
 
 
 def _run_alone(cfg: ImplicitBiasConfig, ctx: RunContext) -> Result:
-    from sweeplab.studies.implicit_bias.study import run  # study.py registers this module
+    from sweeplab.studies.implicit_bias.runner import run_one
 
     try:
-        return run(cfg, ctx)
+        return run_one(cfg, ctx)
     except BaseException as exc:  # noqa: BLE001 - the run's outcome, returned as data
         return exc
 

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from sweeplab.core.context import RunContext
 from sweeplab.core.registry import register_study
+from sweeplab.studies.volume.checks import check_data
 from sweeplab.studies.volume.config import VolumeConfig
-from sweeplab.studies.volume.data import check_data
-from sweeplab.studies.volume.pipeline import run_pipeline
+
+PIPELINE = "sweeplab.studies.volume.pipeline"
+"""The stages' work (torch), imported by a worker before its first run, never by the
+grid's driver."""
 
 
 @register_study("minima-volume", config=VolumeConfig, preflight=check_data, staged=True,
-                step_key="m")
+                step_key="m", warm=(PIPELINE,))
 def run_minima_volume(cfg: VolumeConfig, ctx: RunContext) -> dict[str, float]:
     """Volume of minima vs data: train, perturb, volume, cutoff and test stages, cached."""
+    from sweeplab.studies.volume.pipeline import run_pipeline
+
     return run_pipeline(cfg, ctx)
