@@ -15,7 +15,8 @@ batch whose worker died has each of its runs re-run alone.
 
 When the driver is interrupted (Ctrl-C, SIGTERM) it passes SIGTERM on to the workers:
 a study in its training loop saves a checkpoint and stops, and the grid's next resume
-continues it from there.
+continues it from there. A driver that dies without a word (``kill -9``) cannot: each
+worker watches its driver and, orphaned, stops the same way by itself and exits.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -41,15 +43,52 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init_worker(threads: int, preload: tuple[str, ...]) -> None:
+def _init_worker(threads: int, preload: tuple[str, ...], driver: int | None = None) -> None:
     """Limit threads and import the studies' modules (and their ``warm`` modules: torch,
-    ...) before the first job arrives."""
+    ...) before the first job arrives; watch for the death of the ``driver`` process."""
     from sweeplab.core.registry import warm_up
     from sweeplab.core.threads import limit_threads
 
     limit_threads(threads)
     for module in preload:
         warm_up(module)
+    if driver is not None:
+        threading.Thread(target=_watch_driver, args=(driver,), name="sweeplab-orphan-watch",
+                         daemon=True).start()
+
+
+ORPHAN_POLL_S = 0.5
+ORPHAN_EXIT_S = 300.0
+"""At most this long for an orphaned worker's study to checkpoint before it exits."""
+
+_BUSY = threading.Event()
+"""Set while this worker runs a job."""
+
+
+def _watch_driver(driver: int) -> None:
+    """End this worker when its driver dies (``kill -9`` of the driver alone, a crash).
+
+    The pool's queues never tell an orphaned worker: it would finish its run, then wait
+    for work forever, and a resumed grid would run the same run beside it. Instead, the
+    worker sends itself SIGTERM, so a study in its loop checkpoints and stops as it does
+    when the driver passes an interruption on, and exits once no job is running.
+    """
+    while os.getppid() == driver:
+        time.sleep(ORPHAN_POLL_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+    deadline = time.monotonic() + ORPHAN_EXIT_S
+    while _BUSY.is_set() and time.monotonic() < deadline:
+        time.sleep(ORPHAN_POLL_S)
+    os._exit(1)
+
+
+def _run_unit(unit: list[Job]) -> list[JobResult]:
+    """:func:`run_jobs` in a worker, marked busy for the orphan watch."""
+    _BUSY.set()
+    try:
+        return run_jobs(unit)
+    finally:
+        _BUSY.clear()
 
 
 STOP_GRACE_S = 30.0
@@ -132,7 +171,7 @@ class LocalExecutor(Executor):
             max_workers=min(workers, len(units)),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.threads, preload),
+            initargs=(self.threads, preload, os.getpid()),
         )
         queue = list(reversed(units))
         running: dict[Future, list[Job]] = {}
@@ -142,7 +181,7 @@ class LocalExecutor(Executor):
                 while queue and len(running) < workers:
                     unit = queue[-1]
                     try:
-                        future = pool.submit(run_jobs, unit)
+                        future = pool.submit(_run_unit, unit)
                     except BrokenProcessPool:  # a worker died since the last wait
                         return self._broken(queue, list(running.values()), workers, on_done)
                     queue.pop()

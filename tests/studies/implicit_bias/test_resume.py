@@ -4,8 +4,9 @@ Real processes, real signals: ``sweeplab run`` is stopped by SIGTERM (a checkpoi
 the next epoch) or killed with SIGKILL (only the periodic checkpoint survives), resumed
 with ``sweeplab run --resume``, and its metrics.jsonl, metrics.csv, final.json and
 directions.json compared byte for byte with a run that was never interrupted. A grid
-whose driver gets SIGTERM passes it on to its workers; its resume continues every run
-from its checkpoint.
+whose driver gets SIGTERM passes it on to its workers; a driver killed with SIGKILL
+leaves orphaned workers, which stop by themselves. Either way every run checkpoints, no
+worker outlives the driver, and the resume continues every run from its checkpoint.
 """
 
 from __future__ import annotations
@@ -133,31 +134,59 @@ def test_resume_refuses_bad_requests_in_one_line(tmp_path, reference, capsys):
     assert "already done; nothing to resume" in capsys.readouterr().out
 
 
-def test_grid_driver_sigterm_reaches_workers_and_resume_continues(tmp_path):
+def _grid_command(tmp_path: Path, tag: str, *extra: str) -> list[str]:
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({
         "study": "implicit-bias",
         "fixed": {"epochs": GRID_EPOCHS, "plots": False, "save_interval": 1000},
         "grid": {"seed": [0, 1]},
     }))
+    return _sweeplab("grid", str(spec), "--tag", tag, "--jobs", "2",
+                     "--out_dir", str(tmp_path / "runs_out"), *extra)
+
+
+@pytest.fixture(scope="module")
+def grid_reference(tmp_path_factory) -> Path:
+    """The grid of the two tests below, never interrupted."""
+    tmp_path = tmp_path_factory.mktemp("grid_reference")
+    done = run_group(_grid_command(tmp_path, "ref"))
+    assert done.returncode == 0, done.stderr
+    return next((tmp_path / "runs_out").glob("*_ref"))
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("stop", ["SIGTERM", "SIGKILL"])
+def test_a_stopped_grid_driver_stops_its_workers_and_resume_continues(
+        tmp_path, grid_reference, stop):
+    """SIGTERM: the driver passes it on. SIGKILL: the driver dies at once, and each worker,
+    orphaned, stops by itself: it checkpoints, exits, and nothing outlives the driver."""
+    cmd = _grid_command(tmp_path, "g")
     out = tmp_path / "runs_out"
-    cmd = _sweeplab("grid", str(spec), "--tag", "g", "--jobs", "2", "--out_dir", str(out))
     with started(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
         grid_dir = _wait_for(lambda: next(out.glob("*_g"), None))
         runs = [grid_dir / "seed=0", grid_dir / "seed=1"]
         _wait_for(lambda: all(len(read_metrics(r / "metrics.jsonl")) > 100 for r in runs))
-        os.kill(proc.pid, signal.SIGTERM)  # the driver only, as `kill PID` would
+        workers = [json.loads((r / "status.json").read_text())["pid"] for r in runs]
+        os.kill(proc.pid, getattr(signal, stop))  # the driver only, as `kill PID` would
         proc.wait(timeout=60)
+        _wait_for(lambda: all(_gone(pid) for pid in workers), timeout=60)
+    for run in runs:
+        status = json.loads((run / "status.json").read_text())
+        assert status["interrupted"] is True and "checkpoint saved" in status["error"]
     epochs = [load_checkpoint(checkpoint_path(r))["epoch"] for r in runs]
     assert all(0 < e < GRID_EPOCHS for e in epochs), epochs
 
     resumed = run_group(cmd)
     assert resumed.returncode == 0, resumed.stderr
-    fresh = run_group(cmd + ["--fresh", "--tag", "h"])
-    assert fresh.returncode == 0, fresh.stderr
-    reference = next(out.glob("*_h"))
     for run, epoch in zip(runs, epochs):
         status = json.loads((run / "status.json").read_text())
         assert status["resumed_from_epoch"] == epoch
         for name in COMPARED:
-            assert (run / name).read_bytes() == (reference / run.name / name).read_bytes()
+            assert (run / name).read_bytes() == (grid_reference / run.name / name).read_bytes()
