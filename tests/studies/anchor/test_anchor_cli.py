@@ -65,6 +65,19 @@ def test_cuda_where_there_is_none_is_a_config_error():
     assert resolve_device("auto").type == "cpu"
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message where CUDA is absent")
+@pytest.mark.parametrize("study", ["anchor-composite", "inverse-sequence"])
+def test_cuda_where_there_is_none_is_refused_before_any_run_directory(tmp_path, capsys, study):
+    out = tmp_path / "runs_out"
+    assert main(["run", study, "--device", "cuda", "--out_dir", str(out)]) == 2
+    spec = tmp_path / "grid.yaml"
+    spec.write_text(f"study: {study}\nfixed: {{device: cuda}}\ngrid: {{seed: [1, 2]}}\n")
+    assert main(["grid", str(spec), "--out_dir", str(out)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2 and all("invalid device=cuda: no CUDA device" in ln for ln in lines)
+    assert not out.exists() or not any(out.iterdir())
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_forward_matches_cpu():
     assert resolve_device("auto").type == "cuda" and resolve_device("cuda").type == "cuda"

@@ -17,12 +17,21 @@ from __future__ import annotations
 
 from sweeplab.core.context import RunContext
 from sweeplab.core.registry import register_study
-from sweeplab.studies.anchor.config import CompositeConfig, InverseConfig
+from sweeplab.studies.anchor.config import AnchorTrainingConfig, CompositeConfig, InverseConfig
 
 RUNNER = "sweeplab.studies.anchor.runner"
 
 
-@register_study("anchor-composite", config=CompositeConfig,
+def preflight(cfg: AnchorTrainingConfig) -> None:
+    """``device: cuda`` where there is no CUDA device is refused before any run directory
+    exists (torch is imported for this check only)."""
+    if cfg.device == "cuda":
+        from sweeplab.studies.anchor.train import resolve_device
+
+        resolve_device(cfg.device)
+
+
+@register_study("anchor-composite", config=CompositeConfig, preflight=preflight,
                 summary_keys=("train_loss", "train_acc", "test_acc", "composite_acc",
                               "symmetric_acc"), warm=(RUNNER,))
 def run_composite(cfg: CompositeConfig, ctx: RunContext) -> dict[str, float]:
@@ -32,7 +41,7 @@ def run_composite(cfg: CompositeConfig, ctx: RunContext) -> dict[str, float]:
     return run(cfg, ctx)
 
 
-@register_study("inverse-sequence", config=InverseConfig,
+@register_study("inverse-sequence", config=InverseConfig, preflight=preflight,
                 summary_keys=("train_loss", "train_acc", "test_acc", "ood_acc"),
                 warm=(RUNNER,))
 def run_inverse(cfg: InverseConfig, ctx: RunContext) -> dict[str, float]:
