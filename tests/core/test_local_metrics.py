@@ -106,3 +106,52 @@ def test_truncating_at_an_offset_drops_later_rows_and_rebuilds_the_csv(tmp_path)
     table = _csv(tmp_path / "metrics.csv")
     assert list(table[0]) == ["epoch", "loss"]
     assert [r["loss"] for r in table] == ["1.0", "0.5", "0.2"]
+
+
+def _awkward(step: int) -> dict:
+    """Values whose text differs between encoders (orjson 0.00001, Python 1e-05), a
+    non-finite one, a bool and an int."""
+    return {"loss": 10.0 ** -(step + 3), "big": 1e20 * (step + 1), "ok": step % 2 == 0,
+            "n": step, "bad": float("nan") if step == 3 else 0.5}
+
+
+def test_a_resumed_csv_has_the_bytes_of_one_written_straight_on(tmp_path):
+    """Resume truncates metrics.jsonl and rebuilds metrics.csv from it; the rebuilt rows
+    must be encoded as the live writer encodes them, or a resumed run's CSV differs from
+    an uninterrupted one (it did, once a loss fell below 1e-4 before the checkpoint)."""
+    straight, cut = tmp_path / "straight", tmp_path / "cut"
+    straight.mkdir()
+    cut.mkdir()
+    w = LocalMetricsWriter(straight)
+    for step in range(10):
+        w.log(step, _awkward(step))
+    w.close()
+    w = LocalMetricsWriter(cut, flush_seconds=0)
+    for step in range(5):
+        w.log(step, _awkward(step))
+    mark = w.position()
+    for step in range(5, 7):  # logged after the checkpoint: the resume drops them
+        w.log(step, _awkward(step))
+    w.close()
+    w = LocalMetricsWriter(cut, truncate_at=mark["offset"])
+    for step in range(5, 10):
+        w.log(step, _awkward(step))
+    w.close()
+    for name in ("metrics.jsonl", "metrics.csv"):
+        assert (cut / name).read_bytes() == (straight / name).read_bytes(), name
+    assert b"0.00001," in (straight / "metrics.csv").read_bytes()
+
+
+def test_a_csv_rebuilt_for_new_columns_encodes_numbers_as_the_live_writer(tmp_path):
+    import orjson
+
+    rows = [{"loss": 1e-5}, {"loss": 2e-5, "extra": 1e-6}, {"loss": 3e-5, "extra": 2e-6}]
+    w = LocalMetricsWriter(tmp_path, flush_seconds=0)
+    for step, row in enumerate(rows):
+        w.log(step, row)  # the second brings a new column: the CSV is rebuilt
+    w.close()
+    lines = (tmp_path / "metrics.csv").read_bytes().split(b"\r\n")
+    assert lines[0] == b"epoch,loss,extra" and lines[-1] == b""
+    for step, (line, row) in enumerate(zip(lines[1:-1], rows)):
+        cells = [step, row["loss"], row.get("extra")]
+        assert line.split(b",") == [b"" if v is None else orjson.dumps(v) for v in cells]

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from sweeplab.core.experiment import atomic_write_text
+from sweeplab.core.experiment import atomic_write_bytes
 
 FLUSH_ROWS = 512
 _monotonic = time.monotonic
@@ -141,7 +141,7 @@ class LocalMetricsWriter:
         rows = read_metrics(self.jsonl_path)
         self._csv.close()
         self._header = _union(rows)
-        atomic_write_text(self.csv_path, _csv_text(rows, self._header))
+        atomic_write_bytes(self.csv_path, _csv_bytes(rows, self._header))
         self._csv = open(self.csv_path, "ab")  # noqa: SIM115
 
     def _truncate(self, offset: int) -> None:
@@ -152,7 +152,7 @@ class LocalMetricsWriter:
         else:
             self.jsonl_path.write_bytes(b"")
         rows = read_metrics(self.jsonl_path)
-        atomic_write_text(self.csv_path, _csv_text(rows, _union(rows)) if rows else "")
+        atomic_write_bytes(self.csv_path, _csv_bytes(rows, _union(rows)) if rows else b"")
 
     def close(self) -> None:
         """Write what is pending and close both files (idempotent)."""
@@ -184,6 +184,14 @@ def _general_line(row: dict[str, Any]) -> bytes:
 
 
 def _csv_row(values: list[Any]) -> bytes:
+    """One CSV line, cell for cell as the batch path writes it (orjson's numbers), so a
+    CSV rebuilt on resume or on new columns has the bytes of one written straight on."""
+    try:
+        blob = orjson.dumps(values, option=_ORJSON)
+    except TypeError:
+        blob = b'"'
+    if b'"' not in blob:  # numbers only: null is always a whole cell
+        return blob[1:-1].replace(b"null", b"") + b"\r\n"
     buffer = io.StringIO()
     csv.writer(buffer).writerow(["" if v is None else _clean(v) for v in values])
     return buffer.getvalue().encode()
@@ -202,12 +210,10 @@ def _csv_header(header: tuple[str, ...]) -> bytes:
     return buffer.getvalue().encode()
 
 
-def _csv_text(rows: list[dict[str, Any]], header: tuple[str, ...]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=header, restval="")
-    writer.writeheader()
-    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
-    return buffer.getvalue()
+def _csv_bytes(rows: list[dict[str, Any]], header: tuple[str, ...]) -> bytes:
+    """The whole CSV of ``rows`` under ``header`` (a missing key is an empty cell)."""
+    return _csv_header(header) + b"".join(_csv_row([row.get(k) for k in header])
+                                          for row in rows)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
