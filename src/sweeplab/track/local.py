@@ -115,11 +115,8 @@ class LocalMetricsWriter:
         """The CSV lines of ``rows``, or ``None`` when they bring new columns."""
         keys = set(map(tuple, rows))
         if keys == {self._header}:
-            try:
-                blob = orjson.dumps(list(map(list, map(dict.values, rows))), option=_ORJSON)
-            except TypeError:
-                blob = b'"'
-            if b'"' not in blob:  # numbers only: null is always a whole cell
+            blob = _numbers_json(list(map(list, map(dict.values, rows))))
+            if blob is not None:
                 return blob[2:-2].replace(b"],[", b"\r\n").replace(b"null", b"") + b"\r\n"
         header = set(self._header)
         if not all(header.issuperset(k) for k in keys):
@@ -183,14 +180,21 @@ def _general_line(row: dict[str, Any]) -> bytes:
     return json.dumps(row, allow_nan=False).encode() + b"\n"
 
 
-def _csv_row(values: list[Any]) -> bytes:
-    """One CSV line, cell for cell as the batch path writes it (orjson's numbers), so a
-    CSV rebuilt on resume or on new columns has the bytes of one written straight on."""
+def _numbers_json(values: list[Any]) -> bytes | None:
+    """orjson's text of ``values`` when it holds no string (so ``null`` is always a whole
+    cell and nothing needs CSV quoting), else None. The one number encoding of the CSV."""
     try:
         blob = orjson.dumps(values, option=_ORJSON)
     except TypeError:
-        blob = b'"'
-    if b'"' not in blob:  # numbers only: null is always a whole cell
+        return None
+    return None if b'"' in blob else blob
+
+
+def _csv_row(values: list[Any]) -> bytes:
+    """One CSV line, cell for cell as the batch path writes it (orjson's numbers), so a
+    CSV rebuilt on resume or on new columns has the bytes of one written straight on."""
+    blob = _numbers_json(values)
+    if blob is not None:
         return blob[1:-1].replace(b"null", b"") + b"\r\n"
     buffer = io.StringIO()
     csv.writer(buffer).writerow(["" if v is None else _clean(v) for v in values])
