@@ -29,6 +29,14 @@ setup: $(BIN)/sweeplab
 
 demo: setup
 	$(BIN)/sweeplab run implicit-bias --tag demo
+	@run=$$(ls -dt runs_out/*_demo | head -n 1); \
+	echo; \
+	echo "Next: the commands are in .venv/bin; type 'source .venv/bin/activate' first"; \
+	echo "(or prefix each with .venv/bin/)."; \
+	echo "  the figures:   ls $$run/figs/   (e.g. xdg-open $$run/figs/angles.png)"; \
+	echo "  a grid:        sweeplab grid runs/configs/quick_debug.yaml"; \
+	echo "  analyze it:    sweeplab analyze runs_out/*_quick_debug"; \
+	echo "  its report:    analysis_results/<grid directory>/report.html"
 
 test: setup
 	$(BIN)/python -m pytest -q --durations=20

@@ -79,7 +79,10 @@ class UnknownStudyError(ConfigError):
     """A study name that is not registered."""
 
     def __init__(self, name: str, known: list[str]):
-        super().__init__("study", name, "known studies: " + ", ".join(sorted(known)))
+        from sweeplab.suggest import did_you_mean
+
+        super().__init__("study", name, "unknown study" + did_you_mean(name, known)
+                         + "; known studies: " + ", ".join(sorted(known)))
 
 
 class InvalidField(ValueError):

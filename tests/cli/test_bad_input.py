@@ -27,8 +27,8 @@ CASES = [
     (["--dataset", "digits", "--pca", "64"], "pca", "smaller than the input dimension 64"),
     (["--dataset", "cifar"], "dataset", "'synthetic', 'mnist', 'fashion-mnist' or 'digits'"),
     (["--lr", "fast"], "lr", "valid number"),
-    (["--learning_rate", "0.1"], "--learning_rate", "allowed flags"),
-    (["--potentail", "lp"], "did you mean --potential", "allowed flags"),
+    (["--learning_rate", "0.1"], "did you mean --lr?", "for all flags"),
+    (["--potentail", "lp"], "did you mean --potential", "for all flags"),
     (["--digits", "1"], "--digits", "expected 2 arguments"),
 ]
 

@@ -210,7 +210,8 @@ def test_validation_catches_cross_field_rules_and_unknown_params():
         validate_runs(spec, expand(spec))
     typo = parse_grid_spec(general(grid={"sed": [0, 1]}), source="typo.yaml")
     with pytest.raises(ConfigError, match=r"^typo.yaml: invalid grid.sed=\[0, 1\]: not a "
-                       r"parameter of study implicit-bias; allowed keys: dataset, "):
+                       r"parameter of study implicit-bias \(did you mean seed\?\); "
+                       r"allowed keys: dataset, "):
         validate_runs(typo, expand(typo))
 
 
@@ -222,7 +223,8 @@ def test_validation_rejects_two_runs_with_the_same_config():
 
 def test_unknown_study_raises_the_registry_error():
     spec = parse_grid_spec({"study": "no-such-study", "grid": {"x": [1, 2]}})
-    with pytest.raises(UnknownStudyError, match="invalid study=no-such-study: known studies"):
+    with pytest.raises(UnknownStudyError,
+                       match="invalid study=no-such-study: unknown study; known studies"):
         validate_runs(spec, expand(spec))
 
 
@@ -250,7 +252,8 @@ MALFORMED = {
         "invalid exclude[0].depth=1: not a parameter of this grid; parameters: L"),
     "unknown top-level key": (
         general(grids={"L": [1, 2]}),
-        "invalid grids={'L': [1, 2]}: unknown top-level key; allowed keys: study, name, "
+        "invalid grids={'L': [1, 2]}: unknown top-level key (did you mean grid?); allowed "
+        "keys: study, name, "
         "description, run_name, tracking, fixed, grid, zip, exclude"),
     "missing study": (
         {"grid": {"L": [1, 2]}}, "invalid study=None: required"),

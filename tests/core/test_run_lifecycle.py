@@ -73,7 +73,8 @@ def test_registry_errors_and_config_identity():
     assert a.config_hash() == b.config_hash() != ToyConfig(steps=4).config_hash()
     with pytest.raises(ConfigError, match="invalid steps=0: must be >= 1"):
         ToyConfig.from_mapping({"steps": 0})
-    with pytest.raises(ConfigError, match="unknown key; allowed keys: steps"):
+    with pytest.raises(ConfigError,
+                       match=r"unknown key \(did you mean steps\?\); allowed keys: steps"):
         ToyConfig.from_mapping({"stpes": 3}, where="run 4")
 
 

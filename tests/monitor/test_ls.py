@@ -102,7 +102,7 @@ def test_values_are_data_never_sql(runs_root, capsys):
     (["--columns", "name,bogus"], "columns=bogus", "known keys:"),
     (["--format", "xml"], "--format", "choose from"),
     (["--limit", "0"], "limit=0", ">= 1"),
-    (["--bogus"], "--bogus", "allowed flags"),
+    (["--bogus"], "--bogus", "for all flags"),
 ])
 def test_bad_input_is_one_line_naming_the_key(runs_root, capsys, args, key, expect):
     capsys.readouterr()
@@ -189,3 +189,37 @@ def test_an_empty_folder_has_no_runs(tmp_path, capsys):
     assert main(["ls", str(tmp_path)]) == 0
     assert "no runs under" in capsys.readouterr().out
     assert ls_json(capsys, tmp_path, "--where", "anything=1") == []
+
+
+def test_table_at_80_columns_keeps_names_whole_and_hides_keys_that_do_not_apply(runs_root):
+    """p (the lp exponent) is left empty for quadratic runs; run names never wrap."""
+    import os
+    import subprocess
+    import sys
+
+    spec = runs_root.parent / "p.yaml"
+    spec.write_text("study: implicit-bias\nfixed: {epochs: 5, plots: false, n_samples: 32}\n"
+                    "zip: {potential: [quadratic, lp, lp], p: [<default>, 3.0, 4.0]}\n")
+    env = {**os.environ, "COLUMNS": "80"}
+    grid = subprocess.run([sys.executable, "-m", "sweeplab", "grid", str(spec), "--out_dir",
+                           str(runs_root), "--executor", "inline", "--tag", "p_grid"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert grid.returncode == 0, grid.stderr
+    proc = subprocess.run([sys.executable, "-m", "sweeplab", "ls", str(runs_root),
+                           "--where", "study=implicit-bias and n_samples=32"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    header = lines[0].split()
+    assert header[:3] == ["name", "state", "potential"] and "p" in header
+    rows = {line.split()[0]: line.split() for line in lines[2:] if "done" in line}
+    assert set(rows) == {"potential=quadratic", "potential=lp,p=3", "potential=lp,p=4"}
+    assert rows["potential=quadratic"] == ["potential=quadratic", "done", "quadratic"]
+    assert rows["potential=lp,p=4"] == ["potential=lp,p=4", "done", "lp", "4"]
+    assert lines[-1].startswith("3 of 10 runs under ") and lines[-1].split(" where ")[0].endswith(
+        "_p_grid")
+    # machine formats keep every stored value
+    csv_out = subprocess.run([sys.executable, "-m", "sweeplab", "ls", str(grid_of(runs_root,
+                              "p_grid")), "--format", "csv", "--columns", "potential,p"],
+                             capture_output=True, text=True, env=env, timeout=120).stdout
+    assert "quadratic,1.5" in csv_out

@@ -87,4 +87,5 @@ def test_bad_tracker_values_are_one_line_errors_and_leave_nothing(tmp_path, caps
     spec = _grid_spec(tmp_path, {"mlflow_url": "default"})
     assert main(["grid", str(spec), "--out_dir", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "invalid tracking.mlflow_url=default: unknown key; allowed keys: wandb_project" in err
+    assert ("invalid tracking.mlflow_url=default: unknown key (did you mean mlflow_uri?); "
+            "allowed keys: wandb_project" in err)

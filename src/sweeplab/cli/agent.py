@@ -22,8 +22,7 @@ API_KEY_ENV = ("SWEEPLAB_LLM_API_KEY", "OPENAI_API_KEY")
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="sweeplab agent", description=__doc__.splitlines()[0].replace("``", ""),
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineParser(prog="sweeplab agent", description=__doc__.splitlines()[0].replace("``", ""))
     p.add_argument("--goal", required=True, help="the goal in words, e.g. 'Design a small CNN "
                    "for Fashion-MNIST targeting >85%% accuracy'")
     p.add_argument("--name", help="suffix of the run directory")

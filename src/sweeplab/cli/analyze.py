@@ -1,4 +1,4 @@
-"""``sweeplab analyze --input_dir DIR [--input_dir ...] --output_dir OUT``.
+"""``sweeplab analyze DIR [DIR ...] [--output_dir OUT]`` (or ``--input_dir DIR``, repeatable).
 
 Aggregates finished runs across seeds into tables, figures and a report (Markdown and
 self-contained HTML). Bad runs (failed, missing or corrupt files) are listed and skipped.
@@ -6,7 +6,6 @@ self-contained HTML). Bad runs (failed, missing or corrupt files) are listed and
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from sweeplab.cli.console import console
@@ -19,15 +18,15 @@ ALLOWED = ["--input_dir", "--output_dir", "--study"]
 def build_parser() -> OneLineParser:
     p = OneLineParser(
         prog="sweeplab analyze",
-        description=__doc__.splitlines()[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+        description="Aggregate finished runs across seeds into tables, figures and a report.")
+    p.add_argument("dirs", nargs="*", metavar="DIR",
+                   help="a grid directory, a run directory or a folder of them")
     p.add_argument(
         "--input_dir",
         "--input-dir",
         action="append",
-        required=True,
-        help="a grid directory, a run directory or a folder of them (repeatable)",
+        default=[],
+        help="same as DIR (repeatable)",
     )
     p.add_argument(
         "--output_dir",
@@ -51,10 +50,14 @@ def main(argv: list[str]) -> int:
     parser = build_parser()
     ns, extras = parser.parse_known_args(argv)
     reject_unknown(extras, ALLOWED, "sweeplab analyze")
-    for path in ns.input_dir:
+    inputs = [*ns.dirs, *ns.input_dir]
+    if not inputs:
+        raise ConfigError("input_dir", None, "give the directories to analyse: "
+                          "sweeplab analyze DIR [DIR ...] (a grid, a run or a folder of runs)")
+    for path in inputs:
         if not Path(path).is_dir():
             raise ConfigError("input_dir", path, "no such directory")
-    return analyze(ns.input_dir, ns.output_dir or default_output(ns.input_dir[0]), ns.study)
+    return analyze(inputs, ns.output_dir or default_output(inputs[0]), ns.study)
 
 
 def analyze(input_dirs: list[str], output_dir: str | Path, study: str | None = None) -> int:

@@ -8,8 +8,8 @@ import sys
 from rich.console import Console
 from rich.logging import RichHandler
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)  # long paths stay whole for copy and paste
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def setup_logging(verbose: bool = False) -> None:

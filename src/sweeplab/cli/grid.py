@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sweeplab.cli.console import Interrupted, console
+from sweeplab.cli.console import Interrupted, console, say
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 from sweeplab.cli.progress import GridProgress
 from sweeplab.cli.tracking import TRACKING_FLAGS, add_tracking_flags, tracking_from
@@ -39,8 +39,7 @@ BATCH_MODES = ("auto", "off")
 
 def build_parser() -> OneLineParser:
     """Flags of ``sweeplab grid``."""
-    p = OneLineParser(prog="sweeplab grid", description=__doc__.splitlines()[0],
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineParser(prog="sweeplab grid", description=__doc__.splitlines()[0])
     p.add_argument("config", nargs="?", help="grid spec (YAML); omit with --resume")
     p.add_argument("--config", dest="config_flag", metavar="CONFIG", help="same as CONFIG")
     p.add_argument("--tag", help="name of the grid directory (default: the config's file name)")
@@ -171,6 +170,8 @@ def main(
         from sweeplab.cli.analyze import analyze, default_output
 
         analyze([str(grid_dir)], default_output(str(grid_dir)))
+    elif counts.get("done", 0):
+        say(f"next: sweeplab analyze {grid_dir}")
     return 1 if failed else 0
 
 

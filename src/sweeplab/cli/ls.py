@@ -8,8 +8,11 @@ Keys: config keys, ``final.<metric>`` (from final.json), ``name`` (the run's pat
 DIR), ``state``, ``study``, ``duration_s``, ``started``, ``ended``, ``error``,
 ``config_hash``. Operators ``= != < <= > >=``, ``and``, ``or``, ``not``, parentheses;
 values compare as numbers when both sides are numbers, else as text. Default columns:
-name, state, the config keys that vary among the listed runs, and the sort key.
-``--format`` table (terminal), csv or json. Backed by an index in
+name, state, the config keys that vary among the listed runs, and the sort key. The
+table leaves a cell empty where its key does not apply to the run (``p`` of a quadratic
+run: the study's config says which fields apply when) and shows names relative to the
+grid directory when every run lies in one. ``--format`` table (terminal), csv or json
+(every stored value, always). Backed by an index in
 ``DIR/.sweeplab/index.sqlite``, refreshed from the run directories on every call.
 """
 
@@ -84,7 +87,8 @@ def main(argv: list[str]) -> int:
         columns = ["name", "state"] + varying([r.values for r in rows], config_keys)
         if ns.sort and ns.sort not in columns:
             columns.append(ns.sort)
-    table = [[r.values.get(c) for c in columns] for r in rows]
+    records = [applicable(r.values) if ns.format == "table" else r.values for r in rows]
+    table = [[r.get(c) for c in columns] for r in records]
     if ns.format == "json":
         data = [dict(zip(columns, values)) for values in table]
         sys.stdout.write(json.dumps(to_jsonable(data), indent=2) + "\n")
@@ -95,11 +99,42 @@ def main(argv: list[str]) -> int:
         writer.writerows([[cell(v) for v in values] for values in table])
         sys.stdout.write(buf.getvalue())
     else:
+        prefix = _common_folder([str(r.get("name", "")) for r in records])
+        if prefix and "name" in columns:
+            at = columns.index("name")
+            for values in table:
+                values[at] = str(values[at])[len(prefix) + 1:]
         _print_table(columns, table)
         runs = f"{total} run{'' if total == 1 else 's'}"
         shown = f"{len(rows)} of {runs}" if len(rows) != total else runs
-        say(f"{shown} under {root}" + (f" where {ns.where}" if ns.where else ""))
+        under = root / prefix if prefix else root
+        say(f"{shown} under {under}" + (f" where {ns.where}" if ns.where else ""))
     return 0
+
+
+def applicable(values: dict[str, Any]) -> dict[str, Any]:
+    """A run's values less the config keys that do not apply to it (p of a quadratic run).
+
+    The run's study config says which fields apply when (``StudyConfig.field_applies``);
+    a run of a study that is not installed here keeps every value.
+    """
+    from sweeplab.core.registry import get_study
+    from sweeplab.errors import SweeplabError
+
+    try:
+        cls = get_study(str(values.get("study"))).config
+    except (SweeplabError, ImportError):
+        return dict(values)
+    return {k: v for k, v in values.items() if k not in cls.model_fields
+            or cls.field_applies(k, values)}
+
+
+def _common_folder(names: list[str]) -> str:
+    """The folder every name lies in (a grid directory), or an empty string."""
+    if len(names) < 2:
+        return ""
+    folders = {n.rsplit("/", 1)[0] if "/" in n else "" for n in names}
+    return folders.pop() if len(folders) == 1 else ""
 
 
 def varying(records: list[dict[str, Any]], keys: list[str]) -> list[str]:
@@ -135,7 +170,8 @@ def _print_table(columns: list[str], table: list[list[Any]]) -> None:
     for i, name in enumerate(columns):
         numeric = all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool)
                       for r in table if r[i] is not None)
-        out.add_column(name, justify="right" if numeric else "left", overflow="fold")
+        out.add_column(name, justify="right" if numeric else "left", overflow="fold",
+                       no_wrap=name == "name")
     for values in table:
         out.add_row(*(_short(v) for v in values))
     console.print(out, markup=False)

@@ -13,24 +13,24 @@ from collections.abc import Callable
 from sweeplab.cli.console import Interrupted, console, fail
 from sweeplab.errors import SweeplabError
 
-USAGE = """usage: sweeplab VERB [...]
+USAGE = """usage: sweeplab VERB [...]     (sweeplab VERB --help for a verb's flags)
 
 verbs:
-  run STUDY [--flags]   one run of a study in its own directory (sweeplab run STUDY --help)
-  grid CONFIG --tag T   a grid of runs, in parallel and resumable (sweeplab grid --help)
-  status DIR            counts, ETA, slowest and failed runs of a grid
-  analyze --input_dir D tables, figures and a report across seeds (sweeplab analyze --help)
-  studies               list the registered studies and their parameters
-  volume run CONFIG     the minima-volume pipeline over a grid (sweeplab volume --help)
-  new volume-experiment NAME   scaffold the config of a new minima-volume experiment
-  agent --goal TEXT     search model architectures toward a goal (sweeplab agent --help)
+  run STUDY [--flags]       one run of a study in its own directory
+  grid SPEC.yaml            a grid of runs, in parallel and resumable
+  status DIR                counts, ETA, slowest and failed runs of a grid
+  analyze DIR [DIR ...]     tables, figures and a report across seeds
+  studies [STUDY]           the registered studies and their parameters
+  volume run SPEC.yaml      the minima-volume pipeline over a grid
+  new volume-experiment N   scaffold a new minima-volume experiment config
+  agent --goal TEXT         search model architectures toward a goal
 
 monitoring and housekeeping (docs/monitoring.md):
-  ls [DIR] [--where E]  query runs: --where 'potential=lp and L=2' --sort final.loss
-  logs RUN [--follow]   a run's log (RUN_DIR or GRID_DIR/RUN_NAME), like tail -f
-  errors DIR            every failed run under DIR with its traceback
-  check DIR             checkpoints load, finished runs complete, stale runs found
-  clean DIR --checkpoints|--datasets   free space (finished runs only; --dry-run)
+  ls [DIR] [--where E]      query runs, e.g. --where 'potential=lp and L=2'
+  logs RUN [--follow]       a run's log (RUN_DIR or GRID_DIR/RUN_NAME)
+  errors DIR                every failed run under DIR with its traceback
+  check DIR                 checkpoints load, finished runs complete
+  clean DIR --checkpoints   free space (finished runs only; --dry-run)
 """
 
 
@@ -65,9 +65,12 @@ def _sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run ``sweeplab`` with ``argv`` (default: the process arguments)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        console.print(USAGE)
+    if argv and argv[0] in ("-h", "--help"):
+        sys.stdout.write(USAGE)
         return 0
+    if not argv:
+        sys.stderr.write(USAGE)
+        return fail("give a verb, e.g. sweeplab run implicit-bias (sweeplab --help)")
     if argv[0] == "--version":
         from importlib.metadata import version
 
@@ -76,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     verbs = _verbs()
     verb = verbs.get(argv[0])
     if verb is None:
-        return fail(f"unknown verb {argv[0]!r}; allowed verbs: {', '.join(verbs)}")
+        from sweeplab.suggest import did_you_mean
+
+        return fail(f"unknown verb {argv[0]!r}{did_you_mean(argv[0], verbs)}; "
+                    f"allowed verbs: {', '.join(verbs)}")
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         return verb(argv[1:])

@@ -7,7 +7,6 @@ that run it, ready to edit. Refuses to overwrite a file unless ``--force``.
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 from typing import Literal, get_args, get_origin
@@ -26,8 +25,7 @@ NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 def build_parser() -> OneLineParser:
-    p = OneLineParser(prog="sweeplab new", description=__doc__.splitlines()[0],
-                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = OneLineParser(prog="sweeplab new", description=__doc__.splitlines()[0])
     p.add_argument("kind", help="what to create: " + ", ".join(KINDS))
     p.add_argument("name", help="experiment name (letters, digits, _ . -)")
     p.add_argument("--dir", default="runs/configs/volume", help="where the config goes")

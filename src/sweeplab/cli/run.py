@@ -8,15 +8,23 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from sweeplab.cli.console import Interrupted, console, say
-from sweeplab.cli.flags import OneLineParser, add_config_flags, explicit_values, reject_unknown
+from sweeplab.cli.console import Interrupted, console, fail, say
+from sweeplab.cli.flags import (
+    OneLineParser,
+    add_config_flags,
+    config_aliases,
+    explicit_values,
+    reject_unknown,
+)
 from sweeplab.cli.tracking import add_tracking_flags, tracking_from
+from sweeplab.core.disk import DiskFullError
 from sweeplab.core.experiment import load_yaml, make_experiment_dir
 from sweeplab.core.registry import Study, get_study, study_names
 from sweeplab.core.threads import limit_threads
@@ -25,16 +33,12 @@ from sweeplab.execute.single import RunResult, execute_run
 from sweeplab.execute.sweep import process_alive, read_status
 from sweeplab.track.config import TrackingConfig
 
-"""Final metrics shown in the terminal summary (all of them are in final.json)."""
-
 
 def build_parser(study: Study) -> tuple[OneLineParser, list[str]]:
     """The parser of ``sweeplab run <study>``: config flags plus output options."""
     parser = OneLineParser(
         prog=f"sweeplab run {study.name}",
-        description=study.description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+        description=study.description)
     out = parser.add_argument_group("output")
     out.add_argument("--out_dir", "--out-dir", default="runs_out",
                      help="folder in which the run's timestamped directory is created")
@@ -56,10 +60,14 @@ def main(argv: list[str]) -> int:
     from sweeplab.cli.console import setup_logging
 
     if not argv or argv[0] in ("-h", "--help"):
-        console.print("usage: sweeplab run STUDY [--flags]   (sweeplab run STUDY --help)")
-        console.print("       sweeplab run [STUDY] --resume RUN_DIR")
-        console.print("studies: " + ", ".join(study_names()))
-        return 0
+        usage = ("usage: sweeplab run STUDY [--flags]   (sweeplab run STUDY --help)\n"
+                 "       sweeplab run [STUDY] --resume RUN_DIR\n"
+                 "studies: " + ", ".join(study_names()) + "\n")
+        if argv:
+            sys.stdout.write(usage)
+            return 0
+        sys.stderr.write(usage)
+        return fail("give a study, e.g. sweeplab run implicit-bias")
     saved = None
     if argv[0].startswith("--resume"):
         saved = _saved_run(_resume_arg(argv))
@@ -67,7 +75,7 @@ def main(argv: list[str]) -> int:
     study = get_study(argv[0])
     parser, allowed = build_parser(study)
     ns, extras = parser.parse_known_args(argv[1:])
-    reject_unknown(extras, allowed, f"sweeplab run {study.name}")
+    reject_unknown(extras, allowed, f"sweeplab run {study.name}", config_aliases(study.config))
     explicit = explicit_values(ns, study.config)
     if ns.resume:
         saved = saved or _saved_run(ns.resume)
@@ -97,6 +105,10 @@ def main(argv: list[str]) -> int:
                              tracking=tracking)
     except KeyboardInterrupt as exc:
         raise Interrupted(f"continue with: sweeplab run --resume {run_dir}") from exc
+    if result.disk_full is not None:
+        again = (f"sweeplab run --resume {run_dir}" if (run_dir / "config.yaml").is_file()
+                 else " ".join(["sweeplab", "run", *argv]))
+        return fail(str(DiskFullError(result.disk_full, 1, again)), code=1)
     if ns.quiet:
         say(str(run_dir))
     else:
@@ -176,6 +188,7 @@ def _print_summary(result: RunResult, study: Study) -> None:
     console.print(f"outputs: [bold]{result.run_dir}[/bold]")
     for name in _listing(result.run_dir):
         console.print(f"  {name}")
+    say(f"next: sweeplab analyze {result.run_dir}")
 
 
 def _fmt(value: Any) -> str:

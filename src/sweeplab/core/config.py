@@ -17,8 +17,29 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sweeplab.errors import ConfigError, InvalidField
+from sweeplab.suggest import did_you_mean
 
 C = TypeVar("C", bound="StudyConfig")
+
+
+def aliases(*names: str) -> dict[str, Any]:
+    """Other names a field is known by, for "did you mean": ``Field(..., **aliases("eta"))``.
+
+    A user who types ``--learning-rate`` or a spec key ``learning_rate`` is pointed to the
+    field that declares it (``lr``); the names are never accepted in its place, so a
+    config keeps one spelling.
+    """
+    return {"json_schema_extra": {"aliases": list(names)}}
+
+
+def applies_when(**conditions: tuple[Any, ...] | list[Any]) -> dict[str, Any]:
+    """When a field means something: ``Field(1.5, **applies_when(potential=["lp"]))``.
+
+    ``sweeplab ls`` leaves the field's cell empty for a run that does not meet the
+    conditions (the lp exponent of a quadratic run). A field with aliases too passes
+    ``json_schema_extra={"aliases": [...], "applies_when": {...}}`` itself.
+    """
+    return {"json_schema_extra": {"applies_when": {k: list(v) for k, v in conditions.items()}}}
 
 
 class StudyConfig(BaseModel):
@@ -48,6 +69,33 @@ class StudyConfig(BaseModel):
         base = StudyConfig.model_fields
         own = {k: f for k, f in cls.model_fields.items() if k not in base}
         return {**own, **{k: f for k, f in cls.model_fields.items() if k in base}}
+
+    @classmethod
+    def field_aliases(cls) -> dict[str, str]:
+        """Declared alias -> field name, over every field (see :func:`aliases`)."""
+        out = {}
+        for name, field in cls.model_fields.items():
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            for alias in extra.get("aliases", ()):
+                out[alias] = name
+        return out
+
+    @classmethod
+    def field_applies(cls, name: str, values: Mapping[str, Any]) -> bool:
+        """Whether field ``name`` means something for a run with these ``values``.
+
+        True unless the field declares :func:`applies_when` conditions that ``values``
+        (a run's parameters; a missing key takes the field default) do not meet.
+        """
+        field = cls.model_fields.get(name)
+        extra = field.json_schema_extra if field is not None else None
+        conditions = extra.get("applies_when") if isinstance(extra, dict) else None
+        for key, allowed in (conditions or {}).items():
+            other = cls.model_fields.get(key)
+            value = values.get(key, other.default if other is not None else None)
+            if value not in allowed:
+                return False
+        return True
 
     def canonical(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field (paths as strings, tuples as lists)."""
@@ -86,10 +134,19 @@ def config_error_from(
     key = loc[0] if loc else "config"
     value = data.get(key, err.get("input")) if loc else err.get("input")
     if err["type"] == "extra_forbidden":
-        return ConfigError(
-            key, value, "unknown key; allowed keys: " + ", ".join(_field_names(cls)), where
-        )
+        return unknown_key_error(key, value, cls, where)
     return ConfigError(key, value, _allowed_text(err, cls, key), where)
+
+
+def unknown_key_error(key: str, value: Any, cls: type[BaseModel], where: str | None) -> ConfigError:
+    """A key ``cls`` does not have: the closest field (by alias, then spelling) and the list."""
+    names = _field_names(cls)
+    known = cls.field_aliases() if issubclass(cls, StudyConfig) else {}
+    return ConfigError(
+        key, value,
+        "unknown key" + did_you_mean(key, names, known) + "; allowed keys: " + ", ".join(names),
+        where,
+    )
 
 
 def _field_names(cls: type[BaseModel]) -> list[str]:

@@ -50,6 +50,7 @@ import yaml
 from sweeplab.core.config import StudyConfig
 from sweeplab.core.experiment import safe_name
 from sweeplab.errors import ConfigError
+from sweeplab.suggest import closest_file, did_you_mean
 
 __all__ = [
     "DEFAULT",
@@ -204,7 +205,9 @@ def load_grid_spec(path: str | Path) -> GridSpec:
     path = Path(path).expanduser()
     if not path.is_file():
         what = "is a directory" if path.is_dir() else "file not found"
-        raise ConfigError("spec", str(path), f"{what}; expected a grid spec YAML file")
+        near = None if path.is_dir() else closest_file(path)
+        hint = f" (did you mean {near}?)" if near else ""
+        raise ConfigError("spec", str(path), f"{what}{hint}; expected a grid spec YAML file")
     text = path.read_text(encoding="utf-8")
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader: no arbitrary objects
@@ -253,7 +256,8 @@ def _parse_general(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
     """Check every section of a general-form spec; a parameter lives in one section only."""
     for key in data:
         if key not in TOP_LEVEL_KEYS:
-            raise ConfigError(key, _show(data[key]), "unknown top-level key; allowed keys: "
+            raise ConfigError(key, _show(data[key]), "unknown top-level key"
+                              + did_you_mean(key, TOP_LEVEL_KEYS) + "; allowed keys: "
                               + ", ".join(TOP_LEVEL_KEYS), source)
     study = data.get("study")
     if not isinstance(study, str) or not study:
@@ -293,7 +297,8 @@ def _tracking(value: Any, source: str) -> dict[str, Any]:
     section = _mapping(value, "tracking", source)
     for key, item in section.items():
         if key not in TRACKING_KEYS:
-            raise ConfigError(f"tracking.{key}", _show(item), "unknown key; allowed keys: "
+            raise ConfigError(f"tracking.{key}", _show(item), "unknown key"
+                              + did_you_mean(key, TRACKING_KEYS) + "; allowed keys: "
                               + ", ".join(TRACKING_KEYS), source)
         if item is not None and not isinstance(item, str):
             raise ConfigError(f"tracking.{key}", _show(item), "must be a string", source)
@@ -403,8 +408,11 @@ def _parse_flat(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
         elif key in fields:
             fixed[key] = _unset(value)
         else:
+            hint = (did_you_mean(key, [*meta, *FLAT_AXES, *fields])  # depth: -> depths:
+                    or did_you_mean(key, fields, ImplicitBiasConfig.field_aliases()))
             raise ConfigError(key, _show(value), f"unknown key of the flat {FLAT_STUDY} "
-                              "spec; allowed keys: name, description, tracking, the list axes "
+                              f"spec{hint}; allowed keys: name, description, tracking, "
+                              "the list axes "
                               + ", ".join(FLAT_AXES) + ", and the parameters "
                               + ", ".join(fields), source)
         order.append(FLAT_AXES.get(key, key))
@@ -602,6 +610,7 @@ def _check_keys(spec: GridSpec, cls: type[StudyConfig]) -> None:
             if key not in cls.model_fields:
                 raise ConfigError(
                     f"{section}.{key}", _show(value),
-                    f"not a parameter of study {spec.study}; allowed keys: "
-                    + ", ".join(cls.ordered_fields()), spec.source,
+                    f"not a parameter of study {spec.study}"
+                    + did_you_mean(key, cls.ordered_fields(), cls.field_aliases())
+                    + "; allowed keys: " + ", ".join(cls.ordered_fields()), spec.source,
                 )

@@ -24,9 +24,9 @@ BAD = [
     ("anchor-composite", ["--device", "tpu"], "invalid device=tpu", "'auto', 'cpu' or 'cuda'"),
     ("anchor-composite", ["--gamma", "0"], "invalid gamma=0", "must be > 0"),
     ("anchor-composite", ["--schedule", "linear"], "invalid schedule=linear", "warmup_cosine"),
-    ("anchor-composite", ["--n_ood", "5"], "--n_ood", "allowed flags"),
+    ("anchor-composite", ["--n_ood", "5"], "--n_ood", "for all flags"),
     ("inverse-sequence", ["--n_layers", "0"], "invalid n_layers=0", "must be >= 1"),
-    ("inverse-sequence", ["--n_heldout", "5"], "--n_heldout", "allowed flags"),
+    ("inverse-sequence", ["--n_heldout", "5"], "--n_heldout", "for all flags"),
 ]
 
 

@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from sweeplab.core.config import StudyConfig
+from sweeplab.core.config import StudyConfig, aliases
 
 ModelType = Literal[
     "mamba_standard", "mamba_ones_conv", "mamba_pos_encoding", "transformer",
@@ -35,7 +35,8 @@ class AnchorTrainingConfig(StudyConfig):
     IDENTITY_VERSION: ClassVar[int] = 1
 
     model_type: ModelType = Field("mamba_standard", description="architecture variant")
-    n_layers: int = Field(2, ge=1, description="number of residual blocks")
+    n_layers: int = Field(2, ge=1, description="number of residual blocks",
+                          **aliases("depth", "L", "layers", "num_layers"))
     gamma: float = Field(
         1.0, gt=0, description="initialization rate: every weight matrix ~ N(0, (fan_in^-gamma)^2)"
     )
@@ -44,8 +45,10 @@ class AnchorTrainingConfig(StudyConfig):
     d_state: int = Field(128, ge=1, description="Mamba: SSM state size")
     expand: int = Field(2, ge=1, description="Mamba: inner width = expand * d_model")
     d_conv: int = Field(4, ge=1, description="causal convolution kernel size")
-    epochs: int = Field(210, ge=1, description="passes over the training set")
-    lr: float = Field(1e-3, gt=0, description="peak learning rate (AdamW)")
+    epochs: int = Field(210, ge=1, description="passes over the training set",
+                        **aliases("n_epochs", "num_epochs", "max_epochs"))
+    lr: float = Field(1e-3, gt=0, description="peak learning rate (AdamW)",
+                      **aliases("learning_rate", "step_size", "eta"))
     batch_size: int = Field(32, ge=1, description="training mini-batch size")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
     schedule: Literal["constant", "warmup_cosine"] = Field(

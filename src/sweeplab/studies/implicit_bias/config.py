@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from sweeplab.core.config import StudyConfig
+from sweeplab.core.config import StudyConfig, aliases, applies_when
 from sweeplab.data.config import DataConfig
 
 
@@ -20,16 +20,21 @@ class ImplicitBiasConfig(DataConfig, StudyConfig):
     potential: Literal["quadratic", "lp", "hypentropy"] = Field(
         "lp", description="mirror-descent potential (quadratic = gradient descent)"
     )
-    p: float = Field(1.5, gt=1, description="lp potential: exponent p > 1")
-    beta: float = Field(1.0, gt=0, description="hypentropy potential: scale beta > 0")
-    L: int = Field(2, ge=1, description="depth of the linear network (number of layers)")
+    p: float = Field(1.5, gt=1, description="lp potential: exponent p > 1",
+                     **applies_when(potential=["lp"]))
+    beta: float = Field(1.0, gt=0, description="hypentropy potential: scale beta > 0",
+                        **applies_when(potential=["hypentropy"]))
+    L: int = Field(2, ge=1, description="depth of the linear network (number of layers)",
+                   **aliases("depth", "n_layers", "num_layers", "layers"))
     width: int = Field(16, ge=1, description="width of the hidden layers")
     init_scale: float = Field(
         0.1, gt=0, description="entries of W_k ~ N(0, init_scale^2 / fan_in)"
     )
     loss: Literal["logistic", "exponential"] = Field("logistic", description="training loss")
-    lr: float = Field(0.1, gt=0, description="learning rate (step size in the dual)")
-    epochs: int = Field(1000, ge=1, description="passes over the training data")
+    lr: float = Field(0.1, gt=0, description="learning rate (step size in the dual)",
+                      **aliases("learning_rate", "step_size", "eta"))
+    epochs: int = Field(1000, ge=1, description="passes over the training data",
+                        **aliases("n_epochs", "num_epochs", "max_epochs"))
     batch_size: int | None = Field(
         None, ge=1, description="mini-batch size (default: full batch, one step per epoch)"
     )

@@ -24,7 +24,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from sweeplab.core.config import StudyConfig
+from sweeplab.core.config import StudyConfig, aliases
 from sweeplab.errors import InvalidField
 
 STAGES = ("train", "perturb", "volume", "cutoff", "test")
@@ -61,10 +61,12 @@ class VolumeConfig(StudyConfig):
     hidden: tuple[int, ...] = Field((128,), description="mlp: hidden widths")
     channels: tuple[int, ...] = Field((8, 16), description="cnn: channels of the 3x3 convs")
     optimizer: Literal["sgd", "adam"] = Field("adam", description="optimizer (sam wraps it)")
-    lr: float = Field(1e-3, gt=0, description="learning rate")
+    lr: float = Field(1e-3, gt=0, description="learning rate",
+                      **aliases("learning_rate", "step_size", "eta"))
     momentum: float = Field(0.9, ge=0, description="sgd: momentum")
     weight_decay: float = Field(0.0, ge=0, description="weight decay")
-    epochs: int = Field(200, ge=1, description="training epochs per model")
+    epochs: int = Field(200, ge=1, description="training epochs per model",
+                        **aliases("n_epochs", "num_epochs", "max_epochs"))
     batch_size: int = Field(64, ge=1, description="training mini-batch size")
     sam_rho: float = Field(0.05, gt=0, description="sam: neighbourhood radius rho")
     n_directions: int = Field(32, ge=1, description="random directions K per model")
