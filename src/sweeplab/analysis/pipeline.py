@@ -104,6 +104,8 @@ def run_analysis(
         if findings
         else Paragraph("No study-specific findings are defined for this study; see the tables.")
     )
+    if spec.paper_values is not None and spec.reproduction is not None:
+        _reproduction(report, out, spec, data)
     report.add(Heading("Tables"))
     for table in spec.tables:
         _table(report, out, finals, table)
@@ -115,6 +117,28 @@ def run_analysis(
         report.add(*[Figure(path, caption) for path, caption in figures])
     md, page = _write_report(report, out)
     return AnalysisOutcome(out, md, page, len(runs), len(finals), skipped)
+
+
+def _reproduction(report: Report, out: Path, spec: StudyAnalysis, data: AnalysisData) -> None:
+    """The "paper vs this run" table: in the report, and as CSV and LaTeX under tables/."""
+    from sweeplab.analysis.reproduction import HEADER, load_paper_values, reproduction_rows
+
+    values = load_paper_values(spec.paper_values)
+    rows = reproduction_rows(values, spec.reproduction(data))
+    frame = pd.DataFrame([row.cells() for row in rows], columns=list(HEADER))
+    frame.to_csv(out / "tables" / "reproduction.csv", index=False)
+    latex = to_latex(frame, [(h, h) for h in HEADER],
+                     caption=f"Paper vs this run ({values.paper})", label="tab:reproduction")
+    atomic_write_text(out / "tables" / "reproduction.tex", latex)
+    counts = {v: sum(r.verdict == v for r in rows) for v in dict.fromkeys(r.verdict for r in rows)}
+    report.add(Heading("Paper vs this run"))
+    report.add(Paragraph(
+        f"Each claim of {values.paper} that this study checks, beside what the runs analysed "
+        f"here show, at their scale: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+        + ". The paper's values and sources are in the study's paper_values.yaml."))
+    report.add(Table(HEADER, tuple(row.cells() for row in rows),
+                     "Paper vs this run (CSV: tables/reproduction.csv, LaTeX: "
+                     "tables/reproduction.tex)"))
 
 
 def _relabel(

@@ -78,6 +78,11 @@ class StudyAnalysis:
     report_tables: Callable[[AnalysisData, Path], list[ReportTable]] | None = None
     """Tables beyond the per-condition ones (e.g. per model inside a run); the callable
     also writes their CSV/LaTeX files into the output folder it is given."""
+    paper_values: Path | None = None
+    """The study's ``paper_values.yaml`` (see :mod:`sweeplab.analysis.reproduction`)."""
+    reproduction: Callable[[AnalysisData], dict[str, Any]] | None = None
+    """Measures each claim of ``paper_values`` from the runs: claim id -> ``Measured``
+    (or None where the runs do not contain what the claim needs)."""
 
 
 def generic_analysis(runs: pd.DataFrame, config_keys: list[str]) -> StudyAnalysis:
