@@ -132,6 +132,17 @@ def test_a_batch_leaves_what_each_run_leaves_alone(tmp_path, family):
         _assert_same_run(dirs[i], ctxs[i], results[i], _alone(tmp_path, cfg, i))
 
 
+def test_a_batched_run_that_learned_nothing_says_so_as_it_does_alone(tmp_path):
+    # seed 1 starts at accuracy 0.48 (seed 0 already at 1.0: nothing to say there)
+    cfgs = [_cfg(lr=1e-4, seed=1, epochs=20), _cfg(lr=0.1, seed=2, epochs=20)]
+    dirs, ctxs, results = _batch(tmp_path, cfgs)
+    for i, cfg in enumerate(cfgs):
+        _assert_same_run(dirs[i], ctxs[i], results[i], _alone(tmp_path, cfg, i))
+    assert sum("the run learned nothing" in w for w in ctxs[0].warnings) == 1
+    assert not any("learned nothing" in w for w in ctxs[1].warnings)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # diverging: no overflow
 def test_a_diverging_run_fails_alone_and_its_batch_mates_go_on(tmp_path):
     # exponential loss on overlapping data: lr=1 diverges in the deep network at epoch
     # 43 (the linear baseline converges), lr=3 already in the linear MD baseline

@@ -14,6 +14,7 @@ from sweeplab.studies.implicit_bias.metrics import (
     normalized_margin,
     rank_one_ratio,
 )
+from sweeplab.studies.implicit_bias.model import loss_numpy, mean_exp
 from sweeplab.studies.implicit_bias.potentials import LpPotential, Quadratic
 
 
@@ -70,3 +71,17 @@ def test_tracker_reports_ratios_against_the_optimal_margins():
     assert out["train_acc"] == 1.0
     assert out["loss"] == pytest.approx(np.mean(np.log1p(np.exp(-np.array([2.0, 2.0, 1.0])))))
     assert out["balance_drift_max"] == 0.0
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+def test_the_exponential_loss_of_a_diverging_run_is_inf_without_an_overflow():
+    assert loss_numpy("exponential", np.array([-800.0, 3.0])) == np.inf
+    # a mean within float64 although one of its terms alone is not
+    top = np.finfo(np.float64).max
+    big = np.log(top)
+    assert mean_exp(np.array([big + 0.5, big - 5.0])) == pytest.approx(
+        top / 2 * (np.exp(0.5) + np.exp(-5.0)), rel=1e-12)
+    rows = np.array([[800.0, 1.0], [1.0, 2.0], [np.inf, 0.0]])
+    out = mean_exp(rows, axis=1)
+    assert out[0] == np.inf and out[2] == np.inf
+    assert out[1] == np.exp(rows[1]).mean()  # rows that fit: the plain formula, bit for bit

@@ -101,6 +101,7 @@ def test_digits_pair_with_pca_has_no_decision_boundary(tmp_path):
     assert dirs["input_dim"] == 10 and len(dirs["end_to_end"]) == 10
 
 
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # diverging: no overflow
 def test_diverging_run_is_recorded_as_failed(tmp_path):
     _, result = _run(tmp_path, lr=100.0, loss="exponential", separation=0.2, noise=1.5,
                      epochs=50, plots=False)

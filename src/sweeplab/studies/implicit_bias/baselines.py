@@ -28,7 +28,6 @@ hundred points. The seed changes only the speed, never the answer.
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from collections.abc import Callable
@@ -55,7 +54,6 @@ __all__ = [
     "svm_direction",
 ]
 
-log = logging.getLogger(__name__)
 
 # A constraint y_i <w, x_i> >= 1 counts as violated (on the rescaled data, rows of norm
 # <= 1) below 1 - _FEAS_TOL; the conic solvers are asked for 1e-9, and a solution of a
@@ -526,11 +524,12 @@ def compute_baselines(
     :func:`is_linearly_separable`) also the l2 SVM and, unless ``p`` is None, the lp
     max-margin direction. On non-separable data those two are None with a warning, and
     a solver failure on separable data is reported the same way instead of raised, so
-    a run always gets its baselines; so is a logistic ``ConvergenceWarning``. Each
-    warning is also logged at WARNING level. ``seed`` is the random state of logistic
-    regression; the SVM seeds the lp program's working set (speed only). Bad input
-    (shapes, labels, a single class, ``p`` not a finite number >= 1, ``logreg_C <= 0``)
-    raises :class:`ConfigError`.
+    a run always gets its baselines; so is a logistic ``ConvergenceWarning``. The
+    warnings are returned, not logged: the caller records each once (a run through
+    ``RunContext.warn``, which logs it and keeps it for ``final.json``). ``seed`` is the
+    random state of logistic regression; the SVM seeds the lp program's working set
+    (speed only). Bad input (shapes, labels, a single class, ``p`` not a finite number
+    >= 1, ``logreg_C <= 0``) raises :class:`ConfigError`.
     """
     X, y = _check_data(X, y)
     pf = None if p is None else _check_p(p)
@@ -573,8 +572,6 @@ def compute_baselines(
             except BaselineSolverError as exc:
                 notes.append(f"l{pf:g} max-margin baseline unavailable: {exc}")
 
-    for note in notes:
-        log.warning(note)
     return Baselines(
         separable=separable,
         svm=svm,

@@ -44,6 +44,7 @@ from sweeplab.studies.implicit_bias.shared_baselines import (
     linear_md_directions,
     lp_max_margin_after,
 )
+from sweeplab.studies.implicit_bias.stall import warn_if_stalled
 
 __all__ = ["batch_key", "run_batch"]
 
@@ -373,6 +374,8 @@ def _state_fn(run: _Run, engine: BatchedMirrorDescent) -> Callable[[], dict]:
 def _finish(run: _Run) -> Result:
     """The final dict, directions.json and figures of a run that trained to the end."""
     try:
+        warn_if_stalled(run.ctx, run.cfg, run.data.X, run.data.y, run.init_weights, run.last,
+                        run.directions["logreg"])
         w = run.e2e
         p = run.potential.margin_p
         final = outputs.final_metrics(run.cfg.epochs, run.last, run.data, w, run.directions,

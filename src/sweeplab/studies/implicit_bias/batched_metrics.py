@@ -27,6 +27,7 @@ import numpy as np
 
 from sweeplab.studies.implicit_bias.batched_train import data_layout
 from sweeplab.studies.implicit_bias.metrics import MetricTracker, balances, normalized_margin
+from sweeplab.studies.implicit_bias.model import mean_exp
 from sweeplab.studies.implicit_bias.potentials import (
     HyperbolicEntropy,
     LpPotential,
@@ -211,7 +212,7 @@ class BatchedMetricTracker:
             terms += rest
             return terms.mean(axis=1)
         if self.loss == "exponential":
-            return np.exp(-m).mean(axis=1)
+            return mean_exp(-m, axis=1)
         raise KeyError(f"unknown loss {self.loss!r}")
 
     def _layer_columns(self, weights: Sequence[np.ndarray], out: dict[str, np.ndarray]) -> None:

@@ -128,5 +128,32 @@ def loss_numpy(name: str, margins: np.ndarray) -> float:
     if name == "logistic":
         return float(np.mean(np.logaddexp(0.0, -margins)))
     if name == "exponential":
-        return float(np.mean(np.exp(-margins)))
+        return float(mean_exp(-np.asarray(margins, dtype=np.float64)))
     raise KeyError(f"unknown loss {name!r}; known: {', '.join(LOSSES)}")
+
+
+_LOG_MAX = math.log(np.finfo(np.float64).max)
+"""log of the largest float64: exp of anything above it overflows."""
+
+
+def mean_exp(a: np.ndarray, axis: int | None = None) -> np.ndarray:
+    """mean(exp(a)) along ``axis``, inf where it exceeds float64's range, never overflowing.
+
+    A diverging run (exponential loss, margins far below zero) has exp(-m_i) beyond
+    float64; its mean loss is then infinite, which is the value to log, not a warning.
+    Where every term fits, this is plain ``exp(a).mean(axis)`` (bit for bit); elsewhere
+    the log-mean-exp  t + log mean exp(a - t),  t = max a,  decides between a finite
+    value and inf.
+    """
+    top = np.max(a, axis=axis, keepdims=True)
+    fits = top <= _LOG_MAX
+    if np.all(fits):
+        return np.exp(a).mean(axis=axis)
+    shift = np.where(fits, 0.0, top)
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf, log 0: inf terms
+        scaled = np.exp(a - shift).mean(axis=axis)
+        log_mean = np.squeeze(shift, axis=axis) + np.log(scaled)
+    top, fits = np.squeeze(top, axis=axis), np.squeeze(fits, axis=axis)
+    log_mean = np.where(np.isposinf(top), np.inf, log_mean)
+    big = np.where(log_mean > _LOG_MAX, np.inf, np.exp(np.minimum(log_mean, _LOG_MAX)))
+    return np.where(fits, scaled, big)

@@ -18,6 +18,7 @@ from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
 from sweeplab.studies.implicit_bias.metrics import MetricTracker
 from sweeplab.studies.implicit_bias.model import DeepLinearNetwork
 from sweeplab.studies.implicit_bias.potentials import Potential, make_potential
+from sweeplab.studies.implicit_bias.stall import warn_if_stalled
 from sweeplab.studies.implicit_bias.train import MirrorDescentTrainer, train_mirror_descent
 
 
@@ -98,6 +99,7 @@ def run_one(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
         trainer.train(cfg.epochs, log_interval=cfg.log_interval, on_log=on_log,
                       at_epoch=at_epoch)
 
+    warn_if_stalled(ctx, cfg, X, y, init_weights, last, directions["logreg"])
     w = model.end_to_end().detach().to(torch.float64).numpy()
     final = outputs.final_metrics(cfg.epochs, last, data, w, directions, separable)
     outputs.save_directions(ctx, w, directions, potential.margin_p, separable, data)

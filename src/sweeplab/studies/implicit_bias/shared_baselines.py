@@ -19,7 +19,6 @@ with L = 1).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,8 +39,6 @@ from sweeplab.studies.implicit_bias.baselines import (
 )
 from sweeplab.studies.implicit_bias.batched_train import BatchedMirrorDescent
 from sweeplab.studies.implicit_bias.potentials import Potential
-
-log = logging.getLogger(__name__)
 
 
 def lp_max_margin_after(
@@ -67,9 +64,7 @@ def lp_max_margin_after(
     try:
         return _lp_max_margin(Z, pf, start, per_dim) / s, []
     except BaselineSolverError as exc:
-        note = f"l{pf:g} max-margin baseline unavailable: {exc}"
-        log.warning(note)
-        return None, [note]
+        return None, [f"l{pf:g} max-margin baseline unavailable: {exc}"]
 
 
 def linear_md_directions(
