@@ -28,7 +28,7 @@ $(BIN)/sweeplab: pyproject.toml
 setup: $(BIN)/sweeplab
 
 demo: setup
-	$(BIN)/sweeplab run implicit-bias --tag demo
+	$(BIN)/sweeplab run implicit-bias --tag demo --input_dim 8 --n_samples 32 --noise 0.5 --p 4 --init_scale 0.5 --epochs 3000
 	@run=$$(ls -dt runs_out/*_demo | head -n 1); \
 	echo; \
 	echo "Next: the commands are in .venv/bin; type 'source .venv/bin/activate' first"; \

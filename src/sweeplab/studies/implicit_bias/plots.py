@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,15 @@ BASELINE_STYLES = {
     "linear_md": ("#0072B2", "--"),
 }
 """Colour and line style of each baseline's decision line (the same in every panel)."""
+
+COINCIDE_SHARE = 0.01
+"""Angle curves closer than this share of the y axis everywhere draw as one line."""
+
+COINCIDE_LINE_DEG = 0.5
+"""Decision lines closer than this angle (degrees) draw as one line."""
+
+EQUAL_TOL = 1e-6
+"""A gap at most this small (degrees) is an equality, marked "=" rather than "≈"."""
 
 Results = Sequence[Mapping[str, Any]] | Mapping[str, Sequence[float]]
 
@@ -88,7 +97,10 @@ def _log_x(ax: Any, epochs: np.ndarray) -> np.ndarray:
 def plot_angles_over_time(results: Results, savepath: str | Path) -> list[Path]:
     """Angle (degrees) between the end-to-end predictor and each baseline, per epoch.
 
-    One run: one line per baseline. Aggregated curves: one panel per baseline (l2 SVM,
+    One run: one line per baseline, in the colours of the decision-boundary figure, the
+    legend outside the axes; a curve that lies on an earlier one (within
+    :data:`COINCIDE_SHARE` of the y axis throughout, e.g. the lp max-margin on the SVM in
+    2-D) is dashed and labelled "(= SVM)". Aggregated curves: one panel per baseline (l2 SVM,
     logistic regression, lp max-margin, linear MD), one colour per condition, on a shared
     y axis, so which baseline the deep predictor approaches reads at a glance.
     """
@@ -103,15 +115,67 @@ def plot_angles_over_time(results: Results, savepath: str | Path) -> list[Path]:
     epochs = _epochs(cols)
     fig, ax = new_figure()
     mask = _log_x(ax, epochs)
-    for name, label in BASELINE_LABELS.items():
-        if f"angle_{name}" in cols:
-            ax.plot(epochs[mask], cols[f"angle_{name}"][mask], label=label)
+    curves = {name: cols[f"angle_{name}"][mask] for name in BASELINE_LABELS
+              if f"angle_{name}" in cols}
+    top = max((np.nanmax(c) for c in curves.values() if np.isfinite(c).any()), default=0.0)
+    same = coinciding(list(curves), lambda a, b: _max_gap(curves[a], curves[b]),
+                      COINCIDE_SHARE * top)
+    for name, curve in curves.items():
+        colour, _ = BASELINE_STYLES[name]
+        ax.plot(epochs[mask], curve, color=colour, label=marked_label(name, same),
+                linestyle="--" if name in same else "-")  # the line beneath shows through
     ax.set_xlabel("epoch")
     ax.set_ylabel("angle to baseline (degrees)")
     ax.set_ylim(bottom=0)
     ax.set_title("Direction of the end-to-end predictor")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              frameon=False)  # outside the axes: it never covers a curve
     return save_figure(fig, savepath)
+
+
+def coinciding(
+    names: Sequence[str], gap: Callable[[str, str], float], tol: float
+) -> dict[str, tuple[str, float]]:
+    """name -> (an earlier name it coincides with, their gap), for names drawn as one line.
+
+    ``gap(a, b)`` is how far apart two lines are (NaN: not comparable); a name coincides
+    with the first earlier name, itself not coinciding with another, within ``tol``.
+    """
+    same: dict[str, tuple[str, float]] = {}
+    for i, name in enumerate(names):
+        for other in names[:i]:
+            if other in same:
+                continue
+            distance = gap(name, other)
+            if math.isfinite(distance) and distance <= tol:
+                same[name] = (other, distance)
+                break
+    return same
+
+
+def marked_label(name: str, same: Mapping[str, tuple[str, float]]) -> str:
+    """The display name, with "(= other)" or "(≈ other)" when its line hides another."""
+    label = BASELINE_LABELS.get(name, name)
+    if name not in same:
+        return label
+    other, distance = same[name]
+    sign = "=" if distance <= EQUAL_TOL else "≈"
+    return f"{label} ({sign} {BASELINE_LABELS.get(other, other)})"
+
+
+def _max_gap(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest |a - b| where both are finite (NaN when they never are)."""
+    both = np.isfinite(a) & np.isfinite(b)
+    return float(np.max(np.abs(a[both] - b[both]))) if both.any() else float("nan")
+
+
+def _line_gap(u: np.ndarray, v: np.ndarray) -> float:
+    """Angle (degrees) between the lines {x : <u, x> = 0} and {x : <v, x> = 0}."""
+    nu, nv = np.linalg.norm(u), np.linalg.norm(v)
+    if nu == 0 or nv == 0:
+        return float("nan")
+    cos = abs(float(np.dot(u, v))) / (nu * nv)
+    return math.degrees(math.acos(min(1.0, cos)))
 
 
 @styled
@@ -247,15 +311,17 @@ def plot_decision_boundary(
 
     ``model`` is a :class:`DeepLinearNetwork` or an end-to-end weight vector of length 2.
     Every classifier here passes through the origin, so a direction w draws the line
-    {x : <w, x> = 0}.
+    {x : <w, x> = 0}. Lines drawn on one another are marked in the legend, which sits
+    outside the axes so that it covers neither data nor lines.
     """
     X = np.asarray(X, dtype=float)
     if X.shape[1] != 2:
         raise ValueError(f"decision boundaries need 2-D inputs, got dimension {X.shape[1]}")
     fig, ax = new_figure(figsize=(4.2, 4.0))
-    _draw_boundaries(ax, _as_vector(model), X, y, directions)
+    _draw_boundaries(ax, _as_vector(model), X, y, directions, mark_coinciding=True)
     ax.set_title("Decision boundaries")
-    ax.legend(loc="best", fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0,
+              frameon=False, fontsize=7)  # outside the axes: it never covers a line
     return save_figure(fig, savepath)
 
 
@@ -336,8 +402,13 @@ def _draw_boundaries(
     y: np.ndarray,
     directions: Mapping[str, Any] | None,
     marker_size: float = 8,
+    mark_coinciding: bool = False,
 ) -> None:
-    """Decision regions of w, the two classes, w's line and each baseline's line."""
+    """Decision regions of w, the two classes, w's line and each baseline's line.
+
+    ``mark_coinciding``: a baseline whose line lies on the deep network's or an earlier
+    baseline's (within :data:`COINCIDE_LINE_DEG`) is labelled "(= that one)".
+    """
     lim = 1.1 * np.abs(X).max()
     grid = np.linspace(-lim, lim, 300)
     gx, gy = np.meshgrid(grid, grid)
@@ -358,13 +429,16 @@ def _draw_boundaries(
             alpha=0.8,
         )
     _draw_line(ax, w, lim, "deep network", "#000000", "-")
+    lines = {"deep network": w}
     for name, direction in (directions or {}).items():
         is_vector = isinstance(direction, (list, tuple, np.ndarray)) and len(direction) == 2
-        vector = np.asarray(direction, dtype=float) if is_vector else None
-        if name == "end_to_end" or vector is None:
-            continue  # also skips the scalar entries of a directions.json mapping
+        if name != "end_to_end" and is_vector:  # skips a directions.json's scalar entries
+            lines[name] = np.asarray(direction, dtype=float)
+    same = (coinciding(list(lines), lambda a, b: _line_gap(lines[a], lines[b]),
+                       COINCIDE_LINE_DEG) if mark_coinciding else {})
+    for name, vector in list(lines.items())[1:]:
         colour, style = BASELINE_STYLES.get(name, ("#555555", ":"))
-        _draw_line(ax, vector, lim, BASELINE_LABELS.get(name, name), colour, style)
+        _draw_line(ax, vector, lim, marked_label(name, same), colour, style)
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
