@@ -1,6 +1,7 @@
 # sweeplab: set-up, demo and tests. Every target creates .venv on first use.
 #
-#   make demo   set up and run one short synthetic implicit-bias run (embedded defaults)
+#   make demo   set up and run one short synthetic implicit-bias run (8-D, p = 4: the
+#               baselines differ, so the angle figure tells the story of the study)
 #   make test   set up and run the test suite
 #   make bench  print the speed figures of benchmarks/ (installs Hydra for the comparison)
 #
