@@ -1,4 +1,5 @@
-"""Studies for the local executor's tests: one that can kill its own worker process.
+"""Studies for the executors' tests: one that kills its own worker, one that batches,
+one that fills a disk.
 
 Registered when imported; a spawned worker imports this module by the ``study_module``
 its jobs carry, as it would any third-party study.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 from sweeplab import RunContext, StudyConfig, register_study
 
@@ -66,3 +69,34 @@ def batch_study(cfg: BatchConfig, ctx: RunContext) -> dict[str, float]:
     if cfg.fail:
         raise RuntimeError(f"x={cfg.x} fails")
     return {**_walk(cfg, ctx), "batch_size": 1}
+
+
+class FillConfig(StudyConfig):
+    """``rows`` metric rows of ``width`` values each (about ``rows * width`` bytes)."""
+
+    x: int = 0
+    rows: int = 100
+    width: int = 40
+    wait_for: str = ""
+    """A file (relative to the grid directory) to wait for, up to a minute, before writing."""
+    hold_until: str = ""
+    """A file (relative to the grid directory): stay running after logging the rows until
+    it exists, up to a minute (to be in flight when a disk fills)."""
+
+
+@register_study("toy-fill", config=FillConfig)
+def fill_study(cfg: FillConfig, ctx: RunContext) -> dict[str, float]:
+    """Writes a lot of metrics (to fill a small disk); every value is a known function of
+    the step, so a finished run's metrics can be checked row by row."""
+    _wait_for(ctx.run_dir.parent, cfg.wait_for)
+    for step in range(cfg.rows):
+        ctx.log(step, **{f"m{i}": cfg.x + step + i / 1000 for i in range(cfg.width)})
+    _wait_for(ctx.run_dir.parent, cfg.hold_until)
+    return {"y": float(cfg.x), "rows": float(cfg.rows)}
+
+
+def _wait_for(folder: Path, name: str, timeout: float = 60.0) -> None:
+    """Wait until ``folder/name`` exists (at most ``timeout`` s; at once for no name)."""
+    deadline = time.monotonic() + timeout
+    while name and not (folder / name).exists() and time.monotonic() < deadline:
+        time.sleep(0.02)

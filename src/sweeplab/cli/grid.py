@@ -14,10 +14,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from sweeplab.cli.console import Interrupted, console, say
+from sweeplab.cli.console import Interrupted, console, fail, say
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 from sweeplab.cli.progress import GridProgress
 from sweeplab.cli.tracking import TRACKING_FLAGS, add_tracking_flags, tracking_from
+from sweeplab.core.disk import DiskFullError, disk_full_file
 from sweeplab.core.grid import load_grid_spec
 from sweeplab.errors import ConfigError
 from sweeplab.execute.base import Executor
@@ -30,6 +31,7 @@ from sweeplab.execute.sweep import (
     new_grid_dir,
     plan_grid,
     prepare_grid_dir,
+    read_status,
     record_failure,
 )
 
@@ -78,7 +80,8 @@ def main(
     rerun_done: bool = False,
     study: str | None = None,
 ) -> int:
-    """Plan (validating everything), then run what is not done; exit 1 if any run failed.
+    """Plan (validating everything), then run what is not done; exit 1 if any run failed,
+    or if a full disk stopped the grid (one line: the runs it interrupted, how to resume).
 
     Other verbs run grids through here: ``prog`` names them in messages, ``overrides``
     set a key of every run, ``rerun_done`` runs finished runs again (a staged study's
@@ -129,7 +132,12 @@ def main(
             shutil.rmtree(grid_dir, ignore_errors=True)
         raise
     executor = _make_executor(ns, grid_dir)
-    prepare_grid_dir(plan, command, executor.name)
+    again = ("sweeplab grid --resume " + str(grid_dir) if prog == "sweeplab grid"
+             else " ".join(command))
+    try:
+        prepare_grid_dir(plan, command, executor.name)
+    except OSError as exc:
+        return _stopped_by_full_disk(exc, [], again)
 
     console.print(f"grid [bold]{grid_dir}[/bold]: {len(plan.jobs)} runs of {spec.study}, "
                   f"{len(plan.done)} already done, {len(plan.todo)} to run "
@@ -144,9 +152,16 @@ def main(
         progress.start(job)
         master.update(job, running=True)
 
+    stopped: list[Job] = []
+    full: list[DiskFullError] = []  # for executors that do not stop on a full disk
+
     def on_done(job: Job, result: JobResult) -> None:
         if result.state != "done":
-            record_failure(job, result.error or "failed")
+            record_failure(job, result.error or "failed", result.state == "interrupted")
+        if result.state == "interrupted":
+            stopped.append(job)
+        if result.disk_full is not None:
+            full.append(DiskFullError(result.disk_full))
         progress.finish(job, result)
         master.update(job)
 
@@ -154,13 +169,15 @@ def main(
         with progress:
             executor.run(plan.todo, on_start, on_done)
     except KeyboardInterrupt as exc:
-        again = ("sweeplab grid --resume " + str(grid_dir) if prog == "sweeplab grid"
-                 else " ".join(command))
         raise Interrupted(f"runs continue from their checkpoints with: {again}") from exc
+    except (DiskFullError, OSError) as exc:
+        return _stopped_by_full_disk(exc, stopped, again)
     finally:
         master.write(force=True)
+    if full:
+        return _stopped_by_full_disk(full[0], stopped, again)
     counts = master.counts()
-    failed = counts.get("failed", 0)
+    failed = counts.get("failed", 0) + counts.get("interrupted", 0)
     elapsed = time.monotonic() - started
     console.print(f"{counts.get('done', 0)} done, {failed} failed of {len(plan.jobs)} runs "
                   f"in {elapsed:.1f}s; master table: {master.path}", highlight=False)
@@ -173,6 +190,20 @@ def main(
     elif counts.get("done", 0):
         say(f"next: sweeplab analyze {grid_dir}")
     return 1 if failed else 0
+
+
+def _stopped_by_full_disk(exc: BaseException, stopped: list[Job], again: str) -> int:
+    """One line for a grid a full disk stopped (exit 1); any other error propagates.
+
+    The runs counted are those stopped with a status to show it: a run stopped before
+    it could write one never started, and stays pending.
+    """
+    path = disk_full_file(exc)
+    if path is None:
+        raise exc
+    interrupted = sum(read_status(Path(job.run_dir)).get("state") not in (None, "done")
+                      for job in stopped)
+    return fail(str(DiskFullError(path, interrupted, again)), code=1)
 
 
 def _check_study(found: str, wanted: str | None, prog: str) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from sweeplab.core.disk import naming
+
 RUN_SUBDIRS = ("figs", "tables", "logs")
 """Sub-folders every run directory has."""
 
@@ -36,20 +38,24 @@ _FILE_MODE = _file_mode()
 
 
 def atomic_write_bytes(path: str | Path, payload: bytes) -> Path:
-    """Write ``payload`` to ``path`` atomically (temp file in the same folder + os.replace)."""
+    """Write ``payload`` to ``path`` atomically (temp file in the same folder + os.replace).
+
+    A full disk raises the ``OSError`` naming ``path`` (not the temporary file).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with naming(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, _FILE_MODE)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(payload)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
     return path
 
 

@@ -9,8 +9,9 @@ workers, a Slurm job array) and reports back through two callbacks, so progress 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from sweeplab.core.disk import DiskFullError
 from sweeplab.execute.job import Job, JobResult
 
 OnStart = Callable[[Job], None]
@@ -26,4 +27,17 @@ class Executor(ABC):
     def run(self, jobs: Sequence[Job], on_start: OnStart, on_done: OnDone) -> None:
         """Run every job; call ``on_start(job)`` when it starts and ``on_done(job, result)``
         when it ends. Blocks until all are done. A failing run is a ``failed`` result, never
-        an exception; KeyboardInterrupt propagates after stopping outstanding work."""
+        an exception; KeyboardInterrupt propagates after stopping outstanding work.
+
+        A result with ``disk_full`` stops the executor: it starts nothing more, stops
+        the runs in flight (each reported, ``interrupted`` unless it finished), then
+        raises :class:`~sweeplab.core.disk.DiskFullError` (see :func:`disk_full_stop`).
+        The jobs never started stay pending."""
+
+
+def disk_full_stop(results: Iterable[JobResult]) -> DiskFullError | None:
+    """The error that stops an executor if one of ``results`` met a full disk."""
+    for result in results:
+        if result.disk_full is not None:
+            return DiskFullError(result.disk_full)
+    return None

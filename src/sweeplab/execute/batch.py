@@ -59,12 +59,14 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
 
     Never raises for a run's failure: a bad config, the study's exception for one run,
     or an exception of the whole batch all become ``failed`` results. An interruption
-    (Ctrl-C, SIGTERM) is recorded in every run, then re-raised.
+    (Ctrl-C, SIGTERM) is recorded in every run, then re-raised. A full disk met while
+    the runs start interrupts every run of the batch.
     """
-    from sweeplab.core.experiment import RUN_SUBDIRS
+    from sweeplab.core.disk import disk_full_file
     from sweeplab.core.registry import get_study
     from sweeplab.core.threads import limit_threads
-    from sweeplab.execute.single import finish_done, finish_failed, start_run
+    from sweeplab.execute.job import make_run_subdirs
+    from sweeplab.execute.single import finish_done, finish_failed, record_disk_full, start_run
     from sweeplab.track.config import TrackingConfig
 
     limit_threads(max(job.threads for job in jobs))
@@ -85,13 +87,22 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
             results[job.name] = JobResult(job.name, "failed", error=f"{type(exc).__name__}: "
                                                                      f"{exc}")
     runs = []
-    for i, (job, cfg) in enumerate(zip(runnable, cfgs)):
-        run_dir = Path(job.run_dir)
-        for sub in RUN_SUBDIRS:
-            (run_dir / sub).mkdir(parents=True, exist_ok=True)
-        tracking = TrackingConfig(**job.tracking) if job.tracking else None
-        runs.append(start_run(study, cfg, run_dir, cli=job.cli, tracking=tracking,
-                              run_name=job.name, logger_name=f"sweeplab.run.{i}"))
+    try:
+        for i, (job, cfg) in enumerate(zip(runnable, cfgs)):
+            make_run_subdirs(Path(job.run_dir))
+            tracking = TrackingConfig(**job.tracking) if job.tracking else None
+            runs.append(start_run(study, cfg, Path(job.run_dir), cli=job.cli,
+                                  tracking=tracking, run_name=job.name,
+                                  logger_name=f"sweeplab.run.{i}"))
+    except OSError as exc:
+        if disk_full_file(exc) is None:
+            raise
+        for job, run in zip(runnable, runs):
+            results[job.name] = JobResult.of_run(job.name, finish_failed(run, exc))
+        for job, cfg in zip(runnable[len(runs):], cfgs[len(runs):]):
+            results[job.name] = JobResult.of_run(
+                job.name, record_disk_full(Path(job.run_dir), cfg.config_hash(), exc))
+        return [results[job.name] for job in jobs]
     for run in runs:
         run.ctx.logger.info("trained in a batch of %d runs", len(runs))
     try:
@@ -101,8 +112,7 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
                                f"{len(runs)} runs")
     except BaseException as exc:  # noqa: BLE001 - the whole batch failed: every run records it
         for job, run in zip(runnable, runs):
-            r = finish_failed(run, exc)
-            results[job.name] = JobResult(job.name, r.state, r.final, r.error, r.duration_s)
+            results[job.name] = JobResult.of_run(job.name, finish_failed(run, exc))
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return [results[job.name] for job in jobs]
@@ -113,5 +123,5 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
             r = finish_done(run, outcome or {})
         except Exception as exc:  # noqa: BLE001 - this run's failure, not its batch-mates'
             r = finish_failed(run, exc)
-        results[job.name] = JobResult(job.name, r.state, r.final, r.error, r.duration_s)
+        results[job.name] = JobResult.of_run(job.name, r)
     return [results[job.name] for job in jobs]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sweeplab.execute.base import Executor, OnDone, OnStart
+from sweeplab.execute.base import Executor, OnDone, OnStart, disk_full_stop
 from sweeplab.execute.batch import batch_units
 from sweeplab.execute.job import Job, run_jobs
 
@@ -26,5 +26,8 @@ class InlineExecutor(Executor):
         for unit in units:
             for job in unit:
                 on_start(job)
-            for job, result in zip(unit, run_jobs(unit)):
+            results = run_jobs(unit)
+            for job, result in zip(unit, results):
                 on_done(job, result)
+            if (full := disk_full_stop(results)) is not None:
+                raise full

@@ -11,7 +11,10 @@ from __future__ import annotations
 import importlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sweeplab.execute.single import RunResult
 
 
 @dataclass(frozen=True)
@@ -37,16 +40,28 @@ class Job:
 
 @dataclass
 class JobResult:
-    """What comes back from a job: its state (done/failed), final metrics, error, time."""
+    """What comes back from a job: its state, final metrics, error, time.
+
+    ``state`` is ``done``, ``failed`` or ``interrupted`` (stopped, to run again on
+    resume); ``disk_full`` names the file a full disk stopped (see
+    :mod:`sweeplab.core.disk`): the executor then stops the grid.
+    """
 
     name: str
     state: str
     final: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     duration_s: float = 0.0
+    disk_full: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def of_run(cls, name: str, result: RunResult) -> JobResult:
+        """The job result of run ``name``'s :class:`~sweeplab.execute.single.RunResult`."""
+        return cls(name, result.state, result.final, result.error, result.duration_s,
+                   result.disk_full)
 
 
 def run_jobs(jobs: list[Job]) -> list[JobResult]:
@@ -64,12 +79,12 @@ def run_job(job: Job) -> JobResult:
     The module that registered the study is imported first (a fresh worker may not have
     it). The run directory is created if missing (with figs/, tables/, logs/). Threads are
     limited before the study imports its heavy modules. A run with a checkpoint of its
-    config left in its directory (the planner keeps only those) resumes from it.
+    config left in its directory (the planner keeps only those) resumes from it. A full
+    disk, wherever met, is an ``interrupted`` result naming the file.
     """
-    from sweeplab.core.experiment import RUN_SUBDIRS
     from sweeplab.core.registry import get_study
     from sweeplab.core.threads import limit_threads
-    from sweeplab.execute.single import execute_run
+    from sweeplab.execute.single import execute_run, record_disk_full
 
     limit_threads(job.threads)
     if job.study_module:
@@ -78,8 +93,13 @@ def run_job(job: Job) -> JobResult:
         except ImportError as exc:
             return JobResult(job.name, "failed", error=f"cannot import the study: {exc}")
     run_dir = Path(job.run_dir)
-    for sub in RUN_SUBDIRS:
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        make_run_subdirs(run_dir)
+    except OSError as exc:
+        stopped = record_disk_full(run_dir, job.config_hash, exc)
+        if stopped is None:
+            raise
+        return JobResult.of_run(job.name, stopped)
     try:
         study = get_study(job.study)
         cfg = study.config.from_mapping(job.config, where=f"run {job.name}")
@@ -92,4 +112,12 @@ def run_job(job: Job) -> JobResult:
         tracking = TrackingConfig(**job.tracking)
     result = execute_run(study, cfg, run_dir, cli=job.cli, resume=True, tracking=tracking,
                          run_name=job.name)
-    return JobResult(job.name, result.state, result.final, result.error, result.duration_s)
+    return JobResult.of_run(job.name, result)
+
+
+def make_run_subdirs(run_dir: Path) -> None:
+    """Create ``run_dir`` with its figs/, tables/ and logs/ folders (if missing)."""
+    from sweeplab.core.experiment import RUN_SUBDIRS
+
+    for sub in RUN_SUBDIRS:
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,10 @@ When the driver is interrupted (Ctrl-C, SIGTERM) it passes SIGTERM on to the wor
 a study in its training loop saves a checkpoint and stops, and the grid's next resume
 continues it from there. A driver that dies without a word (``kill -9``) cannot: each
 worker watches its driver and, orphaned, stops the same way by itself and exits.
+
+A run that meets a full disk stops the pool the same way: no new run starts, the runs
+in flight are stopped and reported (``interrupted``, unless they finished), and
+:class:`~sweeplab.core.disk.DiskFullError` ends the executor.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from sweeplab.execute.base import Executor, OnDone, OnStart
+from sweeplab.core.disk import DiskFullError
+from sweeplab.execute.base import Executor, OnDone, OnStart, disk_full_stop
 from sweeplab.execute.batch import batch_units
 from sweeplab.execute.job import Job, JobResult, run_jobs
 
@@ -129,7 +134,38 @@ def _join(processes: list, timeout: float) -> None:
             process.kill()
 
 
+STOP_EXIT_S = 5.0
+"""How long stopped workers, their runs ended, have to exit before they are killed."""
+
 WORKER_DIED = "worker process died while running this job (crash, OOM kill or kill -9)"
+
+
+def _stop_in_flight(
+    pool: ProcessPoolExecutor, running: dict[Future, list[Job]], full: DiskFullError,
+    on_done: OnDone,
+) -> None:
+    """Stop the runs in flight after a full disk and report each one.
+
+    As for an interruption: SIGTERM makes each study checkpoint and stop (or ends a
+    worker outside a training loop), within :data:`STOP_GRACE_S`; then the workers left
+    are killed. A run that finished meanwhile is reported as it ended; any other is
+    ``interrupted``, its worker's own record of it kept (the driver's callback marks
+    the ones whose worker died before it could).
+    """
+    processes = _workers(pool)
+    _stop_workers(processes)
+    wait(running, timeout=STOP_GRACE_S)
+    pool.shutdown(wait=False, cancel_futures=True)
+    _join(processes, STOP_EXIT_S)
+    stopped = f"stopped: {full}"
+    for future, unit in running.items():
+        try:
+            results = future.result(timeout=0)
+        except BaseException:  # noqa: BLE001 - a worker ended by the stop, or a run stopped
+            results = [JobResult(job.name, "interrupted", error=stopped) for job in unit]
+        for job, result in zip(unit, results):
+            on_done(job, result)
+    running.clear()
 
 
 class LocalExecutor(Executor):
@@ -202,6 +238,10 @@ class LocalExecutor(Executor):
                         results = [JobResult(job.name, "failed", error=error) for job in unit]
                     for job, result in zip(unit, results):
                         on_done(job, result)
+                    if (full := disk_full_stop(results)) is not None:
+                        interrupted = True
+                        _stop_in_flight(pool, running, full, on_done)
+                        raise full
         except KeyboardInterrupt:
             interrupted = True
             processes = _workers(pool)

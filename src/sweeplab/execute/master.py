@@ -2,8 +2,9 @@
 
 Each row is read from the run's own directory (status.json, final.json), which stays the
 source of truth, so the table can always be rebuilt and never holds a run twice. Columns:
-``run``, ``state``, ``duration_s``, ``error``, ``config_hash``, the varying parameters,
-the other parameters, then every final metric as ``final.<name>``.
+``run``, ``state`` (pending, running, done, failed or interrupted), ``duration_s``,
+``error``, ``config_hash``, the varying parameters, the other parameters, then every
+final metric as ``final.<name>``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sweeplab.core.disk import is_disk_full
 from sweeplab.core.experiment import atomic_write_text, load_json
 from sweeplab.execute.job import Job
 from sweeplab.execute.sweep import read_status
@@ -36,6 +38,8 @@ def run_row(job: Job, varying: list[str]) -> dict[str, Any]:
     state = status.get("state", "pending")
     if state == "done" and status.get("config_hash") != job.config_hash:
         state = "pending"
+    elif state == "failed" and status.get("interrupted"):
+        state = "interrupted"
     row: dict[str, Any] = {
         "run": job.name,
         "state": state,
@@ -75,7 +79,11 @@ class MasterTable:
         self.write()
 
     def write(self, force: bool = False) -> None:
-        """Rewrite master.csv (throttled unless ``force``)."""
+        """Rewrite master.csv (throttled unless ``force``).
+
+        On a full disk the old table stays: it is derived from the run directories, and
+        the next write (a resume's first) brings it up to date.
+        """
         now = time.monotonic()
         if not force and now - self._last_write < self.interval:
             return
@@ -93,7 +101,11 @@ class MasterTable:
         writer = csv.DictWriter(buf, fieldnames=header + finals, restval="")
         writer.writeheader()
         writer.writerows(self.rows.values())
-        atomic_write_text(self.path, buf.getvalue())
+        try:
+            atomic_write_text(self.path, buf.getvalue())
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
 
     def counts(self) -> dict[str, int]:
         """Number of runs in each state."""

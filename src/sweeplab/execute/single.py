@@ -3,7 +3,10 @@
 Writes ``config.yaml``, ``provenance.json`` and ``status.json`` before the study starts,
 the log to ``logs/run.log``, and ``final.json`` when it ends. A failure (an exception, a
 NaN loss, Ctrl-C) is recorded in ``status.json`` with its error and traceback in the
-log: a failed run is data, not lost work.
+log: a failed run is data, not lost work. A full disk is no failure of the run: it is
+recorded as an interruption (``interrupted: true``, the file that found no space in the
+error) and the run's result is ``interrupted`` with ``disk_full`` naming that file, so the
+caller can stop and a resume redoes the run (:mod:`sweeplab.core.disk`).
 
 With ``resume=True`` the run continues from ``checkpoints/last.pt`` when there is one
 of the same config: metrics.jsonl is cut back to the rows the checkpoint covers and the
@@ -16,8 +19,10 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 import traceback
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +31,7 @@ from typing import Any
 from sweeplab.core.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from sweeplab.core.config import StudyConfig
 from sweeplab.core.context import RunContext
+from sweeplab.core.disk import disk_full_file, is_disk_full, save_small_json
 from sweeplab.core.experiment import load_json, save_json, save_yaml, set_seeds
 from sweeplab.core.provenance import collect_provenance
 from sweeplab.core.registry import Study
@@ -36,13 +42,26 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 @dataclass
 class RunResult:
-    """Outcome of one run: its directory, state (done/failed), final metrics, error."""
+    """Outcome of one run: its directory, state (done/failed/interrupted), final metrics,
+    error, and for a run stopped by a full disk the file that found no space."""
 
     run_dir: Path
     state: str
     final: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     duration_s: float = 0.0
+    disk_full: str | None = None
+
+
+class RunLogHandler(logging.FileHandler):
+    """``logs/run.log``. On a full disk a line that cannot be written is dropped quietly:
+    the run is interrupted and runs again, and a traceback on stderr for every lost line
+    would bury the one message that says so."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if is_disk_full(sys.exc_info()[1]):
+            return
+        super().handleError(record)
 
 
 def _now() -> str:
@@ -143,7 +162,7 @@ def start_run(
         status["resumed_from_epoch"] = int(checkpoint["epoch"])
     save_json(status, run_dir / "status.json")
 
-    handler = logging.FileHandler(run_dir / "logs" / "run.log", encoding="utf-8")
+    handler = RunLogHandler(run_dir / "logs" / "run.log", encoding="utf-8")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger("sweeplab")
     if root.level == logging.NOTSET or root.level > logging.INFO:
@@ -151,9 +170,14 @@ def start_run(
     log = logging.getLogger(logger_name or "sweeplab.run")
     target = log if logger_name else root
     target.addHandler(handler)
-    ctx = RunContext(run_dir, cfg, logger=log, resume=checkpoint, step_key=study.step_key)
-    log.info("run %s of study %s started in %s", cfg.config_hash(), study.name, run_dir)
-    trackers = _trackers(tracking, study, cfg, run_dir, run_name, ctx)
+    try:
+        ctx = RunContext(run_dir, cfg, logger=log, resume=checkpoint, step_key=study.step_key)
+        log.info("run %s of study %s started in %s", cfg.config_hash(), study.name, run_dir)
+        trackers = _trackers(tracking, study, cfg, run_dir, run_name, ctx)
+    except BaseException:  # the next run of this process must not log into this one's file
+        target.removeHandler(handler)
+        handler.close()
+        raise
     if unusable:
         ctx.warn(unusable)
     if checkpoint is not None:
@@ -164,7 +188,12 @@ def start_run(
 
 
 def finish_done(run: RunInProgress, final: dict[str, Any]) -> RunResult:
-    """Record a run's final metrics (final.json, trackers' summary) and ``done`` status."""
+    """Record a run's final metrics (final.json, trackers' summary) and ``done`` status.
+
+    The metric files are written out first and ``done`` comes last, so a run is never
+    ``done`` with rows missing (a full disk may stop any write before it).
+    """
+    run.ctx.flush()
     final = dict(final)
     for tracker in run.trackers:
         tracker.summary(final)
@@ -175,13 +204,26 @@ def finish_done(run: RunInProgress, final: dict[str, Any]) -> RunResult:
     run.status.update(state="done", ended=_now(), duration_s=duration)
     save_json(run.status, run.run_dir / "status.json")
     run.ctx.logger.info("run done in %.2fs", duration)
-    run.ctx.train_log.event(f"done in {duration:.2f}s")
-    _close(run, "done")
+    with suppress(OSError):  # the run is recorded done: a lost log line changes nothing
+        run.ctx.train_log.event(f"done in {duration:.2f}s")
+    _close(run, "done", best_effort=True)
     return RunResult(run.run_dir, "done", final=final, duration_s=duration)
 
 
+def disk_full_error(path: str) -> str:
+    """The error recorded for a run a full disk stopped."""
+    return f"disk full writing {path}"
+
+
 def finish_failed(run: RunInProgress, exc: BaseException) -> RunResult:
-    """Record a failure (``interrupted: true`` for Ctrl-C and signals) with its traceback."""
+    """Record a failure (``interrupted: true`` for Ctrl-C and signals) with its traceback.
+
+    A full disk anywhere in ``exc``'s chain is recorded as an interruption instead
+    (:func:`finish_disk_full`).
+    """
+    full = disk_full_file(exc)
+    if full is not None:
+        return finish_disk_full(run, full or str(run.run_dir))
     duration = time.time() - run.started
     interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
     error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
@@ -198,6 +240,40 @@ def finish_failed(run: RunInProgress, exc: BaseException) -> RunResult:
     return RunResult(run.run_dir, "failed", error=error, duration_s=duration)
 
 
+def finish_disk_full(run: RunInProgress, path: str) -> RunResult:
+    """Record a run stopped by a full disk at ``path``: interrupted, to be run again.
+
+    Every write here may meet the full disk too: the status falls back to a rewrite in
+    place (:func:`~sweeplab.core.disk.save_small_json`), the rest is best effort, and
+    nothing is printed (the caller reports the stop once).
+    """
+    duration = time.time() - run.started
+    error = disk_full_error(path)
+    run.ctx.logger.info("run interrupted after %.2fs: %s", duration, error)
+    run.status.update(state="failed", interrupted=True, ended=_now(), duration_s=duration,
+                      error=error)
+    save_small_json(run.status, run.run_dir / "status.json")
+    with suppress(OSError):
+        run.ctx.train_log.event(f"interrupted: {error}")
+    _close(run, "interrupted", best_effort=True)
+    return RunResult(run.run_dir, "interrupted", error=error, duration_s=duration,
+                     disk_full=path)
+
+
+def record_disk_full(run_dir: Path, config_hash: str, exc: BaseException) -> RunResult | None:
+    """For a run that a full disk stopped before it started (``exc``): mark it
+    interrupted and return its result; ``None`` when ``exc`` is no full disk."""
+    from sweeplab.execute.sweep import record_run_failure
+
+    full = disk_full_file(exc)
+    if full is None:
+        return None
+    path = full or str(run_dir)
+    error = disk_full_error(path)
+    record_run_failure(run_dir, config_hash, error, interrupted=True)
+    return RunResult(run_dir, "interrupted", error=error, disk_full=path)
+
+
 def execute_run(
     study: Study,
     cfg: StudyConfig,
@@ -210,12 +286,20 @@ def execute_run(
     """Run ``study`` with ``cfg`` inside ``run_dir`` and record everything it produces.
 
     Exceptions become a ``failed`` status (with ``interrupted: true`` for Ctrl-C and
-    SIGTERM); an interruption is re-raised after it is recorded. ``resume`` continues
-    from the run's checkpoint when it has one (see the module doc). ``tracking`` (as
-    :func:`~sweeplab.track.config.prepare_tracking` resolved it) adds wandb/MLflow sinks
-    named ``run_name`` (default: the directory's name); they can fail, the run cannot.
+    SIGTERM); an interruption is re-raised after it is recorded. A full disk, even
+    before the study starts, returns an ``interrupted`` result naming the file.
+    ``resume`` continues from the run's checkpoint when it has one (see the module
+    doc). ``tracking`` (as :func:`~sweeplab.track.config.prepare_tracking` resolved it)
+    adds wandb/MLflow sinks named ``run_name`` (default: the directory's name); they can
+    fail, the run cannot.
     """
-    run = start_run(study, cfg, run_dir, cli, resume, tracking, run_name)
+    try:
+        run = start_run(study, cfg, run_dir, cli, resume, tracking, run_name)
+    except OSError as exc:
+        stopped = record_disk_full(Path(run_dir), cfg.config_hash(), exc)
+        if stopped is None:
+            raise
+        return stopped
     try:
         if hasattr(cfg, "seed"):
             set_seeds(int(cfg.seed))
@@ -256,11 +340,23 @@ def _trackers(
     return sinks
 
 
-def _close(run: RunInProgress, state: str) -> None:
-    """Flush the metrics, end the trackers' runs as ``state``, close the files and the log."""
-    run.ctx.flush()
+def _close(run: RunInProgress, state: str, best_effort: bool = False) -> None:
+    """Flush the metrics, end the trackers' runs as ``state``, close the files and the log.
+
+    ``best_effort``: a write error (a full disk) skips that step, never the others, so
+    every file is closed and the log handler is detached whatever fails.
+    """
+    guard = (lambda: suppress(OSError)) if best_effort else nullcontext
+    with guard():
+        run.ctx.flush()
     for tracker in run.trackers:  # each ends its run as `state`; ctx.close() is then a no-op
-        tracker.close(state)
-    run.ctx.close()
+        with guard():
+            tracker.close(state)
+    for sink in run.ctx.sinks if best_effort else ():
+        with guard():
+            sink.close()
+    with guard():
+        run.ctx.close()
     run.log_target.removeHandler(run.handler)
-    run.handler.close()
+    with guard():
+        run.handler.close()

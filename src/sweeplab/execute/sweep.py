@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sweeplab.core.disk import is_disk_full, save_small_json
 from sweeplab.core.experiment import atomic_write_text, load_json, safe_name, save_json
 from sweeplab.core.grid import GridSpec, expand, validate_runs
 from sweeplab.core.registry import get_study
@@ -128,20 +129,40 @@ def _preflight(study: Any, validated: list) -> None:
             raise exc.located(f"run {planned.name}") from None
 
 
-def record_failure(job: Job, error: str) -> None:
-    """Mark a run failed in its status.json when its process died before it could.
+def record_failure(job: Job, error: str, interrupted: bool = False) -> None:
+    """Mark a run failed (or ``interrupted``) when its process died before it could.
 
-    A worker killed mid-run (crash, OOM, Slurm cancel) leaves ``running`` behind; the
-    executor knows better, and the run directory must say so.
+    A worker killed mid-run (crash, OOM, Slurm cancel, a grid stopped by a full disk)
+    leaves ``running`` behind; the executor knows better, and the run directory must
+    say so.
     """
-    run_dir = Path(job.run_dir)
+    record_run_failure(Path(job.run_dir), job.config_hash, error, interrupted)
+
+
+def record_run_failure(run_dir: Path, config_hash: str, error: str,
+                       interrupted: bool = False) -> None:
+    """:func:`record_failure` of the run in ``run_dir``.
+
+    A status the run recorded itself stays (``done``; ``failed``, unless this is an
+    interruption and that failure is an earlier attempt's). On a full disk the status
+    is rewritten in place (:func:`~sweeplab.core.disk.save_small_json`), or, failing
+    that, left ``running`` for liveness to judge.
+    """
     status = read_status(run_dir)
-    if status.get("state") in ("done", "failed"):
+    state = status.get("state")
+    if state == "done" or (state == "failed" and (status.get("interrupted") or not interrupted)):
         return
-    status.update(state="failed", error=error, config_hash=job.config_hash,
+    status.update(state="failed", error=error, config_hash=config_hash,
                   ended=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_json(status, run_dir / "status.json")
+    if interrupted:
+        status["interrupted"] = True
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        return
+    save_small_json(status, run_dir / "status.json")
 
 
 def is_finished(job: Job) -> bool:

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from sweeplab.core.disk import naming
 from sweeplab.core.experiment import atomic_write_bytes
 
 FLUSH_ROWS = 512
@@ -99,17 +100,19 @@ class LocalMetricsWriter:
             return
         pending, self._pending = self._pending, []
         lines = _jsonl_lines(pending)
-        self._jsonl.write(lines)
-        self._jsonl.flush()
+        with naming(self.jsonl_path):
+            self._jsonl.write(lines)
+            self._jsonl.flush()
         self.rows += len(pending)
-        if self._header is None:
-            self._start_csv(tuple(pending[0]))
-        cells = self._csv_lines(pending)
-        if cells is None:
-            self._rebuild_csv()
-        else:
-            self._csv.write(cells)
-            self._csv.flush()
+        with naming(self.csv_path):
+            if self._header is None:
+                self._start_csv(tuple(pending[0]))
+            cells = self._csv_lines(pending)
+            if cells is None:
+                self._rebuild_csv()
+            else:
+                self._csv.write(cells)
+                self._csv.flush()
 
     def _csv_lines(self, rows: list[dict[str, Any]]) -> bytes | None:
         """The CSV lines of ``rows``, or ``None`` when they bring new columns."""
