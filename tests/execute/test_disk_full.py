@@ -156,6 +156,33 @@ def test_a_grid_that_fills_the_disk_stops_in_one_line_and_resumes_exactly_once(
     assert len(master) == len(runs) + 1 and all(",done," in row for row in master[1:])
 
 
+def test_a_batch_that_fills_the_disk_is_interrupted_whole_and_resumes(small_disk, tmp_path,
+                                                                        capfd):
+    spec = tmp_path / "fill.yaml"
+    spec.write_text(yaml.safe_dump({"study": "toy-fill-batch",
+                                    "fixed": {"rows": ROWS, "width": WIDTH},
+                                    "grid": {"x": list(range(RUNS))}}))
+    out = small_disk.path / "runs"
+    args = ["--executor", "inline", "--batch", "auto"]  # one batch of every run
+    assert main(["grid", str(spec), "--tag", "fill", "--out_dir", str(out), *args]) == 1
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    stop = _one_line(captured.err)
+    assert stop["n"] == str(RUNS)  # the batch stopped as one: no run of it is done
+    (grid_dir,) = out.glob("*_fill")
+    for x in range(RUNS):
+        status = _status(grid_dir / f"x={x}")
+        assert status["interrupted"] is True and status["error"] == f"disk full writing " \
+            f"{stop['file']}"
+
+    small_disk.resize("16m")
+    assert main(["grid", "--resume", str(grid_dir), *args]) == 0
+    for x in range(RUNS):
+        assert _status(grid_dir / f"x={x}")["state"] == "done"
+        _assert_complete(grid_dir / f"x={x}", x)
+        assert "trained in a batch of 8 runs" in (grid_dir / f"x={x}/logs/run.log").read_text()
+
+
 def test_a_run_that_fills_the_disk_stops_in_one_line_and_resumes(small_disk, capfd):
     out = small_disk.path / "runs"
     rows = 4000  # ~4 MB of metrics on a 2 MB disk

@@ -100,3 +100,17 @@ def _wait_for(folder: Path, name: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while name and not (folder / name).exists() and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def _fill_batch(cfgs: list[FillConfig], ctxs: list[RunContext]) -> list:
+    """The runs of a batch one after another, each written out as it ends (as a
+    checkpoint would): a full disk meets the batch, not one run's end, and fails it whole."""
+    out = []
+    for cfg, ctx in zip(cfgs, ctxs):
+        out.append(fill_study(cfg, ctx))
+        ctx.flush()
+    return out
+
+
+register_study("toy-fill-batch", config=FillConfig, batch_key=lambda cfg: (cfg.rows, cfg.width),
+               run_batch=_fill_batch)(fill_study)

@@ -10,7 +10,7 @@ disk. An atomic write (a new temporary file) needs a new block and fails there; 
 status is a few hundred bytes, and the file already holds a block of its own since the
 run's start. :func:`save_small_json` therefore falls back to rewriting the file over its
 old bytes, in place, when the new content fits in the space the file already holds:
-file systems that overwrite in place (ext4, XFS, tmpfs) need no new block for that. A
+file systems that overwrite in place (ext4 and tmpfs among them) need no new block. A
 rewrite in place is not atomic, but a torn status reads as no status, and a run without
 one runs again: the safe direction. Where even that fails (a copy-on-write file system,
 a status never written), the status still says ``running`` and the process that wrote
