@@ -87,6 +87,18 @@ def _one_line(err: str) -> re.Match:
     return match
 
 
+def _fill(disk: Path) -> None:
+    """Take every free byte of ``disk``."""
+    with open(disk / "filler", "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+    with pytest.raises(OSError), open(disk / "probe", "wb", buffering=0) as fh:
+        fh.write(b"x")  # nothing left, not even a page
+
+
 HELD = "x=-1,hold_until=release"
 """With the local pool, a run that logs its rows, then stays in flight while the others
 fill the disk (they wait for its status first): the stop must end it."""
@@ -172,8 +184,8 @@ def test_a_batch_that_fills_the_disk_is_interrupted_whole_and_resumes(small_disk
     (grid_dir,) = out.glob("*_fill")
     for x in range(RUNS):
         status = _status(grid_dir / f"x={x}")
-        assert status["interrupted"] is True and status["error"] == f"disk full writing " \
-            f"{stop['file']}"
+        assert status["interrupted"] is True
+        assert status["error"] == f"disk full writing {stop['file']}"
 
     small_disk.resize("16m")
     assert main(["grid", "--resume", str(grid_dir), *args]) == 0
@@ -181,6 +193,25 @@ def test_a_batch_that_fills_the_disk_is_interrupted_whole_and_resumes(small_disk
         assert _status(grid_dir / f"x={x}")["state"] == "done"
         _assert_complete(grid_dir / f"x={x}", x)
         assert "trained in a batch of 8 runs" in (grid_dir / f"x={x}/logs/run.log").read_text()
+
+
+def test_a_grid_started_on_a_full_disk_leaves_nothing_and_says_how_to_start_again(
+        small_disk, tmp_path, capfd):
+    _fill(small_disk.path)
+    out = small_disk.path / "runs"
+    spec = _spec(tmp_path / "fill.yaml", held=False)
+    assert main(["grid", str(spec), "--tag", "fill", "--out_dir", str(out),
+                 "--executor", "inline"]) == 1
+    stop = _one_line(capfd.readouterr().err)
+    assert stop["n"] == "0" and Path(stop["file"]).name == "spec.yaml"
+    assert not out.exists() or not any(out.iterdir())  # no half-made grid directory
+    (small_disk.path / "filler").unlink()
+    small_disk.resize("16m")
+    command = stop["again"].split()
+    assert command[:2] == ["sweeplab", "grid"] and main(command[1:]) == 0
+    (grid_dir,) = out.glob("*_fill")
+    for x in range(RUNS):
+        _assert_complete(grid_dir / f"x={x}", x)
 
 
 def test_a_run_that_fills_the_disk_stops_in_one_line_and_resumes(small_disk, capfd):
@@ -204,18 +235,6 @@ def test_a_run_that_fills_the_disk_stops_in_one_line_and_resumes(small_disk, cap
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == list(range(rows))
     assert json.loads((run_dir / "final.json").read_text())["rows"] == rows
-
-
-def _fill(disk: Path) -> None:
-    """Take every free byte of ``disk``."""
-    with open(disk / "filler", "wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-        except OSError:
-            pass
-    with pytest.raises(OSError), open(disk / "probe", "wb", buffering=0) as fh:
-        fh.write(b"x")  # nothing left, not even a page
 
 
 def test_a_status_is_still_recorded_on_a_full_disk(small_disk):

@@ -137,6 +137,9 @@ def main(
     try:
         prepare_grid_dir(plan, command, executor.name)
     except OSError as exc:
+        if created:  # nothing half-written: the same command starts it again
+            shutil.rmtree(grid_dir, ignore_errors=True)
+            again = " ".join(command)
         return _stopped_by_full_disk(exc, [], again)
 
     console.print(f"grid [bold]{grid_dir}[/bold]: {len(plan.jobs)} runs of {spec.study}, "
