@@ -124,7 +124,7 @@ def main() -> int:
     params = {k: p.detach() for k, p in model.named_parameters()}
     theta = flatten_params(params)
     n_dir, n_coef = args.directions, args.coefficients
-    D = make_directions(params, 0, n_dir)
+    D = make_directions(params, 0, n_dir, scaling="li")  # the scaling the README figures used
     coefs = np.linspace(0.0, args.max_coefficient, n_coef)
     n_grid = n_dir * n_coef
     with torch.no_grad():

@@ -95,3 +95,14 @@ def test_real_fashion_mnist_is_found_offline_and_split_train_pool_test_test():
     assert np.array_equal(data.y_test.numpy(), test_y[data.test_index])
     assert data.test_index.max() < len(test_y) and len(set(data.test_index)) == 300
     assert bool((data.labels[100:] != data.true_labels[100:]).all())
+
+
+def test_normalize_standardises_pool_and_test_images_and_keeps_the_labels():
+    base = {"dataset": "digits", "base_size": 100, "extra_sizes": (0, 50), "test_size": 100,
+            "category": "poison"}
+    raw = load_volume_data(VolumeConfig(**base))
+    norm = load_volume_data(VolumeConfig(**base, normalize=(0.3, 0.4)))
+    torch.testing.assert_close(norm.x, (raw.x - 0.3) / 0.4)
+    torch.testing.assert_close(norm.x_test, (raw.x_test - 0.3) / 0.4)
+    assert torch.equal(norm.labels, raw.labels) and torch.equal(norm.y_test, raw.y_test)
+    assert norm.x.dtype == torch.float32

@@ -234,6 +234,12 @@ def test_bad_verbs_are_one_line_errors(argv, key, capsys):
     ({"hidden": [16, 0]}, "hidden", ">= 1"),
     ({"arch": "cnn", "channels": [4, 4, 4, 4]}, "channels", "at most 3 entries"),
     ({"extra_sizes": [0, 2000]}, "extra_sizes", "digits has 1797 samples"),
+    ({"direction_scaling": "unit"}, "direction_scaling", "'filtnorm' or 'li'"),
+    ({"coefficient_grid": "log"}, "coefficient_grid", "'linear' or 'quadratic'"),
+    ({"uncrossed": "cap"}, "uncrossed", "'lower_bound' or 'drop'"),
+    ({"normalize": [0.5, 0.0]}, "normalize", "std > 0"),
+    pytest.param({"device": "cuda"}, "device", "no CUDA device", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="a GPU is visible here")),
 ])
 def test_bad_config_values_are_one_line_errors_before_any_work(tmp_path, capsys, fixed, key,
                                                                allowed):
@@ -416,3 +422,71 @@ def test_one_run_from_the_command_line_with_list_flags(tmp_path):
     config = yaml.safe_load((run / "config.yaml").read_text())["config"]
     assert config["extra_sizes"] == [0, 30] and config["loss_cutoffs"] == [0.3, 1.0]
     assert sorted(pd.read_csv(run / "volume.csv")["cutoff"].unique()) == [0.3, 1.0]
+
+
+def test_poison_headline_volume_is_the_one_on_the_clean_base_set(tmp_path):
+    """A poisoned model's headline log-volume equals the one computed directly on the clean
+    base set alone (the authors' poison notebooks); its own landscape has its own name."""
+    from sweeplab.studies.volume.config import VolumeConfig
+    from sweeplab.studies.volume.data import load_volume_data
+    from sweeplab.studies.volume.directions import flatten_params, make_directions, raw_norms
+    from sweeplab.studies.volume.landscape import LandscapeData, scan_grid
+    from sweeplab.studies.volume.models import build_model
+    from sweeplab.studies.volume.pipeline import coefficient_grid
+    from sweeplab.studies.volume.volume_math import volume_table
+
+    out = tmp_path / "out"
+    fixed = {"category": "poison", "search": "grid", "coefficient_grid": "quadratic",
+             "extra_sizes": [0, 20], "loss_cutoffs": [1.0, 2.0]}
+    assert _volume("run", str(_spec(tmp_path, **fixed)), "--out_dir", str(out),
+                   "--executor", "inline") == 0
+    run = _run_dir(out)
+    final = json.loads((run / "final.json").read_text())
+    cfg = VolumeConfig(**{**TINY, **fixed})
+    data = load_volume_data(cfg)
+    assert bool((data.labels[:60] == data.true_labels[:60]).all())  # the base set is clean
+    assert bool((data.labels[60:] != data.true_labels[60:]).all())
+
+    model = build_model(cfg, (8, 8), 10)
+    saved = torch.load(run / "models" / "m20.pt", weights_only=True)
+    model.load_state_dict(saved["state_dict"])
+    params = {k: p.detach() for k, p in model.eval().named_parameters()}
+    directions = make_directions(params, cfg.perturbation_seed, cfg.n_directions,
+                                 cfg.direction_scaling)
+    coef = coefficient_grid(cfg)
+    base = LandscapeData(data.x[:60], data.labels[:60], (60,))
+    loss, _ = scan_grid(model, flatten_params(params), directions, coef, base)
+    rows = volume_table(first_crossings(loss, cfg.loss_cutoffs), coef,
+                        raw_norms(params, cfg.perturbation_seed, cfg.n_directions).numpy(),
+                        int(saved["n_params"]), list(cfg.loss_cutoffs), [60])
+    direct = rows[0]["log_volume"]  # first cutoff, the base set
+    assert np.isfinite(direct)
+    assert final["log_volume_most"] == pytest.approx(direct, rel=1e-9)
+    table = pd.read_csv(run / "volume.csv")
+    head = table[table["headline"]]
+    assert set(head["landscape_size"]) == {60}  # every model's headline: the base set
+    # the own (poisoned) landscape stays available under its own name, and differs
+    own = table[(table["m"] == 20) & (table["landscape_size"] == 80)
+                & (table["cutoff"] == 1.0)]
+    assert final["log_volume_own_most"] == pytest.approx(float(own["log_volume"].iloc[0]))
+    assert final["log_volume_own_most"] != pytest.approx(direct)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["m"] == 20 and "log_volume_own" in rows[-1]
+
+
+def test_directions_are_searched_in_blocks_with_the_same_result(tmp_path, monkeypatch):
+    """K directions in blocks of DIRECTION_BLOCK give the crossings of one block of K."""
+    from sweeplab.studies.volume import pipeline
+
+    out_a, out_b = tmp_path / "a", tmp_path / "b"
+    spec = _spec(tmp_path, n_directions=7)
+    assert _volume("run", str(spec), "--out_dir", str(out_a), "--executor", "inline") == 0
+    monkeypatch.setattr(pipeline, "DIRECTION_BLOCK", 3)
+    assert _volume("run", str(spec), "--out_dir", str(out_b), "--executor", "inline") == 0
+    for name in ("m0.npz", "m60.npz"):
+        with np.load(_run_dir(out_a) / "perturb" / name) as a, \
+                np.load(_run_dir(out_b) / "perturb" / name) as b:
+            for key in ("index", "raw_norms", "direction_norms", "coarse_loss"):
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    by_k = pd.read_csv(_run_dir(out_b) / "volume_by_k.csv")
+    assert sorted(by_k["k"].unique()) == [7]  # no prefix in K_PREFIXES below 7

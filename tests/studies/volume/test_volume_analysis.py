@@ -30,6 +30,8 @@ TINY = {
     "hidden": [16], "epochs": 40, "batch_size": 32, "lr": 0.01, "n_directions": 6,
     "n_coefficients": 31, "max_coefficient": 3.0, "coarse_stride": 5,
     "loss_cutoffs": [0.3, 1.0], "log_interval": 10,
+    # Li et al.'s scaling: on 8x8 digits its steps of 0.1 resolve the radii at this grid
+    "direction_scaling": "li",
 }
 FIGURES = ("log_volume_vs_size", "loss_curves", "volume_vs_test")
 
@@ -250,3 +252,16 @@ def test_every_config_key_is_a_condition_a_replicate_or_no_result():
     assert sorted(k for g in groups for k in g) == sorted(VolumeConfig.model_fields)
     # what changes no result is not part of a run's identity either
     assert set(analysis.NO_RESULT_KEYS) <= VolumeConfig.IDENTITY_EXCLUDED
+
+
+def test_the_report_has_the_paper_table_and_the_k_table(analysed):
+    """A low-data grid: every poison claim "not run"; the K table ranks its models."""
+    grid, out, _ = analysed
+    report = (out / "report.md").read_text()
+    assert "## Paper vs this run" in report
+    table = pd.read_csv(out / "tables" / "reproduction.csv")
+    assert set(table["verdict"]) == {"not run"} and len(table) == 4
+    ranking = pd.read_csv(out / "volume_by_k_ranking.csv")
+    assert list(ranking["k"]) == [6]  # no prefix below K = 6: all K only
+    assert ranking["same_ranking"].iloc[0] == ranking["runs"].iloc[0] == 2
+    assert "k directions" in report

@@ -106,6 +106,30 @@ def test_uncrossed_directions_are_counted_and_make_a_lower_bound() -> None:
     assert crossed_all[0]["n_uncrossed"] == 0 and crossed_all[0]["lower_bound"] is False
 
 
+def test_drop_leaves_uncrossed_directions_out_of_the_mean_and_still_counts_them() -> None:
+    """The authors' rule: the mean of r^n runs over the directions that crossed."""
+    coefs = np.linspace(0.0, 2.0, 5)
+    norms = np.array([1.0, 2.0, 3.0])
+    index = np.array([[[1, 2], [-1, 3], [4, -1]]])
+    rows = volume_table(index, coefs, norms, 7, [0.8], [100, 200], uncrossed="drop")
+    first, second = rows
+    assert first["log_volume"] == pytest.approx(math.log((0.5**7 + 6.0**7) / 2))
+    assert second["log_volume"] == pytest.approx(math.log((1.0**7 + 3.0**7) / 2))
+    assert [(r["n_uncrossed"], r["n_used"], r["lower_bound"]) for r in rows] == [
+        (1, 2, False), (1, 2, False)]
+    assert (first["min_radius"], first["max_radius"]) == (0.5, 6.0)
+    # the lower bound keeps all three: the dropped radius (range end) is in its mean
+    kept = volume_table(index, coefs, norms, 7, [0.8], [100, 200])
+    assert [r["n_used"] for r in kept] == [3, 3]
+    assert kept[0]["log_volume"] == pytest.approx(math.log((0.5**7 + 4.0**7 + 6.0**7) / 3))
+    # nothing crossed: undefined, not -inf (a flat landscape is no zero volume)
+    none = volume_table(np.array([[[-1], [-1], [-1]]]), coefs, norms, 7, [0.8], [100],
+                        uncrossed="drop")
+    assert math.isnan(none[0]["log_volume"]) and none[0]["n_used"] == 0
+    with pytest.raises(ValueError, match="lower_bound, drop"):
+        volume_table(index, coefs, norms, 7, [0.8], [100, 200], uncrossed="cap")
+
+
 def test_cutoff_size_is_where_the_prefix_mean_stays_above_the_cutoff() -> None:
     per_sample = np.array([0.1, 0.3, 0.2, 1.4, 0.0, 3.0])
     # prefix means: 0.1, 0.2, 0.2, 0.5, 0.4, 0.833...

@@ -11,13 +11,19 @@ Conditions are the varying parameters but the seeds (``model_seed``, ``data_seed
 replicates). Everything below is a mean across seeds per (condition, m):
 
 - figures: log-volume vs training-set size per landscape and cutoff, the unperturbed
-  loss curves with their cutoff sizes, log-volume on the own landscape vs test accuracy
-  and test loss (:mod:`sweeplab.studies.volume.plots`);
+  loss curves with their cutoff sizes, log-volume on the headline landscape vs test
+  accuracy and test loss (:mod:`sweeplab.studies.volume.plots`);
 - ``volume_summary.csv`` and ``tables/volume_summary.tex``: the per-model table (the
   generic pipeline tabulates ``final.json`` only, one row per condition, so this table
   is written by the figures step);
 - findings: sentences computed from the numbers (trend of the volume with data, whether
   seeds agree, Spearman correlation with test accuracy, lower bounds, zero volumes).
+
+The *headline landscape* of a model is the one its run reports (``headline`` in
+``volume.csv``): in ``poison`` runs the clean base set, as in the authors' poison
+notebooks, so that poison is not mixed with dataset size; elsewhere the model's own
+training set. In ``poison`` the own (poisoned) landscape stays in the per-model table as
+``log_volume_own_c<cutoff>``.
 
 A log-volume of -inf is a zero volume (the unperturbed model is above the cutoff in that
 landscape); a mean over seeds that includes one is -inf, and is shown as such, never
@@ -27,26 +33,27 @@ averaged away.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sweeplab.analysis.aggregate import to_latex
 from sweeplab.analysis.pipeline import fmt_stat
 from sweeplab.analysis.spec import AnalysisData, ReportTable, StudyAnalysis, TableSpec
 from sweeplab.core.experiment import atomic_write_text
 from sweeplab.studies.volume import plots
+from sweeplab.studies.volume.by_k import k_report
+from sweeplab.studies.volume.stats import spearman
 
 GROUP_KEYS = (
-    "category", "dataset", "arch", "hidden", "channels", "optimizer", "lr", "momentum",
-    "weight_decay", "epochs", "batch_size", "sam_rho", "base_size", "extra_sizes",
-    "landscape_sizes", "test_size", "n_directions", "perturbation_seed", "max_coefficient",
-    "n_coefficients", "search", "coarse_stride", "loss_cutoffs", "radius_norm",
+    "category", "dataset", "normalize", "arch", "hidden", "channels", "optimizer", "lr",
+    "momentum", "weight_decay", "epochs", "batch_size", "sam_rho", "base_size", "extra_sizes",
+    "landscape_sizes", "test_size", "n_directions", "perturbation_seed", "direction_scaling",
+    "max_coefficient", "n_coefficients", "coefficient_grid", "search", "coarse_stride",
+    "loss_cutoffs", "uncrossed", "radius_norm",
 )
 """Config keys that define a condition when they vary (seeds are replicates)."""
 
@@ -60,13 +67,15 @@ which stages run now, logging): never a condition. Every config key is in exactl
 GROUP_KEYS, REPLICATE_KEYS and NO_RESULT_KEYS (tested)."""
 
 FINAL_METRICS = ("test_acc_fewest", "test_acc_most", "log_volume_fewest",
-                 "log_volume_most", "train_loss_fewest", "train_loss_most")
+                 "log_volume_most", "log_volume_own_fewest", "log_volume_own_most",
+                 "train_loss_fewest", "train_loss_most")
 
 TABLES = (
     TableSpec(
         "final_metrics",
         "The models trained on the fewest and on the most samples: test accuracy, "
-        "log-volume on their own landscape at the first loss cutoff, train loss",
+        "log-volume on their headline landscape (poison: the clean base set; else their "
+        "own training set) at the first loss cutoff, train loss",
         (("test_acc_fewest", "test acc (fewest)"), ("test_acc_most", "test acc (most)"),
          ("log_volume_fewest", "log-vol (fewest)"), ("log_volume_most", "log-vol (most)"),
          ("train_loss_fewest", "train loss (fewest)"),
@@ -142,7 +151,7 @@ def collect(data: AnalysisData) -> VolumeResults:
                     "s": np.arange(1, loss.size + 1), "loss": loss}))
     columns = {
         "volume": ["m", "train_size", "cutoff", "landscape_size", "log_volume",
-                   "n_directions", "n_uncrossed"],
+                   "n_directions", "n_uncrossed", "headline"],
         "cutoffs": ["m", "train_size", "cutoff", "cutoff_size", "crossed"],
         "tests": ["m", "train_size", "test_loss", "test_acc"],
         "curves": ["m", "train_size", "s", "loss"],
@@ -192,20 +201,33 @@ def own_landscape(volume: pd.DataFrame) -> pd.DataFrame:
     return volume[volume["landscape_size"] == volume["train_size"]]
 
 
+def headline_landscape(volume: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each model's headline landscape (``headline`` in volume.csv); tables
+    written before that column existed: the model's own training set."""
+    if "headline" in volume:
+        return volume[volume["headline"].astype(bool)]
+    return own_landscape(volume)
+
+
 def _tag(cutoff: float) -> str:
     return f"c{cutoff:g}"
 
 
 def model_table(results: VolumeResults) -> pd.DataFrame:
-    """One row per trained model (run_id, m): test metrics, own-landscape log-volume per
-    cutoff (``log_volume_c<cutoff>``), uncrossed radii over every cutoff and landscape
+    """One row per trained model (run_id, m): test metrics, headline-landscape log-volume
+    per cutoff (``log_volume_c<cutoff>``), the own-landscape one where it differs
+    (``log_volume_own_c<cutoff>``, poison), uncrossed radii over every cutoff and landscape
     (``n_uncrossed`` of ``n_radii``), cutoff size per cutoff (``cutoff_size_c<cutoff>``)."""
     keys = ["run_id", "condition", "m", "train_size"]
     frames = [results.tests[[*keys, "test_acc", "test_loss"]]]
-    own = own_landscape(results.volume)
-    if not own.empty:
-        wide = own.set_index([*keys, "cutoff"])["log_volume"].unstack("cutoff")
-        wide.columns = [f"log_volume_{_tag(c)}" for c in wide.columns]
+    head, own = headline_landscape(results.volume), own_landscape(results.volume)
+    differs = len(head) and not head.index.equals(own.index)
+    for rows, prefix in ((head, "log_volume_"), (own if differs else head.iloc[:0],
+                                                  "log_volume_own_")):
+        if rows.empty:
+            continue
+        wide = rows.set_index([*keys, "cutoff"])["log_volume"].unstack("cutoff")
+        wide.columns = [f"{prefix}{_tag(c)}" for c in wide.columns]
         frames.append(wide.reset_index())
     if not results.volume.empty:
         radii = results.volume.groupby(keys)[["n_uncrossed", "n_directions"]].sum()
@@ -298,7 +320,7 @@ def _lead(condition: str, n_conditions: int, text: str) -> str:
 
 
 def trend_findings(models: pd.DataFrame, cutoff: float, n_conditions: int) -> list[str]:
-    """From the fewest to the most samples: own-landscape log-volume, per-seed signs."""
+    """From the fewest to the most samples: headline-landscape log-volume, per-seed signs."""
     column = f"log_volume_{_tag(cutoff)}"
     out = []
     if column not in models:
@@ -322,7 +344,7 @@ def trend_findings(models: pd.DataFrame, cutoff: float, n_conditions: int) -> li
             seeds += f", unchanged in {same}"
         if unclear:
             seeds += f", undefined (zero volume in both) in {unclear}"
-        text = (f"on each model's own landscape (cutoff "
+        text = (f"on each model's headline landscape (cutoff "
                 f"{cutoff:g}) the log-volume goes from {_pm(a)} with "
                 f"{int(first['train_size'].iloc[0])} training samples to {_pm(b)} with "
                 f"{int(last['train_size'].iloc[0])}")
@@ -357,19 +379,9 @@ def fixed_landscape_findings(volume: pd.DataFrame, cutoff: float,
     return out
 
 
-def spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Spearman's rank correlation and its p-value; NaN when undefined (n < 3, constant)."""
-    if len(x) < 3:
-        return math.nan, math.nan
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = stats.spearmanr(x, y)
-    return float(result.statistic), float(result.pvalue)
-
-
 def correlation_findings(models: pd.DataFrame, cutoff: float,
                          n_conditions: int) -> tuple[list[str], dict[str, dict[str, str]]]:
-    """Spearman rho of own-landscape log-volume with test accuracy and test loss.
+    """Spearman rho of headline-landscape log-volume with test accuracy and test loss.
 
     Returns the sentences and, per condition, the figure notes (metric -> text).
     """
@@ -393,7 +405,8 @@ def correlation_findings(models: pd.DataFrame, cutoff: float,
         extra = f"; {dropped} model(s) with zero volume left out" if dropped else ""
         out.append(_lead(condition, n_conditions, (
             f"across {len(finite)} trained models (runs x m), the Spearman correlation of the "
-            f"own-landscape log-volume (cutoff {cutoff:g}) {' and '.join(parts)}{extra}.")))
+            f"headline-landscape log-volume (cutoff {cutoff:g}) {' and '.join(parts)}"
+            f"{extra}.")))
     return out, notes
 
 
@@ -449,7 +462,7 @@ def zero_volume_findings(markers: pd.DataFrame, volume: pd.DataFrame, pool: int 
 
 
 def summary_sentences(summary: pd.DataFrame, cutoff: float, n_conditions: int) -> list[str]:
-    """One sentence per condition: per model, test accuracy and own-landscape log-volume."""
+    """One sentence per condition: per model, test accuracy and headline log-volume."""
     column = f"log_volume_{_tag(cutoff)}_mean"
     out = []
     for condition, rows in summary.groupby("condition", sort=False):
@@ -509,10 +522,11 @@ def summary_columns(summary: pd.DataFrame) -> list[tuple[str, str]]:
     """(column, header) pairs of the per-model table, those the summary has."""
     columns = [("condition", "condition"), ("m", "m"), ("train_size", "train size"),
                ("n", "n"), ("test_acc", "test acc"), ("test_loss", "test loss")]
-    for column in summary.columns:
-        if column.startswith("log_volume_c") and column.endswith("_mean"):
-            name = column.removesuffix("_mean")
-            columns.append((name, f"log-vol @{name.removeprefix('log_volume_c')}"))
+    for prefix, head in (("log_volume_c", "log-vol"), ("log_volume_own_c", "own log-vol")):
+        for column in summary.columns:
+            if column.startswith(prefix) and column.endswith("_mean"):
+                name = column.removesuffix("_mean")
+                columns.append((name, f"{head} @{name.removeprefix(prefix)}"))
     if "n_uncrossed_mean" in summary:
         columns.append(("n_uncrossed", "uncrossed radii"))
     for column in summary.columns:
@@ -528,7 +542,8 @@ def write_summary(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
     atomic_write_text(csv_path, summary.to_csv(index=False))
     latex = to_latex(summary, summary_columns(summary), label=f"tab:{SUMMARY_TEX}", caption=(
         "Per model (m added samples), mean $\\pm$ std across seeds: test accuracy and "
-        "loss, log-volume on the model's own landscape per loss cutoff ($-\\infty$: zero "
+        "loss, log-volume on the model's headline landscape per loss cutoff (poison: the "
+        "clean base set, own: the poisoned training set; $-\\infty$: zero "
         "volume in some seed), radii that never reached their cutoff (over all cutoffs and "
         "landscapes), landscape size where the volume drops to zero (-- : never in the "
         "pool)"))
@@ -540,10 +555,12 @@ def write_summary(summary: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def report_tables(data: AnalysisData, out_dir: Path) -> list[ReportTable]:
-    """The per-model table in the report, and as volume_summary.csv / .tex."""
+    """The per-model table in the report, and as volume_summary.csv / .tex; the table of
+    log-volume and model ranking against the number of directions (:mod:`.by_k`)."""
     results = collect(data)
+    by_k = k_report(data, run_conditions(data.finals), out_dir)
     if results.tests.empty:
-        return []
+        return by_k
     summary = summary_table(model_table(results))
     write_summary(summary, out_dir)
     columns = summary_columns(summary)
@@ -559,9 +576,10 @@ def report_tables(data: AnalysisData, out_dir: Path) -> list[ReportTable]:
     return [ReportTable(
         tuple(h for _, h in columns), tuple(rows),
         f"Per model, mean ± std across seeds (LaTeX: tables/{SUMMARY_TEX}.tex; "
-        f"CSV: {SUMMARY_CSV}): log-volume on the model's own landscape per cutoff "
+        f"CSV: {SUMMARY_CSV}): log-volume on the model's headline landscape per cutoff "
+        "(poison: the clean base set; own: its poisoned training set) "
         "(-inf: zero volume in some seed), radii that never reached their cutoff, and the "
-        "landscape size where the volume drops to zero")]
+        "landscape size where the volume drops to zero"), *by_k]
 
 
 def _png(paths: list[Path], figs: Path) -> str:
@@ -611,18 +629,29 @@ def figures(data: AnalysisData, figs: Path) -> list[tuple[str, str]]:
                            if len(notes) == 1 else None)
             paths = plots.plot_volume_vs_test(
                 finite.rename(columns={column: "log_volume"}), figs / "volume_vs_test",
-                notes=panel_notes, xlabel=f"log-volume (own landscape, cutoff {cutoff:g})")
+                notes=panel_notes,
+                xlabel=f"log-volume (headline landscape, cutoff {cutoff:g})")
             left = len(models) - len(finite)
             out.append((_png(paths, figs),
                         "Test accuracy (left) and test loss (right) against the log-volume "
-                        f"on the model's own landscape at cutoff {cutoff:g}; one point per "
+                        f"on the model's headline landscape (poison: the clean base set; "
+                        f"else its own training set) at cutoff {cutoff:g}; one point per "
                         "trained model (run, m), colour: m"
                         + (f"; {left} model(s) with zero volume not shown" if left else "")))
     return out
 
 
+def reproduction(data: AnalysisData) -> dict[str, Any]:
+    """The paper's claims measured from these runs (:mod:`.reproduction`, imported here
+    late: it reads this module's tables)."""
+    from sweeplab.studies.volume.reproduction import measure
+
+    return measure(data)
+
+
 ANALYSIS = StudyAnalysis(
     group_keys=GROUP_KEYS, final_metrics=FINAL_METRICS, tables=TABLES,
     figures=figures, findings=findings, report_tables=report_tables,
+    paper_values=Path(__file__).with_name("paper_values.yaml"), reproduction=reproduction,
 )
 """``minima-volume``'s analysis (registered in ``sweeplab.analysis.spec.BUILTIN_ANALYSES``)."""

@@ -18,8 +18,15 @@ def check_data(cfg: VolumeConfig) -> None:
     Checks that the pool (``base_size + max extra_sizes``) and ``test_size`` fit the
     dataset's splits (digits: both in its 1,797 samples; IDX: the pool in the training
     split, the test set in the test split, counted from the label files), and that the
-    CNN's pooling blocks leave at least one pixel.
+    CNN's pooling blocks leave at least one pixel, and that ``device: cuda`` has a GPU
+    (torch is imported for that check only).
     """
+    if cfg.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError("device", "cuda", "no CUDA device is visible here; allowed "
+                              "values: cpu, or cuda on a machine with a GPU")
     side = IMAGE_SIDE[cfg.dataset]
     if cfg.arch == "cnn" and side >> len(cfg.channels) < 1:
         raise ConfigError(

@@ -6,6 +6,12 @@ perturbs each along ``n_directions`` random filter-normalised directions, and me
 the volume of its minimum in the loss landscapes of ``landscape_sizes`` (the first ``s``
 samples of the same pool) at each of ``loss_cutoffs``.
 
+The method's choices follow the authors' code (rfangit/minima-volume-project) by default
+where this study offers a second reading: ``direction_scaling: filtnorm`` (each output row
+of a Gaussian direction times the norm of the trained row, biases raw); ``li`` is Li et
+al.'s filter normalisation. ``coefficient_grid: quadratic`` and ``uncrossed: drop`` are
+the authors' grid and estimator, offered beside the linear grid and the lower bound.
+
 Categories (the experiments of the paper): ``low_data`` (the added samples are clean),
 ``poison`` (the added samples carry a wrong label: label + a random offset in
 [1, C-1] mod C) and ``sam`` (training with sharpness-aware minimisation, radius
@@ -60,21 +66,36 @@ class VolumeConfig(StudyConfig):
     arch: Literal["mlp", "cnn"] = Field("mlp", description="architecture")
     hidden: tuple[int, ...] = Field((128,), description="mlp: hidden widths")
     channels: tuple[int, ...] = Field((8, 16), description="cnn: channels of the 3x3 convs")
-    optimizer: Literal["sgd", "adam"] = Field("adam", description="optimizer (sam wraps it)")
+    normalize: tuple[float, float] | None = Field(
+        None, description="(mean, std): inputs become (x - mean) / std, x in [0, 1] "
+                          "(MNIST: [0.1307, 0.3081]); none: pixels in [0, 1]"
+    )
+    optimizer: Literal["sgd", "adam", "adamw"] = Field(
+        "adam", description="optimizer (sam wraps it); adamw: decoupled weight decay"
+    )
     lr: float = Field(1e-3, gt=0, description="learning rate",
                       **aliases("learning_rate", "step_size", "eta"))
     momentum: float = Field(0.9, ge=0, description="sgd: momentum")
-    weight_decay: float = Field(0.0, ge=0, description="weight decay")
+    weight_decay: float = Field(0.0, ge=0, description="weight decay (adamw: decoupled)")
     epochs: int = Field(200, ge=1, description="training epochs per model",
                         **aliases("n_epochs", "num_epochs", "max_epochs"))
-    batch_size: int = Field(64, ge=1, description="training mini-batch size")
+    batch_size: int = Field(64, ge=0, description="training mini-batch size (0: full batch)")
     sam_rho: float = Field(0.05, gt=0, description="sam: neighbourhood radius rho")
     n_directions: int = Field(32, ge=1, description="random directions K per model")
     perturbation_seed: int = Field(
         0, description="direction i is drawn with seed perturbation_seed + i"
     )
+    direction_scaling: Literal["filtnorm", "li"] = Field(
+        "filtnorm", description="each output row / filter of a Gaussian direction g: "
+                                "g_i * ||theta_i|| (filtnorm, the authors' code) or "
+                                "g_i * ||theta_i|| / ||g_i|| (li, Li et al. 2018); biases raw"
+    )
     max_coefficient: float = Field(1.0, gt=0, description="largest step along a direction")
     n_coefficients: int = Field(101, ge=2, description="grid of steps in [0, max_coefficient]")
+    coefficient_grid: Literal["linear", "quadratic"] = Field(
+        "linear", description="steps max_coefficient * t (linear) or max_coefficient * t^2 "
+                              "(quadratic, the authors'), t = linspace(0, 1, n_coefficients)"
+    )
     search: Literal["coarse_to_fine", "grid"] = Field(
         "coarse_to_fine", description="find crossings coarse-to-fine, or scan the whole grid"
     )
@@ -82,6 +103,11 @@ class VolumeConfig(StudyConfig):
     loss_cutoffs: tuple[float, ...] = Field(
         (0.5,), description="loss levels bounding the minimum (increasing; the first is the "
                             "one final.json and the report's findings use)"
+    )
+    uncrossed: Literal["lower_bound", "drop"] = Field(
+        "lower_bound", description="directions whose loss never exceeds a cutoff within "
+                                   "max_coefficient: radius = the range end (lower_bound) or "
+                                   "left out of the mean (drop, the authors'); counted either way"
     )
     radius_norm: Literal["raw", "scaled"] = Field(
         "raw", description="radius = crossing coefficient x the norm of the raw Gaussian "
@@ -91,7 +117,10 @@ class VolumeConfig(StudyConfig):
         0, ge=0, description="perturb: at most this many perturbed models per batched "
                              "evaluation (0: as many as fit the memory budget)"
     )
-    device: Literal["cpu"] = Field("cpu", description="only cpu (the models are small)")
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="where models train and the landscape is evaluated (cuda: a GPU; "
+                           "the paper-sized configs with K = 1,000 directions)"
+    )
     stages: str = Field("all", description="stages to run: all, or names joined by +")
     log_interval: int = Field(50, ge=1, description="log training metrics every N epochs")
     save_interval: int = Field(0, ge=0, description="unused: stages cache their own outputs")
@@ -115,6 +144,13 @@ class VolumeConfig(StudyConfig):
     def _cutoffs(cls, value: tuple[float, ...]) -> tuple[float, ...]:
         if not value or any(c <= 0 for c in value) or list(value) != sorted(set(value)):
             raise ValueError("must be one or more positive losses, increasing and distinct")
+        return value
+
+    @field_validator("normalize")
+    @classmethod
+    def _normalize(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[1] > 0:
+            raise ValueError("must be [mean, std] with std > 0, or null")
         return value
 
     @field_validator("hidden", "channels")
@@ -147,8 +183,21 @@ class VolumeConfig(StudyConfig):
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        """The landscape sizes in use (default: the training-set size of every model)."""
-        return self.landscape_sizes or tuple(self.base_size + m for m in self.extra_sizes)
+        """The landscape sizes in use (default: the training-set size of every model).
+
+        In ``poison`` the clean base set (the first ``base_size`` samples) is always one of
+        them: it is the landscape the headline log-volume is measured on.
+        """
+        sizes = self.landscape_sizes or tuple(self.base_size + m for m in self.extra_sizes)
+        if self.category == "poison" and self.base_size not in sizes:
+            sizes = tuple(sorted({*sizes, self.base_size}))
+        return sizes
+
+    @property
+    def headline_size(self) -> int | None:
+        """The landscape of the headline log-volume: the clean base set in ``poison``,
+        None elsewhere (each model's own training set)."""
+        return self.base_size if self.category == "poison" else None
 
     def wants(self, stage: str) -> bool:
         """Whether ``stage`` is among the stages to run."""

@@ -9,7 +9,9 @@ nested, as in Fan, Sandlund & Ko (2025, arXiv 2511.04808, Sec. 3).
 In the ``poison`` category the added samples carry a wrong label, ``(y + r) mod C`` with
 ``r`` uniform in ``[1, C-1]`` (seeded by ``data_seed``), and models and landscapes see
 those labels. Test samples are the dataset's test split (digits has none: held out from
-the same shuffle, disjoint from the pool).
+the same shuffle, disjoint from the pool). With ``normalize: [mean, std]`` every image
+(pool and test) becomes ``(x - mean) / std``, ``x`` the pixels in [0, 1] (the authors
+normalise MNIST with 0.1307 and 0.3081, its training split's pixel mean and std).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ N_CLASSES = 10
 
 @dataclass(frozen=True)
 class VolumeData:
-    """Pool and test tensors (N, 1, H, W) float32 in [0, 1] with int64 labels.
+    """Pool and test tensors (N, 1, H, W) float32 (in [0, 1] unless normalised), int64 labels.
 
     ``labels`` are the labels models train on (poisoned where ``poisoned``),
     ``true_labels`` the dataset's; ``pool_index``/``test_index`` the rows of the source
@@ -95,11 +97,16 @@ def load_volume_data(cfg: VolumeConfig) -> VolumeData:
         offsets = rng.integers(1, N_CLASSES, size=cfg.pool_size - cfg.base_size)
         labels[cfg.base_size:] = (true[cfg.base_size:] + offsets) % N_CLASSES
         poisoned[cfg.base_size:] = True
+    x_pool = x[pool_index]
+    if cfg.normalize is not None:
+        mean, std = cfg.normalize
+        x_pool = (x_pool - np.float32(mean)) / np.float32(std)
+        x_test = (x_test - np.float32(mean)) / np.float32(std)
     return VolumeData(
-        x=torch.from_numpy(np.ascontiguousarray(x[pool_index])).unsqueeze(1),
+        x=torch.from_numpy(np.ascontiguousarray(x_pool, dtype=np.float32)).unsqueeze(1),
         labels=torch.from_numpy(labels), true_labels=torch.from_numpy(true),
         poisoned=torch.from_numpy(poisoned),
-        x_test=torch.from_numpy(np.ascontiguousarray(x_test)).unsqueeze(1),
+        x_test=torch.from_numpy(np.ascontiguousarray(x_test, dtype=np.float32)).unsqueeze(1),
         y_test=torch.from_numpy(np.asarray(y_test, dtype=np.int64)),
         pool_index=pool_index, test_index=np.asarray(test_index),
     )

@@ -2,15 +2,21 @@
 
 1. **train** (one unit per ``m``): a model on the first ``base_size + m`` pool samples;
    ``models/m<m>.pt`` and the split ``data/split.npz``.
-2. **perturb** (one unit per ``m``): ``n_directions`` filter-normalised directions
-   (direction ``i`` from seed ``perturbation_seed + i``), the loss and accuracy along
-   them on every landscape, batched; ``perturb/m<m>.npz``. With ``search:
-   coarse_to_fine`` only the crossings of ``loss_cutoffs`` are searched (and the coarse
-   curve kept); with ``grid`` the whole grid is kept and any cutoff can be read later.
+2. **perturb** (one unit per ``m``): ``n_directions`` filter-scaled directions
+   (direction ``i`` from seed ``perturbation_seed + i``, scaled by ``direction_scaling``),
+   the loss and accuracy along them on every landscape at the steps of
+   ``coefficient_grid``, batched, :data:`DIRECTION_BLOCK` directions at a time (so K =
+   1,000 directions of a 235k-parameter MLP never sit in memory at once);
+   ``perturb/m<m>.npz``. With ``search: coarse_to_fine`` only the crossings of
+   ``loss_cutoffs`` are searched (and the coarse curve kept); with ``grid`` the whole
+   grid is kept and any cutoff can be read later.
 3. **volume**: radius of each direction at each cutoff (the crossing coefficient times
    the norm of the raw Gaussian direction, or of the filter-scaled step with
-   ``radius_norm: scaled``), log-volume per (model, cutoff, landscape) by log-sum-exp;
-   ``volume.csv`` / ``volume.json``.
+   ``radius_norm: scaled``), log-volume per (model, cutoff, landscape) by log-sum-exp,
+   uncrossed directions treated by ``uncrossed``; ``volume.csv`` / ``volume.json``, whose
+   ``headline`` column marks the landscape the run reports (the clean base set in
+   ``poison``, each model's own training set else), and ``volume_by_k.csv``: the same
+   log-volumes from the first k directions, k in :data:`K_PREFIXES` below K.
 4. **cutoff**: the landscape size from which the unperturbed model's cumulative mean
    loss over the pool stays above each cutoff (volume 0 from there on), and the first
    size where it exceeds the cutoff at all; ``cutoffs.csv`` / ``cutoffs.json``, the
@@ -53,14 +59,23 @@ from sweeplab.studies.volume.volume_math import (
     volume_table,
 )
 
-FORMAT = {"data": 1, "train": 1, "perturb": 2, "volume": 2, "cutoff": 3, "test": 1}
+FORMAT = {"data": 1, "train": 1, "perturb": 2, "volume": 3, "cutoff": 3, "test": 1}
 """Output format version of each stage, part of its key: outputs of an older version of
 this module are made again rather than misread."""
-DATA_FIELDS = ("dataset", "data_seed", "base_size", "extra_sizes", "test_size", "category")
+DATA_FIELDS = ("dataset", "data_seed", "base_size", "extra_sizes", "test_size", "category",
+               "normalize")
 MODEL_FIELDS = ("arch", "hidden", "channels", "model_seed")
 TRAIN_FIELDS = ("optimizer", "lr", "momentum", "weight_decay", "epochs", "batch_size")
-PERTURB_FIELDS = ("n_directions", "perturbation_seed", "max_coefficient", "n_coefficients",
-                  "search")
+PERTURB_FIELDS = ("n_directions", "perturbation_seed", "direction_scaling", "max_coefficient",
+                  "n_coefficients", "coefficient_grid", "search")
+DIRECTION_BLOCK = 128
+"""Directions drawn and searched at once in the perturb stage: memory is this many
+parameter vectors, whatever ``n_directions`` (each direction is independent of the others,
+so the result is the same as one block of all of them)."""
+K_PREFIXES = (16, 64, 256, 1000)
+"""Numbers of directions k (below ``n_directions``) whose log-volume ``volume_by_k.csv``
+also holds: the first k directions, a nested subsample, show how the estimate and the
+ranking of models move with K."""
 
 
 class StageInputMissing(SweeplabError, RuntimeError):
@@ -110,7 +125,8 @@ class Pipeline:
 
     def volume_key(self) -> str:
         return self._key("volume", cutoffs=list(self.cfg.loss_cutoffs),
-                         radius_norm=self.cfg.radius_norm,
+                         radius_norm=self.cfg.radius_norm, uncrossed=self.cfg.uncrossed,
+                         headline=self.cfg.headline_size,
                          perturb=[self.perturb_key(m) for m in self.cfg.extra_sizes])
 
     def cutoff_key(self) -> str:
@@ -146,12 +162,18 @@ class Pipeline:
     def model(self, m: int) -> torch.nn.Module:
         """The trained model of ``m`` added samples, from ``models/m<m>.pt``."""
         model = build_model(self.cfg, tuple(self.data.x.shape[-2:]), N_CLASSES)
-        saved = torch.load(self.ctx.path("models", f"m{m}.pt"), weights_only=True)
+        saved = torch.load(self.ctx.path("models", f"m{m}.pt"), weights_only=True,
+                           map_location="cpu")
         model.load_state_dict(saved["state_dict"])
         return model.eval()
 
     def landscape(self) -> LandscapeData:
-        return LandscapeData(self.data.x, self.data.labels, tuple(self.cfg.sizes))
+        top = self.cfg.sizes[-1]  # samples past the largest landscape change nothing
+        return LandscapeData(self.data.x[:top], self.data.labels[:top], tuple(self.cfg.sizes))
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.cfg.device)
 
     # stages ------------------------------------------------------------------------
 
@@ -163,12 +185,12 @@ class Pipeline:
 
     def _train_one(self, m: int) -> list[Path]:
         cfg, size = self.cfg, self.cfg.base_size + m
-        x, y = self.data.train_set(size)
-        model = build_model(cfg, tuple(x.shape[-2:]), N_CLASSES)
+        x, y = (t.to(self.device) for t in self.data.train_set(size))
+        model = build_model(cfg, tuple(x.shape[-2:]), N_CLASSES).to(self.device)
         partial_path = self.ctx.path("models", f"m{m}.partial.pt")
         partial = None
         if partial_path.exists():
-            saved = torch.load(partial_path, weights_only=True)
+            saved = torch.load(partial_path, weights_only=True, map_location=self.device)
             if saved.get("key") == self.train_key(m):
                 partial = saved["state"]
                 self.ctx.train_log.event(f"train/m{m}: continuing from epoch {partial['epoch']}")
@@ -182,7 +204,8 @@ class Pipeline:
         train_model(cfg, model, x, y, partial, save_partial, log)
         loss, acc = evaluate(model, x, y)
         path = self.ctx.path("models", f"m{m}.pt")
-        _atomic_torch_save({"state_dict": model.state_dict(), "m": m, "train_size": size,
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        _atomic_torch_save({"state_dict": state, "m": m, "train_size": size,
                             "train_loss": loss, "train_acc": acc,
                             "n_params": n_parameters(model)}, path)
         partial_path.unlink(missing_ok=True)
@@ -195,34 +218,50 @@ class Pipeline:
 
     def _perturb_one(self, m: int) -> list[Path]:
         cfg = self.cfg
-        model = self.model(m)
+        model = self.model(m).to(self.device)
         params = {k: p.detach() for k, p in model.named_parameters()}
         theta = flatten_params(params)
-        directions = make_directions(params, cfg.perturbation_seed, cfg.n_directions)
-        coefficients = torch.linspace(0.0, cfg.max_coefficient, cfg.n_coefficients,
-                                      dtype=torch.float64)
-        out: dict[str, Any] = {
-            "coefficients": coefficients.numpy(), "sizes": np.asarray(cfg.sizes),
-            "direction_norms": directions.double().norm(dim=1).numpy(),
-            "raw_norms": raw_norms(params, cfg.perturbation_seed, cfg.n_directions).numpy(),
-            "n_params": np.asarray(theta.numel()), "search": np.asarray(cfg.search),
-        }
+        coefficients = torch.from_numpy(coefficient_grid(cfg))
         data = self.landscape()
         max_batch = cfg.eval_batch or None
+        parts: list[dict[str, np.ndarray]] = []
+        for lo in range(0, cfg.n_directions, DIRECTION_BLOCK):
+            k = min(DIRECTION_BLOCK, cfg.n_directions - lo)
+            seed = cfg.perturbation_seed + lo
+            directions = make_directions(params, seed, k, cfg.direction_scaling)
+            part = {"direction_norms": directions.double().norm(dim=1).cpu().numpy(),
+                    "raw_norms": raw_norms(params, seed, k).numpy()}
+            if cfg.search == "grid":
+                loss, acc = scan_grid(model, theta, directions, coefficients, data,
+                                      max_batch=max_batch)
+                part.update(loss=np.asarray(loss), acc=np.asarray(acc),
+                            n_evaluated=np.asarray(k * cfg.n_coefficients))
+            else:
+                found = coarse_to_fine(model, theta, directions, coefficients, data,
+                                       list(cfg.loss_cutoffs), cfg.coarse_stride,
+                                       max_batch=max_batch)
+                part.update(index=np.asarray(found.index),
+                            coarse_index=np.asarray(found.coarse_index),
+                            coarse_loss=np.asarray(found.coarse_loss),
+                            coarse_acc=np.asarray(found.coarse_acc),
+                            n_evaluated=np.asarray(found.n_evaluated))
+            parts.append(part)
+        out: dict[str, Any] = {
+            "coefficients": coefficients.numpy(), "sizes": np.asarray(cfg.sizes),
+            "n_params": np.asarray(theta.numel()), "search": np.asarray(cfg.search),
+            "direction_norms": np.concatenate([p["direction_norms"] for p in parts]),
+            "raw_norms": np.concatenate([p["raw_norms"] for p in parts]),
+            "n_evaluated": np.asarray(sum(int(p["n_evaluated"]) for p in parts)),
+        }
         if cfg.search == "grid":
-            loss, acc = scan_grid(model, theta, directions, coefficients, data,
-                                  max_batch=max_batch)
-            out.update(loss=np.asarray(loss), acc=np.asarray(acc),
-                       n_evaluated=np.asarray(cfg.n_directions * cfg.n_coefficients))
+            out.update(loss=np.concatenate([p["loss"] for p in parts]),
+                       acc=np.concatenate([p["acc"] for p in parts]))
         else:
-            found = coarse_to_fine(model, theta, directions, coefficients, data,
-                                   list(cfg.loss_cutoffs), cfg.coarse_stride,
-                                   max_batch=max_batch)
-            out.update(cutoffs=np.asarray(cfg.loss_cutoffs), index=np.asarray(found.index),
-                       coarse_index=np.asarray(found.coarse_index),
-                       coarse_loss=np.asarray(found.coarse_loss),
-                       coarse_acc=np.asarray(found.coarse_acc),
-                       n_evaluated=np.asarray(found.n_evaluated))
+            out.update(cutoffs=np.asarray(cfg.loss_cutoffs),
+                       index=np.concatenate([p["index"] for p in parts], axis=1),
+                       coarse_index=parts[0]["coarse_index"],
+                       coarse_loss=np.concatenate([p["coarse_loss"] for p in parts]),
+                       coarse_acc=np.concatenate([p["coarse_acc"] for p in parts]))
         path = self.ctx.path("perturb", f"m{m}.npz")
         _atomic_savez(path, out)
         return [path]
@@ -244,17 +283,33 @@ class Pipeline:
         self._unit("volume", self.volume_key(), self._volume)
 
     def _volume(self) -> list[Path]:
-        rows = []
-        for m in self.cfg.extra_sizes:
+        cfg = self.cfg
+        rows, by_k = [], []
+        for m in cfg.extra_sizes:
             index, saved = self.crossings(m)
-            norms = saved["raw_norms" if self.cfg.radius_norm == "raw" else "direction_norms"]
-            for row in volume_table(index, saved["coefficients"], norms,
-                                    int(saved["n_params"]), list(self.cfg.loss_cutoffs),
-                                    list(self.cfg.sizes)):
-                rows.append({"m": m, "train_size": self.cfg.base_size + m,
-                             "n_params": int(saved["n_params"]),
-                             "radius_norm": self.cfg.radius_norm, **row})
-        return _write_table(self.ctx, "volume", rows)
+            norms = saved["raw_norms" if cfg.radius_norm == "raw" else "direction_norms"]
+            n_params = int(saved["n_params"])
+            headline = cfg.headline_size or cfg.base_size + m
+            common = {"m": m, "train_size": cfg.base_size + m, "n_params": n_params}
+            for row in volume_table(index, saved["coefficients"], norms, n_params,
+                                    list(cfg.loss_cutoffs), list(cfg.sizes), cfg.uncrossed):
+                rows.append({**common, "radius_norm": cfg.radius_norm,
+                             "uncrossed_rule": cfg.uncrossed,
+                             "headline": row["landscape_size"] == headline, **row})
+            for k in [k for k in K_PREFIXES if k < cfg.n_directions] + [cfg.n_directions]:
+                for row in volume_table(index[:, :k], saved["coefficients"], norms[:k],
+                                        n_params, list(cfg.loss_cutoffs), list(cfg.sizes),
+                                        cfg.uncrossed):
+                    by_k.append({**common, "k": k,
+                                 "headline": row["landscape_size"] == headline,
+                                 **{key: row[key] for key in ("cutoff", "landscape_size",
+                                                              "log_volume", "n_uncrossed",
+                                                              "n_used")}})
+        by_k_path = self.ctx.path("volume_by_k.csv")
+        tmp = by_k_path.with_name(by_k_path.name + ".tmp")
+        pd.DataFrame(by_k).to_csv(tmp, index=False)
+        tmp.replace(by_k_path)
+        return [*_write_table(self.ctx, "volume", rows), by_k_path]
 
     def cutoff(self) -> None:
         for m in self.cfg.extra_sizes:
@@ -264,7 +319,9 @@ class Pipeline:
     def _cutoff(self) -> list[Path]:
         rows, curves = [], {}
         for m in self.cfg.extra_sizes:
-            per_sample = per_sample_loss(self.model(m), self.data.x, self.data.labels)[0].numpy()
+            per_sample = per_sample_loss(self.model(m).to(self.device),
+                                         self.data.x.to(self.device),
+                                         self.data.labels.to(self.device))[0].cpu().numpy()
             curves[f"m{m}"] = prefix_means(per_sample)
             for cutoff in self.cfg.loss_cutoffs:
                 size = cutoff_size(per_sample, cutoff)
@@ -285,10 +342,20 @@ class Pipeline:
     def _test(self) -> list[Path]:
         rows = []
         for m in self.cfg.extra_sizes:
-            loss, acc = evaluate(self.model(m), self.data.x_test, self.data.y_test)
+            loss, acc = evaluate(self.model(m).to(self.device), self.data.x_test.to(self.device),
+                                 self.data.y_test.to(self.device))
             rows.append({"m": m, "train_size": self.cfg.base_size + m, "test_loss": loss,
                          "test_acc": acc})
         return _write_table(self.ctx, "test_accuracies", rows)
+
+
+def coefficient_grid(cfg: VolumeConfig) -> np.ndarray:
+    """The steps (C,) float64 along each direction: ``max_coefficient · t`` (``linear``) or
+    ``max_coefficient · t²`` (``quadratic``, the authors' ``np.linspace(0, 1, N) ** 2``),
+    ``t = linspace(0, 1, n_coefficients)``. The quadratic grid is fine near the minimum,
+    where sharp directions cross, and coarse far from it."""
+    t = np.linspace(0.0, 1.0, cfg.n_coefficients, dtype=np.float64)
+    return cfg.max_coefficient * (t ** 2 if cfg.coefficient_grid == "quadratic" else t)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -322,11 +389,12 @@ def run_pipeline(cfg: VolumeConfig, ctx: RunContext) -> dict[str, float]:
 
 
 def warn_uncrossed(ctx: RunContext, table: pd.DataFrame, max_coefficient: float,
-                   shown: int = 8) -> None:
+                   uncrossed: str = "lower_bound", shown: int = 8) -> None:
     """One warning (kept in ``final.json``) when some radii of ``volume.csv`` never crossed.
 
     Said on every visit of the run, cached volume stage or not, so a rerun's ``final.json``
-    still reports the lower bounds.
+    still reports them: as lower bounds (``uncrossed: lower_bound``) or as directions left
+    out of the mean (``drop``).
     """
     short = table[table["n_uncrossed"] > 0]
     if short.empty:
@@ -337,25 +405,35 @@ def warn_uncrossed(ctx: RunContext, table: pd.DataFrame, max_coefficient: float,
         for r in short.head(shown).itertuples())
     if len(short) > shown:
         where += f"; {len(short) - shown} more rows"
+    if uncrossed == "drop":
+        what = (f"they are left out of the mean (uncrossed: drop), so {len(short)} of "
+                f"{len(table)} log-volumes in volume.csv rest on fewer directions (column "
+                f"n_used)")
+    else:
+        what = (f"their radius is the range end, so {len(short)} of {len(table)} log-volumes "
+                f"in volume.csv are lower bounds (column lower_bound)")
     ctx.warn(
         f"{int(table['n_uncrossed'].sum())} of {int(table['n_directions'].sum())} radii never "
-        f"reach their loss cutoff within max_coefficient={max_coefficient:g} ({where}); their "
-        f"radius is the range end, so {len(short)} of {len(table)} log-volumes in volume.csv "
-        f"are lower bounds (column lower_bound); raise max_coefficient to measure them")
+        f"reach their loss cutoff within max_coefficient={max_coefficient:g} ({where}); "
+        f"{what}; raise max_coefficient to measure them")
 
 
 def summarize(pipeline: Pipeline) -> dict[str, float]:
     """One metrics row per model (step = m) from whatever stages are current; final.json.
 
     A row: train_size, train_loss, train_acc (train), test_loss, test_acc (test), and at
-    the first loss cutoff on the model's own landscape log_volume, zero_volume (1 where
-    log_volume is -inf) and n_uncrossed (volume), cutoff_size (cutoff).
+    the first loss cutoff log_volume, zero_volume (1 where log_volume is -inf) and
+    n_uncrossed (volume), cutoff_size (cutoff). log_volume is the headline landscape's:
+    in ``poison`` the clean base set (the poison notebooks' ``dataset_quantities=[0]``),
+    so poison is not mixed with dataset size, with the model's own (poisoned) training
+    set as ``log_volume_own``; elsewhere each model's own training set.
     """
     cfg, ctx, cache = pipeline.cfg, pipeline.ctx, pipeline.cache
     per_model: dict[int, dict[str, float]] = {m: {} for m in cfg.extra_sizes}
     for m in cfg.extra_sizes:
         if cache.fresh(f"train/m{m}", pipeline.train_key(m)):
-            saved = torch.load(ctx.path("models", f"m{m}.pt"), weights_only=True)
+            saved = torch.load(ctx.path("models", f"m{m}.pt"), weights_only=True,
+                               map_location="cpu")
             per_model[m].update(train_size=float(saved["train_size"]),
                                 train_loss=float(saved["train_loss"]),
                                 train_acc=float(saved["train_acc"]))
@@ -365,15 +443,18 @@ def summarize(pipeline: Pipeline) -> dict[str, float]:
     first_cut = cfg.loss_cutoffs[0]
     if cache.fresh("volume", pipeline.volume_key()):
         table = pd.read_csv(ctx.path("volume.csv"))
-        own = table[(table["cutoff"] == first_cut)
-                    & (table["landscape_size"] == table["train_size"])]
-        for row in own.to_dict("records"):
+        first = table[table["cutoff"] == first_cut]
+        for row in first[first["headline"]].to_dict("records"):
             # zero_volume says what an empty log_volume cell of metrics.jsonl/.csv (which
             # hold no infinities) means: -inf, not a volume left unmeasured
             per_model[int(row["m"])].update(
                 log_volume=row["log_volume"], n_uncrossed=float(row["n_uncrossed"]),
                 zero_volume=float(np.isneginf(row["log_volume"])))
-        warn_uncrossed(ctx, table, cfg.max_coefficient)
+        if cfg.headline_size is not None:
+            own = first[first["landscape_size"] == first["train_size"]]
+            for row in own.to_dict("records"):
+                per_model[int(row["m"])]["log_volume_own"] = row["log_volume"]
+        warn_uncrossed(ctx, table, cfg.max_coefficient, cfg.uncrossed)
     if cache.fresh("cutoff", pipeline.cutoff_key()):
         table = pd.read_csv(ctx.path("cutoffs.csv"))
         for row in table[table["cutoff"] == first_cut].to_dict("records"):
@@ -383,7 +464,7 @@ def summarize(pipeline: Pipeline) -> dict[str, float]:
             ctx.log(m, **row)
     final: dict[str, float] = {"models": float(len(cfg.extra_sizes))}
     first, last = per_model[cfg.extra_sizes[0]], per_model[cfg.extra_sizes[-1]]
-    for key in ("test_acc", "log_volume", "train_loss"):
+    for key in ("test_acc", "log_volume", "log_volume_own", "train_loss"):
         if key in first and key in last:
             final[f"{key}_fewest"] = float(first[key])
             final[f"{key}_most"] = float(last[key])

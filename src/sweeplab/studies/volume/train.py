@@ -1,4 +1,4 @@
-"""Training one model of a minima-volume run: Adam or SGD, or SAM around either.
+"""Training one model of a minima-volume run: Adam, AdamW or SGD, or SAM around any.
 
 SAM (Foret et al. 2021, "Sharpness-Aware Minimization for Efficiently Improving
 Generalization", Alg. 1): at each step, climb to ``w + rho * g / ||g||``, take the
@@ -26,6 +26,8 @@ def make_optimizer(cfg: VolumeConfig, model: nn.Module) -> torch.optim.Optimizer
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":  # decoupled weight decay (Loshchilov & Hutter 2019)
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -117,11 +119,12 @@ def train_model(
                       "generator": gen.get_state(), "epoch": epoch})
 
     n = len(y)
+    batch = cfg.batch_size or n  # 0: full batch
     with stop_points(save) as stop_point:
         while epoch < cfg.epochs:
             stop_point(f"at epoch {epoch}")
             model.train()
-            for idx in torch.randperm(n, generator=gen).split(cfg.batch_size):
+            for idx in torch.randperm(n, generator=gen).split(batch):
                 xb, yb = x[idx], y[idx]
                 if cfg.category == "sam":
                     sam_step(model, lambda xb=xb, yb=yb: F.cross_entropy(model(xb), yb),

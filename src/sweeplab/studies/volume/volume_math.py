@@ -12,9 +12,16 @@ integrate ``r^(n-1) dr`` in polar coordinates), so with K directions
 
 dropping the constant ``log V_n``, which is the same for every model of one
 architecture. For n in the thousands ``r^n`` over- or underflows float64, so the sum is
-taken by log-sum-exp. Directions that never cross within the coefficient range get the
-range end as radius, which makes the estimate a lower bound; they are counted, never
-dropped.
+taken by log-sum-exp.
+
+Directions that never cross within the coefficient range are counted (``n_uncrossed``)
+and treated by one of two rules (``uncrossed``):
+
+- ``lower_bound``: their radius is the range end, which makes the estimate a lower bound
+  on the one a longer range would give;
+- ``drop``: they are left out, the mean runs over the K' directions that crossed (the
+  authors' ``wiggle_threshold_radii`` and ``compute_log_power_mean``,
+  ``minima_volume/volume_funcs.py``); with none crossed the estimate is undefined (NaN).
 """
 
 from __future__ import annotations
@@ -24,8 +31,11 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.special import logsumexp
 
-__all__ = ["cutoff_size", "first_crossing_size", "log_volume", "prefix_means", "radii",
-           "volume_table"]
+__all__ = ["UNCROSSED", "cutoff_size", "first_crossing_size", "log_volume", "prefix_means",
+           "radii", "volume_table"]
+
+UNCROSSED = ("lower_bound", "drop")
+"""How directions that never cross a cutoff enter the volume (see the module docstring)."""
 
 
 def radii(
@@ -80,14 +90,18 @@ def volume_table(
     n_params: int,
     cutoffs: Sequence[float],
     sizes: Sequence[int],
+    uncrossed: str = "lower_bound",
 ) -> list[dict]:
     """One row per (cutoff, landscape size) from crossings ``index`` (Q, K, S).
 
-    Each row: ``cutoff``, ``landscape_size``, ``log_volume``, ``n_directions``,
-    ``n_uncrossed`` (directions never exceeding the cutoff in range), ``lower_bound``
-    (True when some are: their radius is the range end), ``mean_radius``,
-    ``min_radius``, ``max_radius``.
+    Each row: ``cutoff``, ``landscape_size``, ``log_volume``, ``n_directions`` (K),
+    ``n_uncrossed`` (directions never exceeding the cutoff in range), ``n_used``
+    (directions in the mean: K, or K - n_uncrossed with ``uncrossed="drop"``),
+    ``lower_bound`` (True when uncrossed radii entered as the range end),
+    ``mean_radius``, ``min_radius``, ``max_radius`` (over the radii used; NaN if none).
     """
+    if uncrossed not in UNCROSSED:
+        raise ValueError(f"uncrossed={uncrossed!r}: allowed values are {', '.join(UNCROSSED)}")
     idx = np.asarray(index)
     if idx.ndim != 3 or idx.shape[0] != len(cutoffs) or idx.shape[2] != len(sizes):
         raise ValueError(
@@ -97,18 +111,19 @@ def volume_table(
     rows = []
     for q, cutoff in enumerate(cutoffs):
         for s, size in enumerate(sizes):
-            rk = r[q, :, s]
-            uncrossed = int((~crossed[q, :, s]).sum())
+            short = int((~crossed[q, :, s]).sum())
+            used = r[q, crossed[q, :, s], s] if uncrossed == "drop" else r[q, :, s]
             rows.append({
                 "cutoff": float(cutoff),
                 "landscape_size": int(size),
-                "log_volume": log_volume(rk, n_params),
-                "n_directions": int(rk.size),
-                "n_uncrossed": uncrossed,
-                "lower_bound": uncrossed > 0,
-                "mean_radius": float(rk.mean()),
-                "min_radius": float(rk.min()),
-                "max_radius": float(rk.max()),
+                "log_volume": log_volume(used, n_params) if used.size else float("nan"),
+                "n_directions": int(r.shape[1]),
+                "n_uncrossed": short,
+                "n_used": int(used.size),
+                "lower_bound": uncrossed == "lower_bound" and short > 0,
+                "mean_radius": float(used.mean()) if used.size else float("nan"),
+                "min_radius": float(used.min()) if used.size else float("nan"),
+                "max_radius": float(used.max()) if used.size else float("nan"),
             })
     return rows
 
