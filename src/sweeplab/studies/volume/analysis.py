@@ -319,8 +319,12 @@ def _lead(condition: str, n_conditions: int, text: str) -> str:
     return f"{condition}: {text}" if n_conditions > 1 else text[:1].upper() + text[1:]
 
 
-def trend_findings(models: pd.DataFrame, cutoff: float, n_conditions: int) -> list[str]:
-    """From the fewest to the most samples: headline-landscape log-volume, per-seed signs."""
+def trend_findings(models: pd.DataFrame, cutoff: float, n_conditions: int,
+                   poison: frozenset[str] = frozenset()) -> list[str]:
+    """From the fewest to the most samples: headline-landscape log-volume, per-seed signs.
+
+    ``poison``: the conditions whose added samples are poisoned (their headline is the
+    clean base set, and the paper's expectation is said accordingly)."""
     column = f"log_volume_{_tag(cutoff)}"
     out = []
     if column not in models:
@@ -350,7 +354,9 @@ def trend_findings(models: pd.DataFrame, cutoff: float, n_conditions: int) -> li
                 f"{int(last['train_size'].iloc[0])}")
         text += (f", a change of {change:+.4g} ({seeds})" if math.isfinite(change)
                  else f" ({seeds})")
-        text += "; the paper reports volumes shrinking as the dataset grows."
+        text += ("; the paper reports volumes on the clean base set shrinking as poison is "
+                 "added." if condition in poison
+                 else "; the paper reports volumes shrinking as the dataset grows.")
         out.append(_lead(condition, n_conditions, text))
     return out
 
@@ -497,7 +503,12 @@ def findings(data: AnalysisData) -> list[str]:
     n_cond = data.finals["condition"].nunique()
     cutoff = float(results.volume["cutoff"].min()) if not results.volume.empty else None
     if cutoff is not None and not models.empty:
-        out += trend_findings(models, cutoff, n_cond)
+        poison = frozenset(
+            cond for rid, cond in run_conditions(data.finals).items()
+            if "category" in data.runs
+            and (data.runs.loc[data.runs["run_id"].astype(str) == rid, "category"]
+                 == "poison").any())
+        out += trend_findings(models, cutoff, n_cond, poison)
         out += fixed_landscape_findings(results.volume, cutoff, n_cond)
         out += correlation_findings(models, cutoff, n_cond)[0]
     out += uncrossed_findings(results.volume, _config_value(data.runs, "max_coefficient"))

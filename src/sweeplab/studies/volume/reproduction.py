@@ -48,12 +48,13 @@ def _scale(runs: pd.DataFrame, cutoff: float, n_params: int | None) -> str:
     """What ran, in words: dataset, sizes, model, directions, cutoff."""
     def one(key: str) -> str:
         values = sorted(runs[key].astype(str).unique()) if key in runs else ["?"]
-        return "/".join(values)
+        # a tuple or list cell "(0, 10, 50)" reads "0, 10, 50"
+        return "/".join(v.strip("()[]").rstrip(",") for v in values)
 
     arch = one("arch")
     model = f"MLP hidden {one('hidden')}" if arch == "mlp" else f"{arch} {one('channels')}"
     params = f" ({n_params:,} parameters)" if n_params else ""
-    return (f"{one('dataset')}, {one('base_size')} + {one('extra_sizes')} poison, {model}"
+    return (f"{one('dataset')}, {one('base_size')} + {{{one('extra_sizes')}}} poison, {model}"
             f"{params}, {one('epochs')} epochs, K = {one('n_directions')}, "
             f"{one('direction_scaling') if 'direction_scaling' in runs else 'li'} directions, "
             f"cutoff {cutoff:g}")
