@@ -24,8 +24,13 @@ def test_rows_are_on_disk_as_soon_as_logged_without_batching(tmp_path):
     # not closed: a killed process must still have every logged line
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert rows == [{"epoch": 0, "loss": 1.0, "acc": 0.5}, {"epoch": 1, "loss": 0.5, "acc": None}]
+    # the CSV is derived at each checkpoint (position) and at the end
+    w.position()
     assert [r["loss"] for r in _csv(tmp_path / "metrics.csv")] == ["1.0", "0.5"]
+    w.log(2, {"loss": 0.25, "acc": 1.0})
+    assert len(_csv(tmp_path / "metrics.csv")) == 2
     w.close()
+    assert [r["loss"] for r in _csv(tmp_path / "metrics.csv")] == ["1.0", "0.5", "0.25"]
 
 
 def test_new_keys_rebuild_the_csv_with_the_union_of_columns(tmp_path):
@@ -155,3 +160,46 @@ def test_a_csv_rebuilt_for_new_columns_encodes_numbers_as_the_live_writer(tmp_pa
     for step, (line, row) in enumerate(zip(lines[1:-1], rows)):
         cells = [step, row["loss"], row.get("extra")]
         assert line.split(b",") == [b"" if v is None else orjson.dumps(v) for v in cells]
+
+
+def test_lists_and_text_with_commas_and_quotes_are_cells_of_a_valid_csv(tmp_path):
+    """A non-scalar value is one quoted cell (compact JSON text), never extra columns."""
+    w = LocalMetricsWriter(tmp_path, flush_seconds=0)
+    w.log(0, {"loss": 0.5, "v": [1, 2]})
+    w.log(1, {"loss": 0.25, "v": [3, 4], "note": 'a, "b"\nc'})
+    w.log(2, {"loss": 0.125, "v": {"k": 1.5}, "note": "plain"})
+    w.close()
+    with open(tmp_path / "metrics.csv", newline="") as fh:
+        table = list(csv.reader(fh))
+    assert table[0] == ["epoch", "loss", "v", "note"]
+    assert all(len(row) == 4 for row in table)
+    assert table[1:] == [["0", "0.5", "[1,2]", ""], ["1", "0.25", "[3,4]", 'a, "b"\nc'],
+                         ["2", "0.125", '{"k":1.5}', "plain"]]
+    assert read_metrics(tmp_path / "metrics.jsonl")[1]["note"] == 'a, "b"\nc'
+
+
+def test_a_resumed_csv_with_text_and_lists_equals_one_written_straight_on(tmp_path):
+    def row(step):
+        return {"loss": 1.0 / (step + 1), "tag": f"s,{step}\"", "v": [step, step + 0.5]}
+
+    straight, cut = tmp_path / "straight", tmp_path / "cut"
+    straight.mkdir()
+    cut.mkdir()
+    w = LocalMetricsWriter(straight)
+    for step in range(8):
+        w.log(step, row(step))
+        if step == 3:
+            w.position()
+    w.close()
+    w = LocalMetricsWriter(cut)
+    for step in range(4):
+        w.log(step, row(step))
+    mark = w.position()
+    w.log(4, row(4))
+    w.close()
+    w = LocalMetricsWriter(cut, truncate_at=mark["offset"])
+    for step in range(4, 8):
+        w.log(step, row(step))
+    w.close()
+    for name in ("metrics.jsonl", "metrics.csv"):
+        assert (cut / name).read_bytes() == (straight / name).read_bytes(), name

@@ -195,8 +195,9 @@ class RunContext:
             sink.log(step, metrics)
 
     def flush(self) -> None:
-        """Make every logged row visible in metrics.jsonl/.csv (e.g. before reading them)."""
-        self.local.flush()
+        """Make every logged row visible in metrics.jsonl and metrics.csv (e.g. before
+        reading them)."""
+        self.local.position()
 
     def path(self, *parts: str) -> Path:
         """A path inside the run directory (parents created)."""

@@ -1,16 +1,22 @@
 """The local metric files every run writes: ``metrics.jsonl`` and ``metrics.csv``.
 
-``metrics.jsonl`` is the source of truth: one JSON object per logged step. ``metrics.csv``
-mirrors it for spreadsheets and pandas; when a later step brings a key the CSV header
-lacks, the CSV is rebuilt from the JSONL with the union of keys. Non-finite values are
-written as ``null`` (an empty CSV cell), so both files stay valid for every reader.
+``metrics.jsonl`` is the source of truth: one JSON object per logged step, written as the
+run goes. Rows are buffered and written in batches: at most ``flush_seconds`` (default
+1 s) after they are logged, every 512 rows, and whenever the run asks for the position
+(before a checkpoint), is interrupted or ends. A ``kill -9`` may thus lose the last second
+of rows, never more, and never a row a checkpoint covers; ``flush_seconds=0`` writes line
+by line. Rows are encoded with orjson (shortest round-trip floats): about a microsecond a
+row of ten scalars. Non-finite values are written as ``null``.
 
-Rows are buffered and written in batches: at most ``flush_seconds`` (default 1 s) after
-they are logged, every 512 rows, and whenever the run asks for the position (before a
-checkpoint), is interrupted or ends. A ``kill -9`` may thus lose the last second of rows,
-never more, and never a row a checkpoint covers; ``flush_seconds=0`` writes line by line.
-Rows are encoded with orjson (shortest round-trip floats, as Python's ``repr``): about
-a microsecond a row of ten scalars, where ``json.dumps`` and ``csv`` cost ~10x more.
+``metrics.csv`` is derived from it with a real CSV writer (the csv module) at each
+checkpoint (:meth:`LocalMetricsWriter.position`) and at the end: the rows logged since the
+last time are appended, and the whole file is rebuilt when a row brings a key the header
+lacks (the header is the union of keys, in first-seen order). Cells: numbers and booleans
+as the JSON has them (orjson's text, so a CSV rebuilt on resume has the bytes of one
+written straight on), ``null`` as an empty cell, strings as they are and lists or mappings
+as compact JSON text, all quoted by the CSV writer wherever they hold a comma, a quote or a
+line break. Between checkpoints the CSV lags the JSONL; a reader following a run live
+reads the JSONL.
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ def _clean(value: Any) -> Any:
 
 
 class LocalMetricsWriter:
-    """Appends metrics to ``<run_dir>/metrics.jsonl`` and ``<run_dir>/metrics.csv``.
+    """Appends metrics to ``<run_dir>/metrics.jsonl`` and derives ``<run_dir>/metrics.csv``.
 
     ``truncate_at`` (a byte offset of metrics.jsonl, from a checkpoint) drops the rows
     after it and rebuilds the CSV, so a resumed run continues exactly where its state was
@@ -73,11 +79,10 @@ class LocalMetricsWriter:
         self._pending: list[dict[str, Any]] = []
         if truncate_at is not None:
             self._truncate(truncate_at)
-        rows = read_metrics(self.jsonl_path)
-        self.rows = len(rows)
-        self._header: tuple[str, ...] | None = _union(rows) if rows else None
         self._jsonl = open(self.jsonl_path, "ab")  # noqa: SIM115
-        self._csv = open(self.csv_path, "ab")  # noqa: SIM115
+        self._header: tuple[str, ...] = ()
+        self._csv_offset = 0
+        self.rows = self._write_csv_from(0)
         self._last_flush = time.monotonic()
 
     def log(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -90,11 +95,7 @@ class LocalMetricsWriter:
             self.flush()
 
     def flush(self) -> None:
-        """Write every pending row to both files and flush them to the OS.
-
-        The common case (numbers only, the CSV's columns) is encoded a batch at a time,
-        without a Python loop over rows; anything else takes the general path.
-        """
+        """Write every pending row to metrics.jsonl and flush it to the OS."""
         self._last_flush = time.monotonic()
         if not self._pending:
             return
@@ -104,63 +105,48 @@ class LocalMetricsWriter:
             self._jsonl.write(lines)
             self._jsonl.flush()
         self.rows += len(pending)
-        with naming(self.csv_path):
-            if self._header is None:
-                self._start_csv(tuple(pending[0]))
-            cells = self._csv_lines(pending)
-            if cells is None:
-                self._rebuild_csv()
-            else:
-                self._csv.write(cells)
-                self._csv.flush()
-
-    def _csv_lines(self, rows: list[dict[str, Any]]) -> bytes | None:
-        """The CSV lines of ``rows``, or ``None`` when they bring new columns."""
-        keys = set(map(tuple, rows))
-        if keys == {self._header}:
-            blob = _numbers_json(list(map(list, map(dict.values, rows))))
-            if blob is not None:
-                return blob[2:-2].replace(b"],[", b"\r\n").replace(b"null", b"") + b"\r\n"
-        header = set(self._header)
-        if not all(header.issuperset(k) for k in keys):
-            return None
-        return b"".join(_csv_row([row.get(k) for k in self._header]) for row in rows)
 
     def position(self) -> dict[str, int]:
-        """Flush, then where metrics.jsonl ends: ``{"offset": bytes, "rows": lines}``."""
+        """Flush, bring metrics.csv up to date, and say where metrics.jsonl ends:
+        ``{"offset": bytes, "rows": lines}`` (what a checkpoint records)."""
         self.flush()
-        return {"offset": self._jsonl.tell(), "rows": self.rows}
+        offset = self._jsonl.tell()
+        self._write_csv_from(self._csv_offset)
+        return {"offset": offset, "rows": self.rows}
 
-    def _start_csv(self, header: tuple[str, ...]) -> None:
-        self._header = header
-        if self.csv_path.stat().st_size == 0:
-            self._csv.write(_csv_header(header))
-
-    def _rebuild_csv(self) -> None:
-        """Rewrite the CSV from the JSONL with the union of all keys seen so far."""
-        rows = read_metrics(self.jsonl_path)
-        self._csv.close()
-        self._header = _union(rows)
-        atomic_write_bytes(self.csv_path, _csv_bytes(rows, self._header))
-        self._csv = open(self.csv_path, "ab")  # noqa: SIM115
+    def _write_csv_from(self, offset: int) -> int:
+        """Append the CSV rows of the JSONL rows after byte ``offset``; rebuild the whole
+        CSV when they bring a new key, or when ``offset`` is 0. Returns the rows read."""
+        with naming(self.csv_path):
+            rows, end = read_metrics_from(self.jsonl_path, offset)
+            header = _union([dict.fromkeys(self._header), *rows])
+            if offset == 0 or header != self._header:
+                if offset:
+                    rows, end = read_metrics_from(self.jsonl_path, 0)
+                self._header = _union(rows)
+                atomic_write_bytes(self.csv_path, _csv_bytes(rows, self._header) if rows
+                                   else b"")
+            elif rows:
+                with open(self.csv_path, "ab") as fh:
+                    fh.write(_csv_rows(rows, self._header))
+        self._csv_offset = end
+        return len(rows)
 
     def _truncate(self, offset: int) -> None:
-        """Keep the first ``offset`` bytes of metrics.jsonl; rebuild metrics.csv from it."""
+        """Keep the first ``offset`` bytes of metrics.jsonl (the CSV is rebuilt from it)."""
         if self.jsonl_path.exists():
             with open(self.jsonl_path, "r+b") as fh:
                 fh.truncate(offset)
         else:
             self.jsonl_path.write_bytes(b"")
-        rows = read_metrics(self.jsonl_path)
-        atomic_write_bytes(self.csv_path, _csv_bytes(rows, _union(rows)) if rows else b"")
 
     def close(self) -> None:
-        """Write what is pending and close both files (idempotent)."""
-        if not self._jsonl.closed:
-            self.flush()
-        for fh in (self._jsonl, self._csv):
-            if not fh.closed:
-                fh.close()
+        """Write what is pending, bring metrics.csv up to date and close (idempotent)."""
+        if self._jsonl.closed:
+            return
+        self.flush()
+        self._jsonl.close()
+        self._write_csv_from(self._csv_offset)
 
 
 def _jsonl_lines(rows: list[dict[str, Any]]) -> bytes:
@@ -183,24 +169,20 @@ def _general_line(row: dict[str, Any]) -> bytes:
     return json.dumps(row, allow_nan=False).encode() + b"\n"
 
 
-def _numbers_json(values: list[Any]) -> bytes | None:
-    """orjson's text of ``values`` when it holds no string (so ``null`` is always a whole
-    cell and nothing needs CSV quoting), else None. The one number encoding of the CSV."""
-    try:
-        blob = orjson.dumps(values, option=_ORJSON)
-    except TypeError:
-        return None
-    return None if b'"' in blob else blob
+def _cell(value: Any) -> str:
+    """One CSV cell: numbers and booleans as orjson writes them, null empty, strings as
+    they are, anything else (a list, a mapping) as compact JSON text."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return orjson.dumps(value, option=_ORJSON).decode()
 
 
-def _csv_row(values: list[Any]) -> bytes:
-    """One CSV line, cell for cell as the batch path writes it (orjson's numbers), so a
-    CSV rebuilt on resume or on new columns has the bytes of one written straight on."""
-    blob = _numbers_json(values)
-    if blob is not None:
-        return blob[1:-1].replace(b"null", b"") + b"\r\n"
+def _csv_rows(rows: list[dict[str, Any]], header: tuple[str, ...]) -> bytes:
+    """The CSV lines of ``rows`` under ``header`` (a missing key is an empty cell)."""
     buffer = io.StringIO()
-    csv.writer(buffer).writerow(["" if v is None else _clean(v) for v in values])
+    csv.writer(buffer).writerows([_cell(row.get(k)) for k in header] for row in rows)
     return buffer.getvalue().encode()
 
 
@@ -211,31 +193,35 @@ def _union(rows: list[dict[str, Any]]) -> tuple[str, ...]:
     return tuple(header)
 
 
-def _csv_header(header: tuple[str, ...]) -> bytes:
+def _csv_bytes(rows: list[dict[str, Any]], header: tuple[str, ...]) -> bytes:
+    """The whole CSV of ``rows`` under ``header``."""
     buffer = io.StringIO()
     csv.writer(buffer).writerow(header)
-    return buffer.getvalue().encode()
-
-
-def _csv_bytes(rows: list[dict[str, Any]], header: tuple[str, ...]) -> bytes:
-    """The whole CSV of ``rows`` under ``header`` (a missing key is an empty cell)."""
-    return _csv_header(header) + b"".join(_csv_row([row.get(k) for k in header])
-                                          for row in rows)
+    return buffer.getvalue().encode() + _csv_rows(rows, header)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     """Read ``metrics.jsonl``; a torn last line (crash mid-write) is ignored."""
+    return read_metrics_from(path, 0)[0]
+
+
+def read_metrics_from(path: str | Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The rows of ``metrics.jsonl`` after byte ``offset``, and the offset just after the
+    last whole row read (a torn last line is neither read nor passed)."""
     rows: list[dict[str, Any]] = []
     path = Path(path)
     if not path.exists():
-        return rows
+        return rows, offset
+    end = offset
     with open(path, "rb") as fh:
+        fh.seek(offset)
         for line in fh:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                rows.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
+            if not line.endswith(b"\n"):
                 break
-    return rows
+            if line.strip():
+                try:
+                    rows.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    break
+            end += len(line)
+    return rows, end
