@@ -15,9 +15,8 @@ def one_thread():
     limit_threads(1)
 
 
-@pytest.fixture
-def serve():
-    """Start scripted servers; all are shut down after the test."""
+def _servers():
+    """Start scripted servers; all are shut down at the end."""
     servers: list[ScriptedServer] = []
 
     def start(*script: tuple) -> ScriptedServer:
@@ -27,3 +26,9 @@ def serve():
     yield start
     for server in servers:
         server.close()
+
+
+serve = pytest.fixture(_servers)
+"""Scripted servers of one test."""
+serve_module = pytest.fixture(_servers, scope="module", name="serve_module")
+"""Scripted servers shared by a module's fixtures (one agent run, several tests)."""

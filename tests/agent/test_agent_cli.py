@@ -11,12 +11,14 @@ from pathlib import Path
 
 import pytest
 from chat_server import ScriptedServer, reply
+from kernel import CLI_FLAGS
 
 from sweeplab.agent.goal import parse_goal
+from sweeplab.agent.sandbox import plain_isolation, probe_isolation
 from sweeplab.cli.main import main
 from sweeplab.errors import ConfigError
 
-QUICK = ["--epochs", "8", "--seeds", "0", "--patience", "3"]
+QUICK = ["--epochs", "8", "--seeds", "0", "--patience", "3", *CLI_FLAGS]
 
 
 def _registry(out: Path) -> tuple[Path, dict]:
@@ -128,7 +130,8 @@ def test_keep_keeps_every_candidate(tmp_path):
     for it in registry["iterations"]:
         folder = run / "src" / "models" / f"iter_{it['index']:03d}"
         assert (folder / "model.py").is_file()
-        assert (folder / "sandbox" / "sandbox_result.json").is_file()
+        assert (folder / "train" / "sandbox_result.json").is_file()
+        assert (folder / "score" / "logits.npz").is_file()
         assert (run / "experiments" / f"iter_{it['index']:03d}" / "learning_curve.png").is_file()
     assert "cleaned" not in registry
 
@@ -180,7 +183,7 @@ def test_a_parameter_budget_refuses_proposals_before_any_work(tmp_path):
     out = tmp_path / "agent"
     goal = "a CNN for digits with under 3k parameters targeting 99% accuracy"
     assert main(["agent", "--goal", goal, "--max-iterations", "2", "--out_dir", str(out),
-                 "--epochs", "2", "--seeds", "0"]) == 0
+                 "--epochs", "2", "--seeds", "0", *CLI_FLAGS]) == 0
     _, registry = _registry(out)
     assert len(registry["iterations"]) == 2
     for it in registry["iterations"]:
@@ -200,7 +203,7 @@ def test_an_interrupted_agent_keeps_every_finished_iteration(tmp_path):
     proc = subprocess.Popen(  # -X faulthandler: SIGABRT prints every thread's stack
         [sys.executable, "-X", "faulthandler", "-m", "sweeplab", "agent",
          "--goal", "an MLP for digits targeting 100%", "--max-iterations", "50",
-         "--epochs", "20", "--seeds", "0", "--out_dir", str(out), "--verbose"],
+         "--epochs", "20", "--seeds", "0", "--out_dir", str(out), "--verbose", *CLI_FLAGS],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -225,3 +228,48 @@ def test_an_interrupted_agent_keeps_every_finished_iteration(tmp_path):
     # --verbose: every step is logged on stderr
     assert "proposal (optuna)" in err and "iteration 1 done: ok" in err
     assert ": ok in " in err  # the sandbox's verdict
+
+
+def test_check_isolation_says_what_is_in_force(capsys):
+    code = main(["agent", "--check-isolation"])
+    found = probe_isolation()
+    assert capsys.readouterr().out == f"isolation: {found.describe()}\n"
+    assert code == (0 if found.namespaces else 1)
+
+
+@pytest.mark.parametrize(("flag", "value", "words"), [
+    ("--time-budget", "5", "invalid time-budget=5.0: must be >= 10 seconds"),
+    ("--memory-mb", "512", "invalid memory-mb=512: must be >= 1024"),
+])
+def test_bad_sandbox_budgets_are_exit_2_and_write_nothing(tmp_path, capsys, flag, value,
+                                                          words):
+    out = tmp_path / "agent"
+    assert main(["agent", "--goal", "an MLP for digits targeting 90%", flag, value,
+                 "--out_dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and words in err and not out.exists()
+
+
+def test_without_kernel_isolation_it_refuses_unless_told(tmp_path, capsys, monkeypatch):
+    """On a machine without bubblewrap (here: none on PATH) the agent stops before any
+    work; with --unsafe-no-isolation it runs, and says and records so."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    probe_isolation.cache_clear()
+    plain_isolation.cache_clear()
+    out = tmp_path / "agent"
+    goal = "an MLP for digits targeting 99.9% accuracy"
+    try:
+        assert main(["agent", "--goal", goal, "--out_dir", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "bubblewrap (bwrap) is not installed" in err
+        assert "--unsafe-no-isolation" in err and not out.exists()
+        assert main(["agent", "--goal", goal, "--unsafe-no-isolation", "--max-iterations",
+                     "1", "--out_dir", str(out), *QUICK]) == 0
+    finally:
+        probe_isolation.cache_clear()
+        plain_isolation.cache_clear()
+    assert "isolation: NONE (--unsafe-no-isolation)" in capsys.readouterr().out
+    _, registry = _registry(out)
+    assert registry["settings"]["isolation"]["kind"] == "none"
+    (only,) = registry["iterations"]
+    assert only["status"] == "ok" and only["validation"]["isolation"] == "none"

@@ -1,6 +1,6 @@
 """The assembler: inferred shapes equal PyTorch's, impossible layer lists fail naming the
-layer, the source is deterministic and passes the static gate, which catches each
-forbidden construct; the LLM path accepts only a source that passes every gate."""
+layer, the source is deterministic and passes the static gate (tested in test_gate.py);
+the LLM path accepts only a source that passes every gate."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from sweeplab.agent.assembler import (
     infer_shapes,
     static_check,
 )
-from sweeplab.agent.sandbox import load_validated
 from sweeplab.agent.space import LayerSpec, ModelConfig, build_candidate
 
 
@@ -50,10 +49,14 @@ CANDIDATES = [
 
 
 def load(source: str, tmp_path: Path) -> torch.nn.Module:
-    """The model a source builds, imported from a file as the main process does."""
+    """The model a source of the project's own assembler (or a test's) builds: these
+    tests check shapes, so they run trusted sources in this process (the agent never
+    does: :mod:`sweeplab.agent.sandbox`)."""
     path = tmp_path / "model.py"
     path.write_text(source, encoding="utf-8")
-    return load_validated(path)
+    namespace: dict[str, Any] = {"__name__": "trusted_model"}
+    exec(compile(source, str(path), "exec"), namespace)  # noqa: S102 - trusted test source
+    return namespace["build"]()
 
 
 def torch_shapes(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[tuple]:
@@ -131,85 +134,6 @@ def test_source_is_deterministic_and_rebuildable_from_its_header() -> None:
 def test_assembled_source_passes_the_static_check() -> None:
     for model_cfg in (CNN, MLP, *CANDIDATES):
         assert static_check(assemble(model_cfg)) == []
-
-
-ALLOWED = '''
-from __future__ import annotations
-import math
-from collections import OrderedDict
-from dataclasses import dataclass
-from functools import partial
-from typing import Any
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
-
-@dataclass
-class Settings:
-    width: int = 8
-
-class Net(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(4, int(math.sqrt(16)))
-        self._scale = 1.0
-    def _head(self, x: torch.Tensor) -> torch.Tensor:
-        return self._scale * x
-    def forward(self, x: torch.Tensor) -> Any:
-        return self._head(partial(F.relu)(getattr(self, "fc")(x)))
-
-def build() -> nn.Module:
-    return Net()
-'''
-
-
-def test_static_check_allows_ordinary_model_code() -> None:
-    assert static_check(ALLOWED) == []
-
-
-@pytest.mark.parametrize(("code", "words"), [
-    ("import os", "import of 'os'"),
-    ("import torch.utils", "import of 'torch.utils'"),
-    ("from subprocess import run", "'subprocess'"),
-    ("from torch import *", "import *"),
-    ("from . import sibling", "relative"),
-    ("from torch import hub", "import hub"),
-    ("x = eval('1')", "'eval'"),
-    ("exec('x = 1')", "'exec'"),
-    ("c = compile('1', 'f', 'eval')", "'compile'"),
-    ("f = open('/etc/passwd')", "'open'"),
-    ("m = __import__('os')", "'__import__'"),
-    ("g = globals()", "'globals'"),
-    ("v = vars()", "'vars'"),
-    ("breakpoint()", "'breakpoint'"),
-    ("s = input()", "'input'"),
-    ("import torch\nb = torch.__builtins__", ".__builtins__"),
-    ("k = ().__class__.__bases__[0].__subclasses__()", ".__subclasses__"),
-    ("def f(): pass\ng = f.__globals__", ".__globals__"),
-    ("def f(): pass\nc = f.__code__", ".__code__"),
-    ("x = getattr(int, '__mro__')", "getattr() of '__mro__'"),
-    ("name = 'x'\ny = getattr(int, name)", "literal attribute name"),
-    ("def g():\n    yield 1\nf = g().gi_frame.f_back", ".gi_frame"),
-    ("import torch\nsd = torch.load('weights.pt')", ".load"),
-    ("import torch\nm = torch.hub.list('x')", ".hub"),
-    ("import torch\nx = torch.zeros(3).numpy().tofile('/tmp/x')", ".numpy"),
-    ("import torch\nx = torch.onnx.export", ".onnx"),
-    ("import torch\nx = torch.distributed.init_process_group", ".distributed"),
-    ("import torch\nf = torch.compile(lambda x: x)", ".compile"),
-    ("import torch\np = torch.profiler.profile()", ".profiler"),
-    ("import torch\nd = torch._dynamo", "private attribute ._dynamo"),
-    ("import torch\nt = torch\nd = t._dynamo", "private attribute ._dynamo"),
-    ("import torch.nn as nn\nr = nn.modules._functions", "private attribute ._functions"),
-    ("from torch.nn import _reduction", "import _reduction is not allowed"),
-    ("x = (\n", "syntax error"),
-], ids=lambda v: v if len(v) < 25 else None)
-def test_static_check_flags_each_forbidden_construct(code: str, words: str) -> None:
-    problems = static_check(ALLOWED + "\n" + code)
-    matching = [p for p in problems if words in p]
-    assert matching, problems
-    first_line = ALLOWED.count("\n") + 2  # the line `code` starts on
-    assert all(p.startswith("line ") for p in problems)
-    assert int(matching[0].split(":")[0].split()[1]) >= first_line
 
 
 class ScriptedClient:

@@ -9,10 +9,9 @@ layer at fault rather than in a shape error deep inside PyTorch.
 :func:`assemble` writes the source itself (byte-identical for the same config, so a run
 directory that keeps only configs can rebuild every model). :func:`assemble_with_llm` asks
 an LLM to write it instead, under the same conventions. Either way the source is meant to
-pass :func:`static_check`, the AST gate every source crosses before the sandbox runs it
-and before the main process imports it: imports from an allow-list only, and none of the
-names or attributes that reach the file system, processes, the network or the
-interpreter's internals.
+pass :func:`~sweeplab.agent.gate.static_check`, the allow-list every source crosses
+before the sandbox runs it (only ``torch.nn``, ``torch.nn.functional``, tensor
+operations and ``math`` are reachable).
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from sweeplab.agent.gate import static_check
 from sweeplab.agent.space import LayerSpec, ModelConfig
 from sweeplab.errors import SweeplabError
 
@@ -218,14 +218,16 @@ PYTHON_SCHEMA: dict[str, Any] = {
 _SYSTEM = (
     "You write PyTorch model source code. Reply with one JSON object {\"python\": "
     "\"<the whole module source>\"} and nothing else. The module must: import only from "
-    "torch, torch.nn, torch.nn.functional, math, typing, collections, dataclasses, "
-    "functools and __future__; define INPUT_SHAPE (a (C, H, W) tuple) and NUM_CLASSES; "
-    "define class {name}(nn.Module) whose forward maps a float tensor (batch, C, H, W) to "
-    "logits (batch, NUM_CLASSES); define def build() -> nn.Module returning a fresh "
-    "{name}(). No file, process, network or introspection access (no open, eval, exec, "
-    "os, sys, getattr, dunder attributes other than __init__, private _attributes other "
-    "than self's, .numpy(), saving, loading, exporting, profiling, torch.compile or "
-    "torch.distributed); no printing."
+    "torch, torch.nn, torch.nn.functional, torch.nn.init, math, typing, collections, "
+    "dataclasses, functools and __future__; use only torch.nn layers, torch.nn.functional, "
+    "tensor operations (torch.* functions, tensor methods) and math; use a module name "
+    "only before a dot (torch.flatten, never a module as a value); define INPUT_SHAPE (a "
+    "(C, H, W) tuple) and NUM_CLASSES; define class {name}(nn.Module) whose forward maps "
+    "a float tensor (batch, C, H, W) to logits (batch, NUM_CLASSES); define def build() "
+    "-> nn.Module returning a fresh {name}(). No file, process, network or introspection "
+    "access (no open, eval, exec, os, sys, computed getattr names, dunder attributes other "
+    "than __init__, private _attributes other than self's, .numpy(), saving, loading, "
+    "exporting, profiling, torch.compile, torch.utils or torch.distributed)."
 )
 
 
@@ -242,14 +244,20 @@ def _conventions(source: str, class_name: str) -> list[str]:
     return problems
 
 
-def _parse_python(class_name: str) -> Callable[[dict[str, Any]], str]:
+def _parse_python(class_name: str, check: Callable[[str], list[str]] | None
+                  ) -> Callable[[dict[str, Any]], str]:
     """The reply check for :func:`assemble_with_llm`: a source that passes every gate."""
 
     def parse(reply: dict[str, Any]) -> str:
         source = reply.get("python") if isinstance(reply, dict) else None
         if not isinstance(source, str) or not source.strip():
             raise ValueError("'python' must be a non-empty string holding the module source")
-        problems = static_check(source)
+        try:
+            ast.parse(source)
+        except SyntaxError as exc:
+            raise ValueError(f"the source is rejected: line {exc.lineno}: syntax error: "
+                             f"{exc.msg}") from None
+        problems = check(source) if check is not None else []
         if not problems:
             problems = _conventions(source, class_name)
         if problems:
@@ -259,15 +267,19 @@ def _parse_python(class_name: str) -> Callable[[dict[str, Any]], str]:
     return parse
 
 
-def assemble_with_llm(model: ModelConfig, client: Any) -> tuple[str, list[dict]]:
+def assemble_with_llm(model: ModelConfig, client: Any,
+                      check: Callable[[str], list[str]] | None = static_check
+                      ) -> tuple[str, list[dict]]:
     """The source for ``model`` written by an LLM, and the whole exchange.
 
     ``client`` is duck-typed: anything with ``complete_json(messages, schema, name,
     parse)`` as :class:`sweeplab.agent.llm.ChatClient` has (it re-prompts with the error
     when ``parse`` rejects a reply). The prompt carries the config and the shapes
     :func:`infer_shapes` computes, so the LLM never has to; a reply must be a non-empty
-    string that passes :func:`static_check` and defines the class and ``build()``. The
-    returned source starts with a comment naming the config it implements.
+    string that passes ``check`` (the static check; None only in the sandbox's own
+    tests, which show the kernel layers hold without it) and defines the class and
+    ``build()``. The returned source starts with a comment naming the config it
+    implements.
     """
     shapes = infer_shapes(model)  # an impossible config fails here, before any request
     plan = [f"layers[{i}] {layer.type} {json.dumps(layer.params, sort_keys=True)} -> "
@@ -282,123 +294,7 @@ def assemble_with_llm(model: ModelConfig, client: Any) -> tuple[str, list[dict]]
             + "\n".join(plan))},
     ]
     source, transcript = client.complete_json(messages, PYTHON_SCHEMA, "model_source",
-                                              _parse_python(model.class_name))
+                                              _parse_python(model.class_name, check))
     header = ("# Generated by an LLM via sweeplab.agent.assembler.assemble_with_llm from the "
               f"config:\n# {config_json(model)}\n")
     return header + source, transcript
-
-
-# --- the static gate --------------------------------------------------------------------
-
-ALLOWED_IMPORTS = frozenset({
-    "torch", "torch.nn", "torch.nn.functional", "math", "typing", "collections",
-    "collections.abc", "dataclasses", "functools", "__future__",
-})
-"""Modules a model source may import (``from M import x`` checks ``M``)."""
-
-FORBIDDEN_NAMES = frozenset({
-    "eval", "exec", "compile", "open", "__import__", "globals", "locals", "vars", "input",
-    "breakpoint", "os", "sys", "subprocess", "socket", "shutil", "pathlib", "importlib",
-    "builtins", "ctypes", "pickle", "__builtins__", "__loader__", "__spec__",
-})
-"""Names that reach files, processes, the network or the interpreter's internals."""
-
-FORBIDDEN_ATTRIBUTES = frozenset({
-    # escapes through the object model
-    "__subclasses__", "__globals__", "__builtins__", "__code__", "__closure__", "__bases__",
-    "__base__", "__mro__", "__dict__", "__getattribute__", "__reduce__", "__reduce_ex__",
-    "__import__", "__loader__", "__spec__", "__self__", "__func__", "__defaults__",
-    "__kwdefaults__", "__traceback__", "__setattr__", "__delattr__",
-    # frames and code objects
-    "tb_frame", "tb_next", "gi_frame", "gi_code", "cr_frame", "cr_code", "ag_frame",
-    "ag_code", "f_back", "f_globals", "f_locals", "f_builtins", "f_code", "co_code",
-    # torch entry points to files, pickles, native code and downloads
-    "hub", "load", "save", "load_library", "cpp_extension", "from_file", "_C",
-    "system", "popen", "spawn", "model_zoo", "serialization", "package",
-    # writing files: numpy arrays (tofile), exporters, profiler traces, fx code folders
-    "numpy", "tofile", "fromfile", "onnx", "profiler", "export_chrome_trace",
-    "tensorboard", "to_folder",
-    # processes, sockets and compilers reachable through torch
-    "distributed", "multiprocessing", "DataLoader", "compile", "benchmark", "collect_env",
-    "library",
-})
-"""Attributes that reach the same places (dunders other than these are allowed). Model
-code has no use for any of them: a model is built and run forward, never saved, exported,
-profiled or distributed by the candidate itself."""
-
-_ATTR_FUNCTIONS = frozenset({"getattr", "setattr", "delattr", "hasattr"})
-OWN_NAMES = frozenset({"self", "cls"})
-"""Roots of attribute chains whose private (``_name``) attributes a model may use."""
-
-
-def _dunder(name: str) -> bool:
-    return name.startswith("__") and name.endswith("__") and len(name) > 4
-
-
-def _check_import(node: ast.Import | ast.ImportFrom) -> list[str]:
-    """Problems of one import statement."""
-    allowed = ", ".join(sorted(ALLOWED_IMPORTS))
-    if isinstance(node, ast.ImportFrom):
-        if node.level:
-            return [f"line {node.lineno}: relative imports are not allowed"]
-        if node.module not in ALLOWED_IMPORTS:
-            return [f"line {node.lineno}: import from {node.module!r} is not allowed "
-                    f"(allowed: {allowed})"]
-        bad = [a.name for a in node.names
-               if a.name == "*" or a.name in FORBIDDEN_ATTRIBUTES or a.name in FORBIDDEN_NAMES
-               or (a.name.startswith("_") and node.module != "__future__")]
-        return [f"line {node.lineno}: from {node.module} import {name} is not allowed"
-                for name in bad]
-    return [f"line {node.lineno}: import of {a.name!r} is not allowed (allowed: {allowed})"
-            for a in node.names if a.name not in ALLOWED_IMPORTS]
-
-
-def _root_name(node: ast.Attribute) -> str | None:
-    """The name an attribute chain starts from (``torch`` in ``torch.nn.init.x``)."""
-    value = node.value
-    while isinstance(value, ast.Attribute):
-        value = value.value
-    return value.id if isinstance(value, ast.Name) else None
-
-
-def static_check(source: str) -> list[str]:
-    """What in ``source`` a model may not do, one message per finding (empty: fine).
-
-    A syntax error is reported with its line. Imports must come from
-    :data:`ALLOWED_IMPORTS`; the names in :data:`FORBIDDEN_NAMES` and the attributes in
-    :data:`FORBIDDEN_ATTRIBUTES` may not appear at all; nor may a private attribute
-    (``_name``, not a dunder) of anything but the model itself (``self._x``, ``cls._x``
-    are fine; ``torch._dynamo``, ``t = torch; t._C`` are the internals behind the public
-    API), nor a private name imported from a module; ``getattr`` / ``setattr`` /
-    ``delattr`` / ``hasattr`` need a literal attribute name that is not a dunder (a
-    computed name could spell any of the above). This is a gate for generated model code,
-    not a proof of safety: the sandbox still runs the code contained.
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as exc:
-        return [f"line {exc.lineno}: syntax error: {exc.msg}"]
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
-        line = getattr(node, "lineno", 0)
-        problems: list[str] = []
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            problems += _check_import(node)
-        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:
-            problems.append(f"line {line}: the name {node.id!r} is not allowed")
-        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
-            problems.append(f"line {line}: the attribute .{node.attr} is not allowed")
-        elif (isinstance(node, ast.Attribute) and node.attr.startswith("_")
-              and not _dunder(node.attr) and _root_name(node) not in OWN_NAMES):
-            problems.append(f"line {line}: the private attribute .{node.attr} is not allowed "
-                            "(only self's own private attributes are)")
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-              and node.func.id in _ATTR_FUNCTIONS):
-            name = node.args[1] if len(node.args) > 1 else None
-            if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
-                problems.append(f"line {line}: {node.func.id}() needs a literal attribute name")
-            elif _dunder(name.value) or name.value in FORBIDDEN_ATTRIBUTES:
-                problems.append(f"line {line}: {node.func.id}() of {name.value!r} is not "
-                                "allowed")
-        found += [(line, message) for message in problems]
-    return [message for _, message in sorted(found, key=lambda item: item[0])]

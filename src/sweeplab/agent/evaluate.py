@@ -1,33 +1,33 @@
-"""Quick but complete evaluation of one candidate: train over seeds, test, summarise.
+"""Quick but complete evaluation of one candidate: train over seeds, score, summarise.
 
-For each seed, :func:`evaluate` seeds torch, builds a fresh model and trains it with the
-candidate's :class:`~sweeplab.agent.space.TrainSpec` (Adam, or SGD with momentum 0.9;
-cross-entropy on the logits), measuring train and validation loss and accuracy after
-every epoch. Training stops early once the validation loss has not improved for
-``patience`` epochs, and the weights of the best-validation epoch are restored before
-the test set is scored (:mod:`sweeplab.agent.metrics`). The curve is read for the best
+Training (:mod:`sweeplab.agent.training`) seeds torch, builds a fresh model per seed and
+trains it with the candidate's :class:`~sweeplab.agent.space.TrainSpec`, with early
+stopping on the validation loss, keeping the best epoch's weights. Scoring is this
+module's own: from a model's logits on the validation and test inputs, :func:`score_seed`
+computes the validation loss and accuracy and every test metric
+(:mod:`sweeplab.agent.metrics`) against labels it holds; the curve is read for the best
 epoch, overfitting and the convergence epoch (:mod:`sweeplab.agent.curves`); across seeds
 every metric gets its mean, std and 95% Student-t interval.
 
-Training runs on the CPU with whatever ``torch.set_num_threads`` the caller chose. A run
-whose loss becomes non-finite stops there and keeps its best finite epoch; one that never
-had a finite epoch raises :class:`EvaluationError` (a ``RuntimeError``) naming the seed
-and the epoch, so the agent records the candidate as failed rather than stopping.
+Two ways in: :func:`evaluate` trains a model that trusted code builds (a callable), in
+this process; the agent's candidates go through :mod:`sweeplab.agent.candidate`, which
+trains and predicts in the sandbox and hands the logits to :func:`score_seed`, so the
+numbers the agent relies on are computed here, never reported by the candidate. A run
+that cannot be trained (no finite epoch, wrong output) raises :class:`EvaluationError`
+(a ``RuntimeError``), so the agent records the candidate as failed rather than stopping.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+from scipy.special import log_softmax
 from torch import nn
-from torch.nn import functional as F
 
 from sweeplab.agent.curves import (
     CONVERGENCE_TOLERANCE,
@@ -40,21 +40,22 @@ from sweeplab.agent.curves import (
 from sweeplab.agent.datasets import AgentData
 from sweeplab.agent.metrics import classification_metrics, summarize
 from sweeplab.agent.space import TrainSpec
+from sweeplab.agent.training import (
+    EVAL_BATCH,
+    SGD_MOMENTUM,
+    TRAIN_EVAL_MAX,
+    TrainingError,
+    predict,
+    train_seed,
+)
 from sweeplab.errors import SweeplabError
 
 __all__ = ["EVAL_BATCH", "TRAIN_EVAL_MAX", "Evaluation", "EvaluationError", "SeedResult",
-           "confusion_title", "evaluate", "jsonable", "train_seed"]
+           "confusion_title", "evaluate", "jsonable", "score_seed", "summarise_seeds"]
 
-EVAL_BATCH = 1000
-"""Samples per forward pass when measuring (no gradients, so only memory bounds it)."""
-
-TRAIN_EVAL_MAX = 10_000
-"""Training metrics per epoch are measured on at most this many training samples (a
-fixed seeded subset), so a large training set does not double the cost of an epoch."""
-
-SGD_MOMENTUM = 0.9
-"""Momentum of the ``sgd`` optimizer (heavy ball; the usual choice for image classifiers)."""
-
+CURVE_NOTE = ("the curve (train and validation loss and accuracy per epoch) is what the "
+              "training reported; the metrics are the agent's, from the logits of the "
+              "returned weights")
 
 class EvaluationError(SweeplabError, RuntimeError):
     """A candidate could not be evaluated (not a model, wrong output, diverged)."""
@@ -136,119 +137,6 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _logits(model: nn.Module, x: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``model(x)``, checked to be (batch, num_classes) logits."""
-    logits = model(x)
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 \
-            or logits.shape != (x.shape[0], num_classes):
-        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise EvaluationError(f"the model returned {shape} for a batch of {x.shape[0]}; "
-                              f"expected ({x.shape[0]}, {num_classes}) logits")
-    return logits
-
-
-def _measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int
-             ) -> tuple[float, float, np.ndarray]:
-    """Mean cross-entropy, accuracy and softmax probabilities (float64) in eval mode."""
-    model.eval()
-    total, correct, chunks = 0.0, 0, []
-    with torch.no_grad():
-        for start in range(0, x.shape[0], EVAL_BATCH):
-            logits = _logits(model, x[start:start + EVAL_BATCH], num_classes)
-            target = y[start:start + EVAL_BATCH]
-            logits = logits.double()
-            total += float(F.cross_entropy(logits, target, reduction="sum"))
-            correct += int((logits.argmax(dim=1) == target).sum())
-            chunks.append(torch.softmax(logits, dim=1).numpy())
-    n = x.shape[0]
-    probs = np.concatenate(chunks) if chunks else np.zeros((0, num_classes))
-    return total / n, correct / n, probs
-
-
-def _optimizer(model: nn.Module, train: TrainSpec) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise EvaluationError("the model has no trainable parameters")
-    if train.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=train.lr, momentum=SGD_MOMENTUM,
-                               weight_decay=train.weight_decay)
-    return torch.optim.Adam(params, lr=train.lr, weight_decay=train.weight_decay)
-
-
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A shuffled epoch's index batches; a last batch of one sample joins the one before
-    (batch norm cannot train on a single sample)."""
-    order = torch.randperm(n, generator=generator)
-    batches = list(order.split(batch_size))
-    if len(batches) > 1 and batches[-1].numel() == 1:
-        batches[-2] = torch.cat(batches[-2:])
-        batches.pop()
-    return batches
-
-
-def train_seed(build: Callable[[], nn.Module], data: AgentData, train: TrainSpec, seed: int,
-               patience: int, budget_s: float | None = None) -> SeedResult:
-    """Train one fresh model with ``seed`` (see the module docstring) and score it."""
-    started = time.monotonic()
-    torch.manual_seed(seed)
-    model = build()
-    if not isinstance(model, nn.Module):
-        raise EvaluationError(f"build() returned {type(model).__name__}, not a torch nn.Module")
-    optimizer = _optimizer(model, train)
-    generator = torch.Generator().manual_seed(seed)
-    n = data.x_train.shape[0]
-    probe = torch.randperm(n, generator=generator)[:TRAIN_EVAL_MAX].sort().values
-    x_probe, y_probe = data.x_train[probe], data.y_train[probe]
-    curve: list[dict[str, float]] = []
-    best_loss, best_state, bad = math.inf, None, 0
-    stopped_early = stopped_by_time = diverged = False
-    for epoch in range(1, train.epochs + 1):
-        model.train()
-        for idx in _batches(n, train.batch_size, generator):
-            optimizer.zero_grad(set_to_none=True)
-            logits = _logits(model, data.x_train[idx], data.num_classes)
-            loss = F.cross_entropy(logits, data.y_train[idx])
-            loss.backward()
-            optimizer.step()
-        train_loss, train_acc, _ = _measure(model, x_probe, y_probe, data.num_classes)
-        val_loss, val_acc, _ = _measure(model, data.x_val, data.y_val, data.num_classes)
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            diverged = True
-            if best_state is None:
-                raise EvaluationError(f"seed {seed}: the loss became non-finite in epoch "
-                                      f"{epoch} (learning rate {train.lr:g} too high?)")
-            break
-        curve.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                      "val_loss": val_loss, "val_accuracy": val_acc,
-                      "seconds": time.monotonic() - started})
-        if val_loss < best_loss:
-            best_loss, bad = val_loss, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-        if epoch < train.epochs and bad >= patience:
-            stopped_early = True
-            break
-        if epoch < train.epochs and budget_s is not None \
-                and time.monotonic() - started > budget_s:
-            stopped_by_time = True
-            break
-    model.load_state_dict(best_state)
-    test_loss, _, probs = _measure(model, data.x_test, data.y_test, data.num_classes)
-    y_true = data.y_test.numpy()
-    scored = classification_metrics(y_true, probs, data.class_names)
-    best = best_epoch(curve)
-    at_best = curve[best - 1]
-    metrics = {**scored["metrics"], "test_loss": test_loss,
-               "val_loss": at_best["val_loss"], "val_accuracy": at_best["val_accuracy"]}
-    return SeedResult(
-        seed=seed, metrics=metrics, curve=curve, best_epoch=best, epochs_run=len(curve),
-        stopped_early=stopped_early, stopped_by_time=stopped_by_time, diverged=diverged,
-        overfitting=overfitting(curve, patience), convergence_epoch=convergence_epoch(curve),
-        seconds=time.monotonic() - started, confusion_matrix=scored["confusion_matrix"],
-        per_class=scored["per_class"], y_true=y_true, probs=probs)
-
-
 def confusion_title(n_seeds: int, summed: np.ndarray) -> str:
     """The title of a confusion matrix summed over ``n_seeds`` seeds."""
     n_test = int(np.asarray(summed).sum()) // max(n_seeds, 1)
@@ -268,21 +156,51 @@ def _mean_per_class(results: Sequence[SeedResult]) -> list[dict[str, Any]]:
     return table
 
 
-def evaluate(build: Callable[[], nn.Module], data: AgentData, train: TrainSpec,
-             seeds: Sequence[int] = (0, 1, 2), patience: int = 3, out_dir: Path | None = None,
-             max_seconds: float | None = None) -> Evaluation:
-    """Train and test ``build()`` once per seed; summarise; draw the plots in ``out_dir``.
+def _log_probs(logits: np.ndarray, what: str) -> np.ndarray:
+    """Log-softmax (float64) of (n, K) logits; :class:`EvaluationError` if any is not finite."""
+    logits = np.asarray(logits, dtype=np.float64)
+    if not np.isfinite(logits).all():
+        raise EvaluationError(f"the model's {what} outputs are not all finite")
+    return log_softmax(logits, axis=1)
 
-    ``max_seconds`` bounds the whole evaluation: each seed may train for an equal share
-    of it (at least one epoch always runs; a run cut short says ``stopped_by_time``).
+
+def score_seed(report: dict[str, Any], val_logits: np.ndarray, test_logits: np.ndarray,
+               data: AgentData, patience: int) -> SeedResult:
+    """One seed's result from its training ``report`` (seed, curve, epochs run, early
+    stop, time and divergence flags, seconds) and the model's logits on the validation
+    and test inputs: every metric is computed here, from ``data``'s labels.
+
+    Validation: mean cross-entropy and accuracy; test: the metrics of
+    :func:`~sweeplab.agent.metrics.classification_metrics` on the softmax
+    probabilities, and the mean cross-entropy (``test_loss``), all in float64.
     """
-    seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise ValueError("evaluate needs at least one seed")
-    if patience < 1:
-        raise ValueError(f"patience must be >= 1, got {patience}")
-    budget = None if max_seconds is None else max_seconds / len(seeds)
-    results = [train_seed(build, data, train, s, patience, budget) for s in seeds]
+    y_val, y_test = data.y_val.numpy(), data.y_test.numpy()
+    val, test = _log_probs(val_logits, "validation"), _log_probs(test_logits, "test")
+    if val.shape != (y_val.size, data.num_classes) or test.shape != (y_test.size,
+                                                                     data.num_classes):
+        raise EvaluationError(f"logits of shapes {val.shape} and {test.shape}; expected "
+                              f"({y_val.size}, {data.num_classes}) and ({y_test.size}, "
+                              f"{data.num_classes})")
+    probs = np.exp(test)
+    scored = classification_metrics(y_test, probs, data.class_names)
+    curve = report["curve"]
+    metrics = {**scored["metrics"],
+               "test_loss": float(-test[np.arange(y_test.size), y_test].mean()),
+               "val_loss": float(-val[np.arange(y_val.size), y_val].mean()),
+               "val_accuracy": float((val.argmax(axis=1) == y_val).mean())}
+    return SeedResult(
+        seed=int(report["seed"]), metrics=metrics, curve=curve, best_epoch=best_epoch(curve),
+        epochs_run=len(curve), stopped_early=bool(report["stopped_early"]),
+        stopped_by_time=bool(report["stopped_by_time"]), diverged=bool(report["diverged"]),
+        overfitting=overfitting(curve, patience), convergence_epoch=convergence_epoch(curve),
+        seconds=float(report["seconds"]), confusion_matrix=scored["confusion_matrix"],
+        per_class=scored["per_class"], y_true=y_test, probs=probs)
+
+
+def summarise_seeds(results: Sequence[SeedResult], data: AgentData, settings: dict[str, Any],
+                    out_dir: Path | None) -> Evaluation:
+    """The :class:`Evaluation` of per-seed results, with its plots drawn in ``out_dir``."""
+    seeds = [r.seed for r in results]
     summed = np.sum([r.confusion_matrix for r in results], axis=0)
     plots: list[str] = []
     if out_dir is not None:
@@ -294,9 +212,42 @@ def evaluate(build: Callable[[], nn.Module], data: AgentData, train: TrainSpec,
                               [r.best_epoch for r in results], out_dir / "learning_curve.png")
         plots = ["confusion_matrix.png", "learning_curve.png"]
     return Evaluation(
-        per_seed=results, aggregate=summarize([r.metrics for r in results]),
+        per_seed=list(results), aggregate=summarize([r.metrics for r in results]),
         confusion_matrix=summed, per_class=_mean_per_class(results), plots=plots,
         data={"name": data.name, "source": data.source, "description": data.description},
-        settings={"train": train.model_dump(), "seeds": seeds, "patience": patience,
-                  "max_seconds": max_seconds, "convergence_tolerance": CONVERGENCE_TOLERANCE,
+        settings={**settings, "convergence_tolerance": CONVERGENCE_TOLERANCE,
                   "sgd_momentum": SGD_MOMENTUM, "train_eval_max": TRAIN_EVAL_MAX})
+
+
+def evaluate(build: Callable[[], nn.Module], data: AgentData, train: TrainSpec,
+             seeds: Sequence[int] = (0, 1, 2), patience: int = 3, out_dir: Path | None = None,
+             max_seconds: float | None = None) -> Evaluation:
+    """Train and test ``build()`` once per seed in this process; summarise; draw the plots
+    in ``out_dir``. For models built by trusted code only (the agent's candidates are
+    evaluated in the sandbox: :mod:`sweeplab.agent.candidate`).
+
+    ``max_seconds`` bounds the whole evaluation: each seed may train for an equal share
+    of it (at least one epoch always runs; a run cut short says ``stopped_by_time``).
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("evaluate needs at least one seed")
+    if patience < 1:
+        raise ValueError(f"patience must be >= 1, got {patience}")
+    budget = None if max_seconds is None else max_seconds / len(seeds)
+    tensors = {"x_train": data.x_train, "y_train": data.y_train, "x_val": data.x_val,
+               "y_val": data.y_val}
+    results = []
+    for seed in seeds:
+        try:
+            trained = train_seed(build, tensors, train.model_dump(), seed, patience,
+                                 data.num_classes, budget)
+            model = trained.pop("model")
+            val = predict(model, data.x_val, data.num_classes).numpy()
+            test = predict(model, data.x_test, data.num_classes).numpy()
+        except TrainingError as exc:
+            raise EvaluationError(str(exc)) from exc
+        results.append(score_seed({"seed": seed, **trained}, val, test, data, patience))
+    return summarise_seeds(results, data, {"train": train.model_dump(), "seeds": seeds,
+                                           "patience": patience, "max_seconds": max_seconds},
+                           out_dir)

@@ -1,17 +1,18 @@
-"""The agent's iterations: propose, assemble, validate in the sandbox, evaluate, decide.
+"""The agent's iterations: propose, assemble, run the candidate in the sandbox, decide.
 
-Each iteration is recorded in the registry before the next begins. A candidate that
-fails validation (syntax, forbidden imports, a crash, a wrong output shape, a limit hit
-in the sandbox) or exceeds the goal's parameter budget is recorded as ``invalid`` with
-the reason, and the planner learns that it failed; it is never evaluated. One whose
-training or scoring raises is recorded as ``failed``: a failure of one candidate is data,
-never the end of the search (only ``KeyboardInterrupt`` and the like stop the loop).
+Each iteration is recorded in the registry before the next begins. A candidate refused
+on the way (syntax, the static check, a crash before training, a wrong output shape, an
+operation the sandbox forbids, a parameter count over the budget) is recorded as
+``invalid`` with the reason, and the planner learns that it failed; one whose training
+or scoring fails (an exception, a limit, a timeout) is recorded as ``failed``: a failure
+of one candidate is data, never the end of the search (only ``KeyboardInterrupt`` and
+the like stop the loop).
 
-Only code that passed the static check and ran in the sandbox is imported in this
-process for training, and it is the validated text itself that is imported: the sandbox
-runs in ``iter_<k>/sandbox/`` (its only writable place), the loop writes
-``iter_<k>/model.py``, and :func:`~sweeplab.agent.sandbox.load_validated` executes the
-validated string after checking it again.
+No candidate's code runs in this process: :func:`~sweeplab.agent.candidate.run_candidate`
+trains and predicts in the sandbox (``src/models/iter_<k>/train/`` and ``score/``, each
+the only writable place of its child) and scores the predictions here. The loop refuses
+to start without kernel isolation unless ``unsafe_no_isolation`` is set, which runs
+candidates without it (:func:`~sweeplab.agent.sandbox.choose_isolation`).
 
 With ``llm_assemble`` the LLM writes each source; when it gives no valid one (the
 endpoint fails, or every reply is rejected) the deterministic assembler writes it
@@ -51,9 +52,23 @@ class AgentSettings:
     llm_assemble: bool = False
     llm_timeout: float = 60.0
     threads: int = 1
-    sandbox_timeout_s: float = 120.0
-    sandbox_cpu_seconds: int = 60
+    sandbox_timeout_s: float = 900.0
+    sandbox_cpu_seconds: int | None = None
     sandbox_memory_mb: int = 4096
+    unsafe_no_isolation: bool = False
+    static_check: bool = True
+    audit_hook: bool = True
+
+    def limits(self) -> Any:
+        """The limits of each sandboxed child: ``sandbox_timeout_s`` of wall clock,
+        ``sandbox_cpu_seconds`` of CPU time (default: the wall clock times ``threads``,
+        plus 30 s of start-up), ``sandbox_memory_mb`` of address space."""
+        from sweeplab.agent.sandbox import SandboxLimits
+
+        cpu = self.sandbox_cpu_seconds or int(self.sandbox_timeout_s * self.threads) + 30
+        return SandboxLimits(timeout_s=self.sandbox_timeout_s, cpu_seconds=cpu,
+                             memory_mb=self.sandbox_memory_mb, threads=self.threads,
+                             max_files=32 + len(self.seeds))
 
     def public(self) -> dict[str, Any]:
         """The settings as recorded (never an API key: it is not a field)."""
@@ -87,7 +102,9 @@ the iteration budget; this many at most, so a planner stuck above it still ends.
 
 
 def parameter_count(model_cfg: Any) -> int:
-    """Trainable parameters of a model config, from the assembler's inferred shapes."""
+    """Numbers a model config's state holds, from the assembler's inferred shapes: its
+    parameters and its buffers (batch norm keeps a running mean and variance per feature
+    and a batch counter), as the agent counts them in the weights a candidate returns."""
     from sweeplab.agent.assembler import infer_shapes
 
     shapes = infer_shapes(model_cfg)
@@ -100,7 +117,7 @@ def parameter_count(model_cfg: Any) -> int:
         elif layer.type == "linear":
             total += p["out_features"] * (shape_in[0] + 1)
         elif layer.type in ("batchnorm2d", "batchnorm1d"):
-            total += 2 * shape_in[0]
+            total += 4 * shape_in[0] + 1
     return total
 
 
@@ -128,78 +145,69 @@ def run_loop(
     """
     say = say or log.info
     from sweeplab.agent.assembler import AssemblyError
-    from sweeplab.agent.evaluate import evaluate
+    from sweeplab.agent.candidate import Sandbox, Task, run_candidate
     from sweeplab.agent.llm import one_line
-    from sweeplab.agent.sandbox import SandboxLimits, load_validated, validate
+    from sweeplab.agent.sandbox import Layers, choose_isolation
 
-    limits = SandboxLimits(timeout_s=settings.sandbox_timeout_s,
-                           cpu_seconds=settings.sandbox_cpu_seconds,
-                           memory_mb=settings.sandbox_memory_mb, threads=settings.threads)
+    sandbox = Sandbox(choose_isolation(settings.unsafe_no_isolation), settings.limits(),
+                      Layers(settings.static_check, settings.audit_hook))
     history: list[IterationRecord] = []
     result = AgentResult(registry.run_dir, history)
     rejected, index = 0, 0
-    while index < settings.max_iterations:
-        started = time.monotonic()
-        proposal = planner.propose(history)
-        model_cfg = proposal.candidate.model
-        log.info("proposal (%s): %s", proposal.source, proposal.candidate.rationale)
-        if goal.max_params and rejected < MAX_REJECTED:
+    with Task(data) as task:
+        while index < settings.max_iterations:
+            started = time.monotonic()
+            proposal = planner.propose(history)
+            model_cfg = proposal.candidate.model
+            log.info("proposal (%s): %s", proposal.source, proposal.candidate.rationale)
+            if goal.max_params and rejected < MAX_REJECTED:
+                try:
+                    size = parameter_count(model_cfg)
+                except ValueError:
+                    size = 0  # an invalid config: the iteration below records why
+                if size > goal.max_params:
+                    rejected += 1
+                    refused = IterationRecord(-rejected, proposal, status="invalid", error=(
+                        f"{size:,} parameters exceed the goal's budget of "
+                        f"{goal.max_params:,} (refused before validation)"))
+                    log.info("refused before validation: %s", refused.error)
+                    planner.observe(refused)
+                    registry.reject(refused)
+                    continue
+            index += 1
+            record = IterationRecord(index, proposal)
+            folder = registry.model_dir(index)
             try:
-                size = parameter_count(model_cfg)
-            except ValueError:
-                size = 0  # an invalid config: the iteration below records why
-            if size > goal.max_params:
-                rejected += 1
-                refused = IterationRecord(-rejected, proposal, status="invalid", error=(
-                    f"{size:,} parameters exceed the goal's budget of {goal.max_params:,} "
-                    "(refused before validation)"))
-                log.info("refused before validation: %s", refused.error)
-                planner.observe(refused)
-                registry.reject(refused)
-                continue
-        index += 1
-        record = IterationRecord(index, proposal)
-        folder = registry.model_dir(index)
-        try:
-            source = _assemble(record, client if settings.llm_assemble else None)
-            (folder / "model.py").write_text(source, encoding="utf-8")
-            validation = validate(source, tuple(model_cfg.input_shape), model_cfg.num_classes,
-                                  folder / "sandbox", limits)
-            record.validation = validation.to_dict()
-            record.summary = dict(validation.summary or {})
-            if not validation.ok:
-                record.status, record.error = "invalid", f"{validation.stage}: {validation.error}"
-            elif goal.max_params and record.summary.get("params", 0) > goal.max_params:
-                record.status = "invalid"
-                record.error = (f"{record.summary['params']:,} parameters exceed the goal's "
-                                f"budget of {goal.max_params:,}")
-            else:
-                def build(path: Path = folder / "model.py", text: str = source) -> Any:
-                    return load_validated(path, source=text)
-
-                evaluation = evaluate(build, data, proposal.candidate.train, seeds=settings.seeds,
-                                      patience=settings.patience,
-                                      out_dir=registry.plots_dir(index))
-                record.evaluation = evaluation.to_dict()
-                record.score = metric_of(evaluation, selection_metric(goal.metric))
-                record.test_score = metric_of(evaluation, goal.metric)
-        except AssemblyError as exc:  # a layer list that cannot be built
-            record.status, record.error = "invalid", f"assembly: {exc}"
-        except Exception as exc:  # noqa: BLE001 - training or scoring failed: recorded
-            record.status, record.error = "failed", one_line(f"{type(exc).__name__}: {exc}")
-            log.info("iteration %d failed", index, exc_info=True)  # --verbose: the traceback
-        planner.observe(record)
-        history.append(record)
-        record.decision = _decide(planner, history, goal, settings.max_iterations - index)
-        record.seconds = time.monotonic() - started
-        registry.add(record)
-        log.info("iteration %d done: %s%s; decision %s (%s)", index, record.status,
-                 f" ({record.error})" if record.error else "", record.decision.action,
-                 record.decision.reason)
-        say(_line(record, goal))
-        if record.decision.action == "stop":
-            result.reason = record.decision.reason
-            break
+                source = _assemble(record, client if settings.llm_assemble else None,
+                                   settings.static_check)
+                (folder / "model.py").write_text(source, encoding="utf-8")
+                outcome = run_candidate(
+                    source, task, proposal.candidate.train, settings.seeds, settings.patience,
+                    folder, sandbox, max_params=goal.max_params,
+                    plots=registry.plots_dir(index))
+                record.validation, record.summary = outcome.validation, outcome.summary
+                record.status, record.error = outcome.status, outcome.error
+                if outcome.evaluation is not None:
+                    record.evaluation = outcome.evaluation.to_dict()
+                    record.score = metric_of(outcome.evaluation, selection_metric(goal.metric))
+                    record.test_score = metric_of(outcome.evaluation, goal.metric)
+            except AssemblyError as exc:  # a layer list that cannot be built
+                record.status, record.error = "invalid", f"assembly: {exc}"
+            except Exception as exc:  # noqa: BLE001 - scoring failed here: recorded
+                record.status, record.error = "failed", one_line(f"{type(exc).__name__}: {exc}")
+                log.info("iteration %d failed", index, exc_info=True)  # --verbose: traceback
+            planner.observe(record)
+            history.append(record)
+            record.decision = _decide(planner, history, goal, settings.max_iterations - index)
+            record.seconds = time.monotonic() - started
+            registry.add(record)
+            log.info("iteration %d done: %s%s; decision %s (%s)", index, record.status,
+                     f" ({record.error})" if record.error else "", record.decision.action,
+                     record.decision.reason)
+            say(_line(record, goal))
+            if record.decision.action == "stop":
+                result.reason = record.decision.reason
+                break
     if not result.reason:
         result.reason = "iteration budget spent"
     if rejected:
@@ -211,17 +219,21 @@ def run_loop(
     return result
 
 
-def _assemble(record: IterationRecord, client: Any | None) -> str:
+def _assemble(record: IterationRecord, client: Any | None, static: bool = True) -> str:
     """The candidate's source: the LLM's when ``client`` is given and it gives a valid
-    one (its exchange joins the proposal's transcript), else the deterministic one."""
+    one (its exchange joins the proposal's transcript), else the deterministic one.
+    ``static=False`` (the sandbox's own tests only) takes the LLM's source without the
+    static check."""
     from sweeplab.agent.assembler import assemble, assemble_with_llm
+    from sweeplab.agent.gate import static_check
     from sweeplab.agent.llm import LLMError
 
     model_cfg = record.proposal.candidate.model
     if client is None:
         return assemble(model_cfg)
     try:
-        source, transcript = assemble_with_llm(model_cfg, client)
+        source, transcript = assemble_with_llm(model_cfg, client,
+                                               static_check if static else None)
     except LLMError as exc:
         record.proposal.transcript.extend(
             [{**m, "phase": "assemble"} for m in exc.transcript]

@@ -7,19 +7,23 @@
                                     config, validation, summary, evaluation, decision), best
       experiments/iter_<k>/         the evaluation's plots (confusion matrix, learning
                                     curve; PNG)
-      src/models/iter_<k>/model.py  each candidate's source, as validated and trained
-      src/models/iter_<k>/sandbox/  its sandbox's work directory (a copy of the source,
-                                    the child's result, stdout and stderr, what the code
-                                    wrote): the only place the sandboxed code may write
+      src/models/iter_<k>/model.py  each candidate's source, as checked and trained
+      src/models/iter_<k>/train/    its training child's work directory (the source, the
+                                    child's result, stdout and stderr, the weights it
+                                    returned, what the code wrote): the only place that
+                                    child may write
+      src/models/iter_<k>/weights/  those weights as the agent read and rewrote them
+      src/models/iter_<k>/score/    its scoring child's work directory and logits
       src/models/model.py           the best candidate's source
 
 ``registry.json`` is rewritten atomically after every iteration, so an interrupted agent
 loses nothing it finished. Without ``--keep``, :meth:`Registry.clean` removes the
-temporary files at the end: every sandbox directory, and the sources and plots of the
-candidates other than the best. What a user needs stays: the registry (every config,
-from which the deterministic assembler rebuilds any source, and every validation,
-summary, evaluation and exchange with the LLM), the best source (twice: ``model.py`` and
-its ``iter_<k>/model.py``, which the registry's ``best.source`` names) and its plots.
+temporary files at the end: every sandbox directory (``train/``, ``weights/``,
+``score/``), and the sources and plots of the candidates other than the best. What a
+user needs stays: the registry (every config, from which the deterministic assembler
+rebuilds any source, and every validation, summary, evaluation and exchange with the
+LLM), the best source (twice: ``model.py`` and its ``iter_<k>/model.py``, which the
+registry's ``best.source`` names) and its plots.
 """
 
 from __future__ import annotations

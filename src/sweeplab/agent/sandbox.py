@@ -1,115 +1,158 @@
-"""Run untrusted model code once, contained, and report what it is: a :class:`ValidationResult`.
+"""Run a candidate's code contained, and read back only what the agent can check.
 
-A candidate's source (from the assembler or an LLM) is checked statically
-(:func:`sweeplab.agent.assembler.static_check`), then imported, built and run forward in
-a child process (:mod:`sweeplab.agent.sandbox_child`) under these layers:
+Every use of a candidate's source (building it, running it forward, training it, its
+predictions) happens in a child process (:mod:`sweeplab.agent.sandbox_child`); this
+process never imports or executes it. The layers, outermost first:
 
-- resource limits, set by the child as its very first act, before it reads anything
-  or imports torch: ``RLIMIT_CPU`` (soft ``cpu_seconds``, hard one second later),
-  ``RLIMIT_AS`` (``memory_mb`` of address space; torch takes about 0.6 GB after import
-  with one thread; the default 4096 leaves room for activations), ``RLIMIT_FSIZE``
-  (``file_size_mb``) and ``RLIMIT_CORE`` 0. The CPU limit counts the interpreter's and
-  torch's start-up too (about 1.5 s). Not a ``preexec_fn``: Python code between fork and
-  exec is unsafe in a threaded parent (torch's), and a Ctrl-C arriving while it runs is
-  swallowed (CPython ignores exceptions in its at-fork handlers), so the agent would
-  not stop;
-- a new session (``start_new_session``), so the whole process group, and anything the
-  code managed to start, is killed with ``SIGKILL`` at the wall-clock timeout and after
-  every run; the child is reaped only after that kill, so its group id cannot have been
-  reused;
-- an environment stripped to ``PATH``, ``HOME``/``TMPDIR`` (the work directory) and
-  one-thread settings for OpenMP/MKL/OpenBLAS (no proxies, tokens or ``PYTHON*``
-  variables; ``-I`` isolates the interpreter from them anyway), stdin from
-  ``/dev/null``, the work directory as cwd, every other descriptor closed;
-- an audit hook in the child that refuses network access, new processes, native code
-  and file changes outside the work directory (see :mod:`sweeplab.agent.sandbox_child`):
-  this layer alone keeps the network off;
-- where ``unshare --net`` works (root, or unprivileged user namespaces), a network
-  namespace of its own (only a loopback that is down) as a second, kernel-level layer.
+- the static check (:mod:`sweeplab.agent.gate`), before any process starts (stage
+  ``static``);
+- kernel isolation (:mod:`sweeplab.agent.isolation`): bubblewrap's network, PID, IPC
+  and UTS namespaces, a private read-only mount view in which only the work directory
+  is writable and no secret exists, an unprivileged uid;
+- a seccomp filter (:mod:`sweeplab.agent.seccomp`): no sockets, no new processes, no
+  ``exec``, no ``ptrace``, ...;
+- resource limits set by the child before it reads anything: ``RLIMIT_CPU``,
+  ``RLIMIT_AS`` (``memory_mb`` of address space; torch takes about 0.6 GB after import),
+  ``RLIMIT_FSIZE`` (``file_size_mb``), no core dumps; a wall-clock timeout after which
+  the whole process group is killed (the child is reaped only after that kill, so its
+  group id cannot have been reused); a stripped environment (``PATH``, ``HOME`` and
+  ``TMPDIR`` at the work directory, one-thread settings; no proxies or tokens),
+  ``/dev/null`` as stdin, every other descriptor closed;
+- an audit hook in the child (a tripwire that also names what was attempted) and a cap
+  on the files it creates (``max_files``).
 
-The child reports through ``sandbox_result.json`` in the work directory, and the result
-counts only if it carries a nonce handed over a pipe that is closed before the model code
-runs (prints or files written by the model cannot forge it). Its stdout and stderr go to
-``sandbox_stdout.txt`` / ``sandbox_stderr.txt`` there; their tails are in the result.
+The child's report is never trusted: the agent reads only a fixed vocabulary from it
+(:data:`STAGES`, a code whose message this module writes, an exception's type name, a
+line number, numbers), so no text the code produced (a file it read, its output) reaches
+the registry or an LLM prompt. Its stdout and stderr stay in ``sandbox_stdout.txt`` /
+``sandbox_stderr.txt`` in its work directory, for a person to read. Weights and
+predictions come back as plain arrays (:mod:`sweeplab.agent.arrays`), from which the
+agent computes every number it relies on (:mod:`sweeplab.agent.evaluate`).
 
-Stages of a result: ``static`` (rejected before running), ``import``, ``build``,
-``forward``, ``shape`` (the output is not a finite float tensor of shape
-``(batch, num_classes)``), ``blocked`` (the code attempted something the audit hook
-forbids, even if it caught the error), ``limit`` (memory, CPU time or file size
-exhausted), ``timeout`` (wall clock; the group was killed), ``killed`` (died from a signal
-or exited without a result), and ``ok``.
-
-What passes is then imported in the main process by :func:`load_validated` for
-training, outside any sandbox: the static check is what guards that step, so
-:func:`load_validated` runs it again on exactly the text it executes. Pass it the source
-that was validated (``source=``): the file on disk is then not trusted at all (the agent
-keeps it outside the sandbox's writable directory too), so code that rewrote a
-``model.py`` during its sandboxed run cannot get an unchecked version imported here.
+Stages of a result: ``static``, ``isolation`` (the child could not set up its
+isolation), ``import``, ``build``, ``forward``, ``shape`` (the output is not a finite
+float tensor of shape ``(batch, num_classes)``), ``budget`` (more numbers in its state
+than allowed), ``train``, ``score``, ``blocked`` (the code attempted something the audit
+hook forbids, even if it caught the error), ``limit`` (memory, CPU time or file size
+exhausted), ``timeout`` (wall clock), ``killed`` (died from a signal or exited without
+a result), and ``ok``.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import logging
+import math
 import os
-import secrets
-import shutil
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeplab.agent.assembler import static_check
+from sweeplab.agent import seccomp
+from sweeplab.agent.isolation import (
+    CODE_DIR,
+    INPUT_DIR,
+    NOBODY,
+    SANDBOX_DIR,
+    Isolation,
+    bwrap_command,
+    find_bwrap,
+    require,
+)
 from sweeplab.errors import SweeplabError
 
 CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
+TRAINING_SCRIPT = Path(__file__).with_name("training.py")
 RESULT_NAME = "sandbox_result.json"
+LOGITS_NAME = "logits.npz"
 STDOUT_NAME, STDERR_NAME = "sandbox_stdout.txt", "sandbox_stderr.txt"
-TAIL_CHARS = 2000
+MAX_RESULT_BYTES = 8 * 2**20
 _POLL_S = 0.02
 log = logging.getLogger("sweeplab.agent.sandbox")
 
+STAGES = frozenset({"static", "isolation", "import", "build", "forward", "shape", "budget",
+                    "train", "score", "blocked", "limit", "timeout", "killed", "ok"})
+MESSAGES = {
+    "exception": "the model code raised {exception}",
+    "no_factory": "model.py defines no build() (nor the model class)",
+    "not_a_module": "build() did not return a torch.nn.Module",
+    "output_type": "forward did not return a tensor",
+    "output_shape": "output shape {shape} != expected ({batch}, {classes})",
+    "output_dtype": "the output is not a floating-point tensor",
+    "output_nonfinite": "the output has NaN or infinite values on a zero input",
+    "memory": "memory limit: address space capped at {memory_mb} MB",
+    "file_size": "file size limit: files capped at {file_size_mb} MB",
+    "over_budget": "its state of {state} numbers exceeds the budget of {max_params}",
+    "no_parameters": "the model has no trainable parameters",
+    "diverged": "the loss became non-finite in the first epoch (learning rate too high?)",
+    "state_mismatch": "the returned weights do not fit the model its source builds",
+    "isolation": "the sandbox could not set up its isolation ({exception})",
+}
+"""The child's codes and the messages the agent writes for them."""
+BLOCKED_TEXT = {
+    "network": "network access", "process": "starting or signalling a process",
+    "native": "native code through ctypes", "import": "importing an unaudited module",
+    "write_outside": "changing files outside the sandbox directory",
+    "dir_outside": "opening a directory outside the sandbox directory",
+    "link": "links or a change of directory",
+    "files": "creating more files than allowed in the sandbox directory",
+    "introspection": "introspection of the interpreter, its frames or its limits",
+    "path_type": "a path of an unexpected type",
+}
+"""The audit hook's categories and how the agent names them."""
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,59}")
+_BLOCKED_LINE = re.compile(rb"^sandbox-blocked: ([a-z_]+)$", re.MULTILINE)
+
 
 class SandboxError(SweeplabError, RuntimeError):
-    """The sandbox itself could not run (not a failure of the model code), or a validated
-    source could not be loaded in this process."""
+    """The sandbox itself could not run (not a failure of the model code)."""
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
     """Resource limits of one sandboxed run.
 
-    ``cpu_seconds``: CPU time (``RLIMIT_CPU``; start-up included). ``memory_mb``: address
-    space (``RLIMIT_AS``). ``file_size_mb``: largest file the child may write
-    (``RLIMIT_FSIZE``). ``max_files``: files and folders the code may create in its work
-    directory (the audit hook counts them), so at most ``max_files * file_size_mb`` of
-    disk. ``timeout_s``: wall clock, after which the process group is killed.
-    ``threads``: torch / OpenMP threads.
+    ``cpu_seconds``: CPU time (``RLIMIT_CPU``; start-up included, every thread counted).
+    ``memory_mb``: address space (``RLIMIT_AS``). ``file_size_mb``: largest file the
+    child may write (``RLIMIT_FSIZE``). ``max_files``: files and folders the code may
+    create in its work directory (the audit hook counts them). ``timeout_s``: wall
+    clock, after which the process group is killed. ``threads``: torch / OpenMP threads.
     """
 
     cpu_seconds: int = 60
     memory_mb: int = 4096
-    file_size_mb: int = 16
+    file_size_mb: int = 64
     max_files: int = 32
     timeout_s: float = 120.0
     threads: int = 1
 
 
+@dataclass(frozen=True)
+class Layers:
+    """The layers of the sandbox that can be switched off, for the sandbox's own tests
+    only (each kernel layer is shown to hold on its own): ``static`` (the static check)
+    and ``audit`` (the audit hook). Kernel isolation is chosen by :class:`Isolation`."""
+
+    static: bool = True
+    audit: bool = True
+
+
 @dataclass
 class ValidationResult:
-    """What one validation found; ``ok`` only when every stage passed.
+    """What one sandboxed run found; ``ok`` only when every stage passed.
 
-    ``stage`` is where it stopped (see the module docstring; ``ok`` on success),
-    ``error`` one line (None on success), ``output_shape`` the model's output shape with
-    the batch, ``summary`` the child's model summary (``params``, ``trainable_params``,
-    ``flops`` per sample, ``layers``, ...; empty on failure), ``blocked`` every operation
-    the audit hook refused, ``net_namespace`` whether ``unshare --net`` was used.
+    ``stage`` is where it stopped (see the module docstring), ``error`` one line of the
+    fixed vocabulary (None on success), ``output_shape`` the model's output shape with the
+    batch, ``summary`` the child's model summary (numbers and torch layer type names
+    only; a claim), ``blocked`` the categories of what the audit hook refused,
+    ``isolation`` the isolation it ran under.
     """
 
     ok: bool
@@ -118,11 +161,9 @@ class ValidationResult:
     output_shape: tuple[int, ...] | None = None
     summary: dict[str, Any] = field(default_factory=dict)
     duration_s: float = 0.0
-    stdout_tail: str = ""
-    stderr_tail: str = ""
     returncode: int | None = None
     blocked: list[str] = field(default_factory=list)
-    net_namespace: bool = False
+    isolation: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready data."""
@@ -131,67 +172,94 @@ class ValidationResult:
         return data
 
 
-def validate(source: str, input_shape: tuple[int, int, int], num_classes: int, workdir: Path,
-             limits: SandboxLimits = SandboxLimits(), batch: int = 2, *,
-             class_name: str | None = None) -> ValidationResult:
-    """:func:`static_check` first (stage ``static``), then :func:`validate_in_sandbox`."""
-    problems = static_check(source)
-    if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        return _log_result(ValidationResult(False, "static", "; ".join(problems[:3]) + more),
-                           Path(workdir))
-    return validate_in_sandbox(source, input_shape, num_classes, workdir, limits, batch,
-                               class_name=class_name)
+@dataclass
+class ChildRun:
+    """A child's verdict (:class:`ValidationResult`) and its sanitised per-seed reports
+    (``train``) or the path of its logits (``score``)."""
+
+    result: ValidationResult
+    seeds: list[dict[str, Any]] = field(default_factory=list)
+    workdir: Path | None = None
+    probe: dict[str, Any] = field(default_factory=dict)
 
 
-def validate_in_sandbox(source: str, input_shape: tuple[int, int, int], num_classes: int,
-                        workdir: Path, limits: SandboxLimits = SandboxLimits(),
-                        batch: int = 2, *, class_name: str | None = None,
-                        net_namespace: bool | None = None) -> ValidationResult:
-    """Write ``source`` to ``workdir/model.py`` and run it in the sandbox (no static check).
-
-    ``net_namespace``: None uses ``unshare --net`` where it works, True requires it
-    (:class:`SandboxError` if unavailable), False leaves the audit hook alone to keep the
-    network off.
-    """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    target = workdir / "model.py"
-    temporary = workdir / "model.py.tmp"
-    temporary.write_text(source, encoding="utf-8")
-    os.replace(temporary, target)
-    return _log_result(_run_child(workdir, input_shape, num_classes, limits, batch,
-                                  class_name=class_name, net_namespace=net_namespace), workdir)
+# --- isolation ----------------------------------------------------------------------
 
 
 @functools.lru_cache(maxsize=1)
-def network_namespace_prefix() -> tuple[str, ...] | None:
-    """The ``unshare`` command line that gives a process its own network namespace here.
-
-    Tries ``unshare --net`` (root) and then ``unshare --user --map-root-user --net``
-    (unprivileged user namespaces); None when neither works (containers often forbid
-    both). Probed once per process.
-    """
-    binary = shutil.which("unshare")
-    if binary is None:
-        return None
-    for prefix in ((binary, "--net"), (binary, "--user", "--map-root-user", "--net")):
+def probe_isolation() -> Isolation:
+    """The isolation this machine gives, checked by running a probe child through it
+    (about 0.2 s, once per process): bubblewrap when its namespaces, uid and seccomp
+    filter all hold, else ``none`` with the reason."""
+    with_seccomp = seccomp.supported()
+    bwrap = find_bwrap()
+    if bwrap is None:
+        return _probe_plain(with_seccomp, "bubblewrap (bwrap) is not installed")
+    found = Isolation("bubblewrap", bwrap, drop_to_nobody=os.geteuid() == 0,
+                      seccomp=with_seccomp)
+    with tempfile.TemporaryDirectory(prefix="sweeplab-probe-") as tmp:
         try:
-            probe = subprocess.run([*prefix, "--", "true"], stdin=subprocess.DEVNULL,
-                                   capture_output=True, timeout=10, check=False)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if probe.returncode == 0:
-            return (*prefix, "--")
+            run = run_child("probe", Path(tmp), {}, SandboxLimits(cpu_seconds=10, timeout_s=30),
+                            found)
+        except SandboxError as exc:
+            return _probe_plain(with_seccomp, f"bubblewrap cannot start: {exc}")
+        stderr = _read_tail(Path(tmp) / STDERR_NAME).strip().splitlines()
+    problem = _probe_problem(run, found)
+    if problem:
+        detail = f" ({stderr[-1][:200]})" if stderr and run.result.stage != "ok" else ""
+        return _probe_plain(with_seccomp, f"bubblewrap does not work here: {problem}{detail}")
+    return found
+
+
+def _probe_problem(run: ChildRun, isolation: Isolation) -> str | None:
+    """What a probe child shows is missing from ``isolation``, or None."""
+    probe = run.probe
+    if run.result.stage != "ok" or not probe:
+        return f"the probe ended at stage {run.result.stage}"
+    if isolation.namespaces and probe.get("uid") != NOBODY:
+        return f"the child runs as uid {probe.get('uid')}, not {NOBODY}"
+    if isolation.namespaces and not set(probe.get("interfaces") or []) <= {"lo"}:
+        return "the child shares the network namespace"
+    if isolation.seccomp and (probe.get("seccomp") != 2 or probe.get("socket_created")):
+        return "the seccomp filter is not in force"
     return None
 
 
-def _environment(workdir: Path, threads: int) -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def plain_isolation() -> Isolation:
+    """Isolation ``none`` (what ``--unsafe-no-isolation`` asks for), with the seccomp
+    filter where a probe child could install it."""
+    return _probe_plain(seccomp.supported(), "--unsafe-no-isolation")
+
+
+def choose_isolation(unsafe: bool) -> Isolation:
+    """Kernel isolation (:func:`probe_isolation`), or :class:`IsolationUnavailable`
+    where there is none; with ``unsafe``, none (:func:`plain_isolation`)."""
+    return plain_isolation() if unsafe else require(probe_isolation(), unsafe=False)
+
+
+def _probe_plain(with_seccomp: bool, reason: str) -> Isolation:
+    """Isolation ``none``, with seccomp only if a probe child could install it."""
+    found = Isolation("none", seccomp=with_seccomp, reason=reason)
+    if not with_seccomp:
+        return found
+    with tempfile.TemporaryDirectory(prefix="sweeplab-probe-") as tmp:
+        run = run_child("probe", Path(tmp), {}, SandboxLimits(cpu_seconds=10, timeout_s=30),
+                        found)
+    if _probe_problem(run, found):
+        return Isolation("none", seccomp=False, reason=reason)
+    return found
+
+
+# --- running a child ------------------------------------------------------------------
+
+
+def _environment(home: str, threads: int) -> dict[str, str]:
     """The child's whole environment."""
     n = str(max(1, int(threads)))
-    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(workdir),
-            "TMPDIR": str(workdir), "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": n,
-            "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+    return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "TMPDIR": home,
+            "LC_ALL": "C.UTF-8", "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n,
+            "OPENBLAS_NUM_THREADS": n}
 
 
 def _kill_group(pgid: int) -> None:
@@ -201,60 +269,67 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def _tail(path: Path) -> str:
+def _read_tail(path: Path, size: int = 65536) -> str:
     try:
         with path.open("rb") as handle:
-            handle.seek(max(0, path.stat().st_size - 4 * TAIL_CHARS))
-            return handle.read().decode("utf-8", "replace")[-TAIL_CHARS:]
+            handle.seek(max(0, path.stat().st_size - size))
+            return handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
 
 
-def _read_result(path: Path, nonce: str) -> dict[str, Any] | None:
-    """The child's report, or None when it is missing, malformed or lacks the nonce."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("nonce") == nonce else None
+def run_child(mode: str, workdir: Path, spec: dict[str, Any], limits: SandboxLimits,
+              isolation: Isolation, inputs: dict[str, Path] | None = None,
+              layers: Layers = Layers()) -> ChildRun:
+    """Run the child in ``mode`` on ``workdir`` (holding ``model.py``) and read its
+    verdict in the fixed vocabulary.
 
-
-def _run_child(workdir: Path, input_shape: tuple[int, int, int], num_classes: int,
-               limits: SandboxLimits = SandboxLimits(), batch: int = 2, *,
-               class_name: str | None = None, audit: bool = True,
-               net_namespace: bool | None = None) -> ValidationResult:
-    """Run the child on ``workdir/model.py`` and turn what happened into a result.
-
-    ``audit=False`` runs without the audit hook: only the sandbox's own tests use it, to
-    check that the process-group kill holds on its own.
+    ``spec`` adds the mode's fields (shapes, seeds, training settings, ...); ``inputs``
+    (name -> file) are mounted read-only and named in ``spec["data"]`` /
+    ``spec["weights"]`` by the caller through :func:`input_path`.
     """
-    prefix = network_namespace_prefix() if net_namespace is not False else None
-    if net_namespace and prefix is None:
-        raise SandboxError("a network namespace was required but `unshare --net` does not "
-                           "work here")
-    nonce = secrets.token_hex(16)
-    read_end, write_end = os.pipe()
-    os.write(write_end, nonce.encode())
-    os.close(write_end)
-    spec = {"workdir": str(workdir.resolve()), "input_shape": list(input_shape),
-            "num_classes": int(num_classes), "batch": int(batch), "threads": limits.threads,
-            "class_name": class_name, "audit": bool(audit), "nonce_fd": read_end,
+    workdir = Path(workdir).resolve()
+    inputs = dict(inputs or {})
+    inside = isolation.namespaces
+    full = {**spec, "mode": mode, "threads": limits.threads, "audit": layers.audit,
             "cpu_seconds": max(1, int(limits.cpu_seconds)), "memory_mb": int(limits.memory_mb),
-            "file_size_mb": int(limits.file_size_mb), "max_files": int(limits.max_files)}
-    command = [*(prefix or ()), sys.executable, "-I", str(CHILD_SCRIPT), json.dumps(spec)]
+            "file_size_mb": int(limits.file_size_mb), "max_files": int(limits.max_files),
+            "workdir": SANDBOX_DIR if inside else str(workdir),
+            "training": f"{CODE_DIR}/training.py" if inside else str(TRAINING_SCRIPT),
+            "drop_to": [NOBODY, NOBODY] if isolation.drop_to_nobody else None}
+    if isolation.seccomp:
+        full["seccomp"] = seccomp.filter_program(deny_exec=True).hex()
+        full["seccomp_nr"] = seccomp.syscall_number("seccomp")
+    child = f"{CODE_DIR}/sandbox_child.py" if inside else str(CHILD_SCRIPT)
+    pass_fds: tuple[int, ...] = ()
+    prefix: list[str] = []
+    if inside:
+        read_end, write_end = os.pipe()
+        os.write(write_end, seccomp.filter_program(deny_exec=False)
+                 if isolation.seccomp else b"")
+        os.close(write_end)
+        pass_fds = (read_end,)
+        prefix = bwrap_command(isolation, workdir, inputs,
+                               {"sandbox_child.py": CHILD_SCRIPT, "training.py": TRAINING_SCRIPT},
+                               read_end if isolation.seccomp else None)
+        if isolation.drop_to_nobody:  # 0755: bwrap enters it as root without capabilities
+            os.chown(workdir, NOBODY, NOBODY)
+            workdir.chmod(0o755)
+    command = [*prefix, sys.executable, "-I", "-B", child, json.dumps(full)]
     result_path = workdir / RESULT_NAME
     result_path.unlink(missing_ok=True)
     started = time.monotonic()
     try:
         with (workdir / STDOUT_NAME).open("wb") as out, (workdir / STDERR_NAME).open("wb") as err:
             process = subprocess.Popen(
-                command, cwd=workdir, env=_environment(workdir, limits.threads),
-                stdin=subprocess.DEVNULL, stdout=out, stderr=err, pass_fds=(read_end,),
+                command, cwd=workdir, env=_environment(full["workdir"], limits.threads),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, pass_fds=pass_fds,
                 start_new_session=True)
     except OSError as exc:
         raise SandboxError(f"cannot start the sandbox child: {exc}") from exc
     finally:
-        os.close(read_end)
+        for fd in pass_fds:
+            os.close(fd)
     timed_out = False
     deadline = started + float(limits.timeout_s)
     try:
@@ -265,37 +340,178 @@ def _run_child(workdir: Path, input_shape: tuple[int, int, int], num_classes: in
                 break
             time.sleep(_POLL_S)
     finally:  # also on Ctrl-C: nothing the code started outlives this call
-        _kill_group(process.pid)  # the timeout, or whatever the code left running
+        _kill_group(process.pid)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = returncode = os.waitstatus_to_exitcode(status)
-    duration = time.monotonic() - started
-    data = _read_result(result_path, nonce)
-    stderr_tail = _tail(workdir / STDERR_NAME)
+    if inside and 128 < returncode < 128 + 65:  # bwrap reports a signal as 128 + its number
+        returncode = -(returncode - 128)
+    run = _verdict(workdir, limits, spec, timed_out, returncode,
+                   usage.ru_utime + usage.ru_stime, time.monotonic() - started)
+    run.result.isolation = isolation.kind
+    log.info("sandbox %s (%s): %s%s in %.1fs", workdir, mode, run.result.stage,
+             f" ({run.result.error})" if run.result.error else "", run.result.duration_s)
+    return run
+
+
+def input_path(isolation: Isolation, name: str, path: Path) -> str:
+    """Where the child finds input ``name`` (host file ``path``)."""
+    return f"{INPUT_DIR}/{name}" if isolation.namespaces else str(Path(path).resolve())
+
+
+def _verdict(workdir: Path, limits: SandboxLimits, spec: dict[str, Any], timed_out: bool,
+             returncode: int, cpu_used: float, duration: float) -> ChildRun:
+    """The child's run in the fixed vocabulary."""
+    data = _read_result(workdir / RESULT_NAME)
     result = ValidationResult(False, "killed", duration_s=round(duration, 3),
-                              stdout_tail=_tail(workdir / STDOUT_NAME),
-                              stderr_tail=stderr_tail, returncode=returncode,
-                              net_namespace=prefix is not None)
+                              returncode=returncode)
+    run = ChildRun(result, workdir=workdir)
     if data is not None and not timed_out:
-        result.ok, result.stage = bool(data.get("ok")), str(data.get("stage"))
-        result.error = data.get("error")
-        shape = data.get("output_shape")
-        result.output_shape = tuple(shape) if shape else None
-        result.summary = dict(data.get("summary") or {})
-        result.blocked = [str(b) for b in data.get("blocked") or []]
-        return result
-    result.blocked = [line.strip() for line in stderr_tail.splitlines()
-                      if line.startswith("sandbox: ") and line.rstrip().endswith("not allowed")]
-    result.stage, result.error = _without_result(limits, timed_out, returncode,
-                                                 usage.ru_utime + usage.ru_stime)
+        result.blocked = _blocked(data.get("blocked"))
+        stage = data.get("stage")
+        result.stage = stage if stage in STAGES else "killed"
+        result.output_shape = _shape(data.get("output_shape"))
+        result.summary = _summary(data.get("summary"))
+        code = data.get("code")
+        if result.stage == "blocked" or result.blocked:
+            result.stage = "blocked"
+            result.error = f"{BLOCKED_TEXT[result.blocked[0]]} is not allowed" \
+                if result.blocked else "an operation the audit hook forbids"
+        elif code in ("memory", "file_size"):
+            result.stage = "limit"
+            result.error = _message(code, data, limits, spec, result)
+        elif result.stage != "ok":
+            result.error = _message(code, data, limits, spec, result) if code in MESSAGES \
+                else "the child reported no reason"
+        result.ok = result.stage == "ok"
+        run.seeds = _seeds(data.get("seeds"), spec)
+        run.probe = data.get("probe") if isinstance(data.get("probe"), dict) else {}
+        return run
+    result.blocked = _blocked([m.decode() for m in _BLOCKED_LINE.findall(
+        _read_tail(workdir / STDERR_NAME).encode())])
+    result.stage, result.error = _without_result(limits, timed_out, returncode, cpu_used)
     if result.blocked:
-        result.stage, result.error = "blocked", f"{result.blocked[0]} (then: {result.error})"
-    return result
+        result.stage = "blocked"
+        result.error = f"{BLOCKED_TEXT[result.blocked[0]]} is not allowed (then: {result.error})"
+    return run
 
 
-def _log_result(result: ValidationResult, workdir: Path) -> ValidationResult:
-    log.info("sandbox %s: %s%s in %.1fs", workdir, result.stage,
-             f" ({result.error})" if result.error else "", result.duration_s)
-    return result
+def _read_result(path: Path) -> dict[str, Any] | None:
+    """The child's report, or None when it is missing, too large or malformed."""
+    try:
+        if path.stat().st_size > MAX_RESULT_BYTES:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _message(code: str, data: dict[str, Any], limits: SandboxLimits, spec: dict[str, Any],
+             result: ValidationResult) -> str:
+    """The agent's own words for the child's ``code``."""
+    exception = data.get("exception")
+    exception = exception if isinstance(exception, str) and _IDENTIFIER.fullmatch(exception) \
+        else "an exception"
+    state = result.summary.get("state")
+    text = MESSAGES[code].format(
+        exception=exception, memory_mb=limits.memory_mb, file_size_mb=limits.file_size_mb,
+        shape=tuple(result.output_shape) if result.output_shape else "?",
+        batch=spec.get("batch", "?"), classes=spec.get("num_classes", "?"),
+        state=f"{state:,}" if isinstance(state, int) else "?",
+        max_params=f"{spec['max_params']:,}" if spec.get("max_params") else "?")
+    line = _number(data.get("line"), 1, 10**6)
+    return f"{text} (model.py line {line})" if line is not None else text
+
+
+def _number(value: Any, low: float, high: float, kind: type = int) -> Any:
+    """``value`` if it is a ``kind`` (a bool is not) within [low, high], else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if kind is int and not isinstance(value, int):
+        return None
+    if not math.isfinite(value) or not low <= value <= high:
+        return None
+    return kind(value)
+
+
+def _shape(value: Any) -> tuple[int, ...] | None:
+    if not isinstance(value, list) or not 0 < len(value) <= 8:
+        return None
+    dims = [_number(v, 0, 2**31) for v in value]
+    return None if None in dims else tuple(dims)
+
+
+def _blocked(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str) and v in BLOCKED_TEXT][:50] \
+        if isinstance(value, list) else []
+
+
+@functools.lru_cache(maxsize=1)
+def _layer_types() -> frozenset[str]:
+    """The names a layer type may have in a summary: torch.nn's public classes."""
+    from torch import nn
+
+    return frozenset(n for n in dir(nn) if not n.startswith("_")
+                     and isinstance(getattr(nn, n), type))
+
+
+def _summary(value: Any) -> dict[str, Any]:
+    """The child's summary reduced to numbers and torch.nn layer type names."""
+    if not isinstance(value, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key in ("params", "trainable_params", "state", "flops", "batch"):
+        number = _number(value.get(key), 0, 10**15)
+        if number is not None:
+            out[key] = number
+    out["flops_per"] = "sample"
+    shape = _shape(value.get("input_shape"))
+    if shape:
+        out["input_shape"] = list(shape)
+    types_ = _layer_types()
+    layers = value.get("layers") if isinstance(value.get("layers"), list) else []
+    out["layers"] = [{"type": row.get("type") if row.get("type") in types_ else "other",
+                      "output_shape": list(_shape(row.get("output_shape")) or []) or None,
+                      "flops": _number(row.get("flops"), 0, 10**15),
+                      "params": _number(row.get("params"), 0, 10**15)}
+                     for row in layers[:10_000] if isinstance(row, dict)]
+    uncounted = value.get("uncounted_layers") if isinstance(value.get("uncounted_layers"),
+                                                            list) else []
+    out["uncounted_layers"] = sorted({t if t in types_ else "other" for t in uncounted[:1000]
+                                      if isinstance(t, str)})
+    return out
+
+
+CURVE_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "seconds")
+
+
+def _seeds(value: Any, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-seed training reports, as numbers and flags only, in the seeds' order
+    (empty unless every seed asked for has one)."""
+    wanted = [int(s) for s in spec.get("seeds", ())]
+    if not isinstance(value, list) or len(value) != len(wanted):
+        return []
+    epochs = int((spec.get("train") or {}).get("epochs", 0))
+    reports = []
+    for index, (seed, row) in enumerate(zip(wanted, value)):
+        if not isinstance(row, dict) or row.get("seed") != seed:
+            return []
+        curve = []
+        for number, point in enumerate(row.get("curve") or [], start=1):
+            if not isinstance(point, dict) or number > epochs:
+                return []
+            values = {k: _number(point.get(k), -1e300, 1e300, float) for k in CURVE_KEYS}
+            if None in values.values() or point.get("epoch") != number:
+                return []
+            curve.append({"epoch": number, **values})
+        if not curve:
+            return []
+        reports.append({"seed": seed, "weights": f"weights_{index}.npz", "curve": curve,
+                        "epochs_run": len(curve),
+                        **{k: row.get(k) is True for k in ("stopped_early", "stopped_by_time",
+                                                            "diverged")},
+                        "seconds": _number(row.get("seconds"), 0, 1e9, float) or 0.0})
+    return reports
 
 
 def _without_result(limits: SandboxLimits, timed_out: bool, returncode: int,
@@ -310,51 +526,56 @@ def _without_result(limits: SandboxLimits, timed_out: bool, returncode: int,
                          f"({cpu_used:.1f} s used); the process was killed")
     if returncode == -signal.SIGXFSZ:
         return "limit", f"file size limit of {limits.file_size_mb} MB exceeded"
+    if returncode == -signal.SIGSYS:
+        return "blocked", "killed by the seccomp filter (a system call of another architecture)"
     if returncode < 0:
-        name = signal.Signals(-returncode).name
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() \
+            else str(-returncode)
         hint = " (out of memory?)" if returncode == -signal.SIGKILL else ""
         return "killed", f"killed by {name}{hint} before reporting a result"
     return "killed", f"exited with status {returncode} without reporting a result"
 
 
-_counter = itertools.count()
+# --- the modes ------------------------------------------------------------------------
 
 
-def load_validated(source_path: Path | str, name: str = "build", *,
-                   source: str | None = None) -> Any:
-    """The ``nn.Module`` a validated source builds, imported in this process.
+def write_source(source: str, workdir: Path) -> Path:
+    """``source`` as ``workdir/model.py`` (the folder created), written atomically."""
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    target = workdir / "model.py"
+    temporary = workdir / "model.py.tmp"
+    temporary.write_text(source, encoding="utf-8")
+    temporary.chmod(0o644)
+    os.replace(temporary, target)
+    return target
 
-    ``source`` is the text that was validated; when given it is what runs (compiled with
-    ``source_path`` as its file name, for tracebacks) and the file is not read. Without
-    it the file's current text runs. Either way the text must pass
-    :func:`~sweeplab.agent.assembler.static_check` here and now (:class:`SandboxError`
-    otherwise): nothing is imported in this process that the gate has not seen.
 
-    ``name`` is ``build`` (called) or a class name (instantiated). The module gets a
-    fresh name each call (no clash between candidates, no stale module). Raises
-    :class:`SandboxError` when the code lacks ``name`` or it returns no module.
-    """
-    from torch import nn
+def static_refusal(source: str) -> ValidationResult | None:
+    """A ``static`` result when :func:`~sweeplab.agent.gate.static_check` refuses
+    ``source``, else None."""
+    from sweeplab.agent.gate import static_check
 
-    path = Path(source_path)
-    text = path.read_text(encoding="utf-8") if source is None else source
-    problems = static_check(text)
-    if problems:
-        raise SandboxError(f"{path}: refused by the static check: {'; '.join(problems[:3])}")
-    module_name = f"sweeplab_candidate_{os.getpid()}_{next(_counter)}"
-    module = types.ModuleType(module_name)
-    module.__file__ = str(path)
-    sys.modules[module_name] = module  # dataclasses and pickling look modules up here
-    try:
-        exec(compile(text, str(path), "exec"), module.__dict__)  # noqa: S102 - gated above
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    factory = getattr(module, name, None)
-    if not callable(factory):
-        raise SandboxError(f"{path}: defines no {name}")
-    model = factory()
-    if not isinstance(model, nn.Module):
-        raise SandboxError(f"{path}: {name}() returned {type(model).__name__}, "
-                           "not a torch.nn.Module")
-    return model
+    problems = static_check(source)
+    if not problems:
+        return None
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return ValidationResult(False, "static", "; ".join(problems[:3]) + more)
+
+
+def validate(source: str, input_shape: tuple[int, int, int], num_classes: int, workdir: Path,
+             limits: SandboxLimits = SandboxLimits(), batch: int = 2, *,
+             class_name: str | None = None, isolation: Isolation | None = None,
+             layers: Layers = Layers()) -> ValidationResult:
+    """Check ``source`` statically, then build it and run it forward once in the sandbox
+    (``isolation``: default :func:`probe_isolation`)."""
+    if layers.static:
+        refused = static_refusal(source)
+        if refused is not None:
+            log.info("sandbox %s: static (%s)", workdir, refused.error)
+            return refused
+    write_source(source, workdir)
+    spec = {"input_shape": list(input_shape), "num_classes": int(num_classes),
+            "batch": int(batch), "class_name": class_name}
+    return run_child("validate", workdir, spec, limits, isolation or probe_isolation(),
+                     layers=layers).result

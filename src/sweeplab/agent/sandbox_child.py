@@ -1,62 +1,71 @@
-"""The sandbox's child process: import untrusted model code, run it once, report, contained.
+"""The sandbox's child process: the whole life of a candidate's code, contained.
 
-:mod:`sweeplab.agent.sandbox` runs this file as ``python -I sandbox_child.py SPEC_JSON``
-in a fresh process group. It uses the standard library and torch only (never sweeplab,
-so the child starts fast and imports nothing it need not). In order:
+:mod:`sweeplab.agent.sandbox` runs this file as ``python -I -B sandbox_child.py SPEC_JSON``
+(under bubblewrap where it can: :mod:`sweeplab.agent.isolation`). It uses the standard
+library, numpy and torch only (never sweeplab), and :mod:`sweeplab.agent.training`,
+loaded by its path. In order:
 
 0. Set the resource limits of the spec (:func:`set_limits`: CPU time, address space,
-   file size, no core dumps), before anything else.
-1. Read the result nonce from the pipe the parent passed (``nonce_fd``) and close it, so
-   code that runs later cannot read it from there.
-2. Import torch. This happens *before* the audit hook: torch's import loads its native
-   libraries through ``ctypes`` (``ctypes.dlopen``), which the hook forbids.
-3. Unless ``audit`` is false (only the sandbox's own tests turn it off), close the paths
-   that spawn processes or create files without raising an audit event
-   (``_posixsubprocess``, ``os.mknod``, ``os.mkfifo``), then install the audit hook
-   (:func:`make_hook`). ``sys.addaudithook`` hooks cannot be removed.
-4. Import ``model.py``, build the model (``build()``, else the class named
-   ``class_name``), run ``model.eval()`` forward on ``torch.zeros(batch, *input_shape)``
-   under ``no_grad``, check the output, and summarise the model (:func:`summarize`).
-5. Write the result as JSON, carrying the nonce, to ``sandbox_result.json`` in the work
-   directory, then leave with ``os._exit(0)`` (threads or ``atexit`` handlers the model
-   code left behind cannot keep the process alive or change its report).
+   file size, no core dumps), then, when asked (bubblewrap as root), switch to uid/gid
+   65534 with no supplementary groups, which clears every capability
+   (:func:`drop_privileges`); then install the seccomp filter the parent built
+   (:func:`install_seccomp`: no sockets, no new processes, no ``exec``, no ``ptrace``,
+   ...), for every thread. Any failure here ends the run (stage ``isolation``) before
+   a line of model code is read.
+1. Import torch, numpy and the training module, and read the inputs (parent-written
+   ``.npz`` files, without pickles). This happens *before* the audit hook: torch's
+   import loads its native libraries through ``ctypes``, which the hook forbids.
+2. Unless ``audit`` is false, close the paths that spawn processes or create files
+   without raising an audit event (``_posixsubprocess``, ``os.mknod``, ``os.mkfifo``),
+   then install the audit hook (:func:`make_hook`). ``sys.addaudithook`` hooks cannot
+   be removed.
+3. Run the mode's stages:
 
-Why a file with a nonce rather than stdout: the model code's own prints go to stdout
-and stderr, and it may write files in the work directory, so either channel alone could
-be forged; a result counts only when it carries the nonce, which was never in the
-process's argv or environment. (Code that walks the interpreter's frames could still
-find it; :func:`sweeplab.agent.assembler.static_check` rejects frame and dunder
-introspection before anything runs here. The sandbox contains what code *does*; it does
-not certify code written to deceive it.)
+   - ``validate``: import ``model.py``, build the model (``build()``, else the class
+     ``class_name``), run it forward in eval mode on zeros, check the output (a finite
+     float tensor of shape ``(batch, num_classes)``) and summarise it (parameters,
+     per-layer output shapes, FLOPs);
+   - ``train``: the same, then refuse a state larger than ``max_params`` (stage
+     ``budget``), then train one fresh model per seed (:func:`training.train_seed`) on
+     the training and validation data and save each one's weights (its whole
+     ``state_dict``) as ``weights_<i>.npz``;
+   - ``score``: build a fresh model per weights file, load the weights (every key and
+     shape must match the model's state exactly), and save the logits for the given
+     inputs (no labels: the agent scores them) as ``logits.npz``;
+   - ``probe``: none; it reports the uid, the seccomp mode, whether a socket can be
+     created and the network interfaces it sees, so the parent can check the isolation.
 
-The audit hook (PEP 578 hooks are a tripwire, not a security boundary on their own; the
-parent adds resource limits, a process group killed as a whole, and a network namespace
-where ``unshare`` works) raises ``PermissionError`` on, and records:
+4. Write ``sandbox_result.json`` and leave with ``os._exit(0)``.
 
-- network: every ``socket.*`` event (creating a socket, connect, bind, getaddrinfo, ...)
-  and the higher-level ``urllib``/``http``/``ftplib``/``smtplib``/... connect events;
-- processes: ``os.system``, ``os.exec``, ``os.posix_spawn``, ``os.spawn``, ``os.fork``,
-  ``os.forkpty``, ``subprocess.Popen``, ``pty.spawn``, ``os.kill``, ``os.killpg``,
-  ``signal.pthread_kill``;
-- native code: every ``ctypes.*`` event (dlopen, dlsym, calling a foreign function,
-  reading memory by address) and importing ``_posixsubprocess``, ``_ctypes`` or the
-  sub-interpreter modules (a sub-interpreter would not carry this hook);
-- files: creating more than ``max_files`` new files or folders inside the work directory
-  (with ``RLIMIT_FSIZE`` per file, this bounds the disk the code can fill); ``open`` for
-  writing, appending, creating or truncating a path outside the work directory (paths
-  resolved with ``os.path.realpath``; reading is allowed anywhere, as torch reads its
-  own files), opening a *directory* outside it (a directory descriptor
-  would let ``dir_fd`` paths escape), ``os.remove``/``rmdir``/``mkdir``/``rename``/
-  ``chmod``/``chown``/``utime``/``truncate``, ``shutil.rmtree``/``copyfile``/``move``/...
-  outside it, and anywhere: ``os.symlink``, ``os.link`` (a link in the work directory
-  could point outside) and ``os.chdir`` (paths are resolved against the work directory);
-- the hook's own footing: ``resource.setrlimit``/``prlimit`` (root could raise the
-  limits), ``gc.get_objects``/``get_referrers``/``get_referents`` and
-  ``sys._current_frames`` (ways to reach the hook or this script's state), and
-  ``sys._getframe`` returning a frame of this script.
+Everything the child reports is a claim: model code ran in this process and could have
+changed any of it. The parent reads only a fixed vocabulary from it (stage, a code from
+:data:`CODES`, an exception's type name, a line number, numbers) and recomputes what it
+relies on: the parameter count from the weights, every metric from the logits.
 
-Every denial is also written to stderr as ``sandbox: <what> is not allowed`` so the parent
-learns of it even when the code swallows the exception and exits without a result.
+The audit hook (PEP 578: a tripwire, not a boundary; the kernel layers above are the
+boundary) raises ``PermissionError`` on, and records by category (:data:`BLOCKED`):
+
+- ``network``: every ``socket.*`` event and the ``urllib``/``http``/``ftplib``/...
+  connect events;
+- ``process``: ``os.system``, ``os.exec``, ``os.posix_spawn``, ``os.spawn``,
+  ``os.fork``, ``os.forkpty``, ``subprocess.Popen``, ``pty.spawn``, ``os.kill``,
+  ``os.killpg``, ``signal.pthread_kill``;
+- ``native``: every ``ctypes.*`` event; ``import``: importing ``_posixsubprocess``,
+  ``_ctypes`` or the sub-interpreter modules;
+- ``write_outside``: ``open`` for writing, appending, creating or truncating a path
+  outside the work directory, and ``os.remove``/``rmdir``/``mkdir``/``rename``/
+  ``chmod``/``chown``/``utime``/``truncate``, ``shutil.*`` outside it (paths resolved
+  with ``os.path.realpath``; reading is allowed: the mount view decides what exists);
+  ``dir_outside``: opening a directory outside it (``dir_fd`` paths could escape);
+  ``link``: ``os.symlink``, ``os.link``, ``os.chdir``; ``files``: creating more than
+  ``max_files`` files or folders inside it;
+- ``introspection``: ``resource.setrlimit``/``prlimit``, ``gc.get_objects``/
+  ``get_referrers``/``get_referents``, ``sys._current_frames`` and ``sys._getframe``
+  into this script's frames; ``path_type``: a path of an unexpected type.
+
+Every denial is also written to stderr as ``sandbox-blocked: <category>``, so the
+parent learns of it even when the code swallows the exception and exits without a
+result.
 """
 
 from __future__ import annotations
@@ -70,6 +79,15 @@ import traceback
 import types
 
 RESULT_NAME = "sandbox_result.json"
+LOGITS_NAME = "logits.npz"
+CODES = frozenset({
+    "exception", "no_factory", "not_a_module", "output_type", "output_shape", "output_dtype",
+    "output_nonfinite", "memory", "file_size", "over_budget", "no_parameters", "diverged",
+    "state_mismatch", "isolation",
+})
+"""The codes a result's ``code`` may hold (the parent's messages say what each means)."""
+BLOCKED = frozenset({"network", "process", "native", "import", "write_outside", "dir_outside",
+                     "link", "files", "introspection", "path_type"})
 BLOCKED_IMPORTS = frozenset({
     "_posixsubprocess", "_ctypes", "_xxsubinterpreters", "_xxinterpchannels",
     "_interpreters", "_interpchannels", "_testcapi", "_testinternalcapi",
@@ -96,12 +114,102 @@ PATH_ARGS: dict[str, tuple[int, ...]] = {
 }
 """File events and the positions of the paths they modify (checked against the workdir)."""
 
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC = 1, 1
 
-def make_hook(root: str, own_file: str, blocked: list[str], max_files: int = 32):
+
+class Refused(Exception):
+    """A stage ends with a code of the vocabulary (not an exception of the model code)."""
+
+    def __init__(self, code: str):
+        self.code = code
+        super().__init__(code)
+
+
+# --- isolation set up by the child itself --------------------------------------------
+
+
+def set_limits(spec: dict) -> None:
+    """``RLIMIT_CPU`` (soft ``cpu_seconds``, hard one second later), ``RLIMIT_AS``
+    (``memory_mb``), ``RLIMIT_FSIZE`` (``file_size_mb``) and ``RLIMIT_CORE`` 0."""
+    import resource
+
+    cpu = max(1, int(spec["cpu_seconds"]))
+    memory, size = int(spec["memory_mb"]) * 2**20, int(spec["file_size_mb"]) * 2**20
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def drop_privileges(uid: int, gid: int) -> None:
+    """Become ``uid``/``gid`` with no supplementary groups, for good (real, effective and
+    saved ids), and check that no capability is left."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    with open("/proc/self/status", encoding="ascii") as handle:
+        status = handle.read()
+    effective = status.split("CapEff:")[1].split()[0]
+    if os.getresuid() != (uid, uid, uid) or int(effective, 16) != 0:
+        raise PermissionError("the child kept its privileges")
+
+
+def install_seccomp(program: bytes, syscall_nr: int) -> None:
+    """Install the BPF ``program`` for every thread of this process (``no_new_privs``
+    first, as the kernel requires of an unprivileged filter)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    if libc.syscall(syscall_nr, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC,
+                    ctypes.byref(fprog)) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp(SECCOMP_SET_MODE_FILTER)")
+
+
+def seccomp_mode() -> int:
+    """This process's seccomp mode (2: filtered), from ``/proc/self/status``."""
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("Seccomp:"):
+                return int(line.split()[1])
+    return 0
+
+
+def probe() -> dict:
+    """What the parent checks before trusting the isolation (see the module docstring)."""
+    import socket
+
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()
+        socket_created = True
+    except OSError:
+        socket_created = False
+    try:
+        with open("/proc/net/dev", encoding="ascii") as handle:
+            interfaces = sorted(line.split(":")[0].strip() for line in handle.readlines()[2:])
+    except OSError:
+        interfaces = []
+    return {"uid": os.getuid(), "gid": os.getgid(), "seccomp": seccomp_mode(),
+            "socket_created": socket_created, "interfaces": interfaces}
+
+
+# --- the audit hook --------------------------------------------------------------------
+
+
+def make_hook(root: str, own_files: frozenset, blocked: list[str], max_files: int = 32,
+              own_outputs: frozenset = frozenset()):
     """The audit hook confining this process to ``root`` (see the module docstring).
 
-    ``max_files``: new files and folders the code may create inside ``root`` (the
-    result file this script writes itself is not counted).
+    ``max_files``: new files and folders the code may create inside ``root``
+    (``own_outputs``, the files this script writes itself, are not counted).
 
     Everything the hook calls or consults is bound here, as closure variables, so model
     code that reassigns ``os.path.realpath``, a builtin or this module's constants cannot
@@ -110,33 +218,26 @@ def make_hook(root: str, own_file: str, blocked: list[str], max_files: int = 32)
     realpath, fsdecode, isdir, write_fd = os.path.realpath, os.fsdecode, os.path.isdir, os.write
     lexists = os.path.lexists
     join, sep, path_types = os.path.join, os.sep, (str, bytes)
-    _isinstance, _len, _repr, _type, _int, _str, _any, _tuple = (
-        isinstance, len, repr, type, int, str, any, tuple)
+    _isinstance, _len, _type, _int, _str, _any = isinstance, len, type, int, str, any
     path_classes = (pathlib.PurePosixPath, pathlib.PosixPath)
     deny_error = PermissionError
     write_flags = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
     prefix = root.rstrip(sep) + sep
-    own_files = frozenset({own_file, realpath(own_file)})
     path_args = types.MappingProxyType(dict(PATH_ARGS))  # a private copy, read-only
     always_denied_fs, process_events = ALWAYS_DENIED_FS, PROCESS_EVENTS
     network_prefixes, blocked_imports = NETWORK_PREFIXES, BLOCKED_IMPORTS
     introspection_events = INTROSPECTION_EVENTS
-    own_outputs = frozenset({join(root, RESULT_NAME), join(root, RESULT_NAME + ".tmp")})
+    outputs = frozenset(join(root, name) for name in own_outputs)
     created = [0]  # new files and folders inside root so far
 
-    def deny(what: str) -> None:
-        message = f"sandbox: {what} is not allowed"
+    def deny(category: str) -> None:
         if _len(blocked) < 50:
-            blocked.append(message)
+            blocked.append(category)
         try:
-            write_fd(2, (message + "\n").encode("utf-8", "replace"))
+            write_fd(2, b"sandbox-blocked: " + category.encode() + b"\n")
         except OSError:
             pass
-        raise deny_error(message)
-
-    def brief(value: object) -> str:
-        text = _repr(value)
-        return text if _len(text) <= 160 else text[:157] + "..."
+        raise deny_error(f"sandbox: {category} is not allowed")
 
     def resolve(path: object) -> str | None:
         """``path`` made absolute and free of symlinks; None for a file descriptor."""
@@ -145,7 +246,7 @@ def make_hook(root: str, own_file: str, blocked: list[str], max_files: int = 32)
         if _type(path) in path_classes:
             path = _str(path)
         if not _isinstance(path, path_types):
-            deny(f"a path of type {_type(path).__name__} ({brief(path)})")
+            deny("path_type")
         return realpath(join(root, fsdecode(path)))
 
     def inside(resolved: str | None) -> bool:
@@ -153,12 +254,11 @@ def make_hook(root: str, own_file: str, blocked: list[str], max_files: int = 32)
 
     def count_new(resolved: str | None) -> None:
         """Count ``resolved`` if it does not exist yet; deny past ``max_files``."""
-        if resolved is None or resolved in own_outputs or lexists(resolved):
+        if resolved is None or resolved in outputs or lexists(resolved):
             return
         created[0] += 1
         if created[0] > max_files:
-            deny(f"creating more than {max_files} files in the sandbox directory "
-                 f"({brief(resolved)})")
+            deny("files")
 
     def hook(event: str, args: tuple) -> None:
         if event == "open":
@@ -171,34 +271,31 @@ def make_hook(root: str, own_file: str, blocked: list[str], max_files: int = 32)
                     count_new(target)
                 return
             if writing:
-                deny(f"writing {brief(target)} outside the sandbox directory")
+                deny("write_outside")
             if isdir(target):
-                deny(f"opening the directory {brief(target)} outside the sandbox directory")
+                deny("dir_outside")
         elif event in path_args:
             for i in path_args[event]:
                 if i < _len(args) and args[i] is not None:
                     target = resolve(args[i])
                     if not inside(target):
-                        deny(f"{event} of {brief(target)} outside the sandbox directory")
+                        deny("write_outside")
                     if event == "os.mkdir":
                         count_new(target)
         elif event in always_denied_fs:
-            deny(f"{event} {brief(args[:2])}")
+            deny("link")
         elif event in process_events:
-            shown = args[1] if event == "subprocess.Popen" else args[0] if args else None
-            detail = "" if shown is None else f" {brief(shown)}"
-            deny(f"starting or signalling a process ({event}{detail})")
+            deny("process")
         elif event.startswith(network_prefixes):
-            shown = [a for a in args if _isinstance(a, (_str, bytes, _tuple, _int))][:2]
-            deny(f"network access ({event} {brief(_tuple(shown))})")
+            deny("network")
         elif event.startswith("ctypes."):
-            deny(f"native code through ctypes ({event})")
+            deny("native")
         elif event == "import" and args[0] in blocked_imports:
-            deny(f"importing {args[0]}")
+            deny("import")
         elif event in introspection_events:
-            deny(event)
+            deny("introspection")
         elif event == "sys._getframe" and args[0].f_code.co_filename in own_files:
-            deny("sys._getframe into the sandbox's own frames")
+            deny("introspection")
 
     return hook
 
@@ -276,17 +373,14 @@ def run_forward(torch, model, input_shape: list[int], batch: int):
     """The model's output on zeros and one record per leaf-module call (forward hooks)."""
     calls: list[dict] = []
 
-    def record(name: str):
-        def hook(module, inputs, output):
-            flops = layer_flops(module, inputs, output, batch)
-            shape = list(output.shape[1:]) if isinstance(output, torch.Tensor) else None
-            calls.append({"name": name, "type": type(module).__name__,
-                          "output_shape": shape, "flops": flops,
-                          "params": sum(p.numel() for p in module.parameters(recurse=False))})
-        return hook
+    def record(module, inputs, output):
+        flops = layer_flops(module, inputs, output, batch)
+        shape = list(output.shape[1:]) if isinstance(output, torch.Tensor) else None
+        calls.append({"type": type(module).__name__, "output_shape": shape, "flops": flops,
+                      "params": sum(p.numel() for p in module.parameters(recurse=False))})
 
-    handles = [module.register_forward_hook(record(name))
-               for name, module in model.named_modules() if not any(module.children())]
+    handles = [module.register_forward_hook(record)
+               for module in model.modules() if not any(module.children())]
     try:
         model.eval()
         with torch.no_grad():
@@ -298,12 +392,14 @@ def run_forward(torch, model, input_shape: list[int], batch: int):
 
 
 def summarize(model, calls: list[dict], input_shape: list[int], batch: int) -> dict:
-    """Parameters (total, trainable), per-layer output shapes and FLOPs per sample."""
+    """Parameters (total, trainable), the whole state's size (parameters and buffers),
+    per-layer output shapes and FLOPs per sample."""
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    state = sum(t.numel() for t in model.state_dict().values())
     uncounted = sorted({c["type"] for c in calls if c["flops"] is None})
     return {
-        "params": int(params), "trainable_params": int(trainable),
+        "params": int(params), "trainable_params": int(trainable), "state": int(state),
         "flops": int(sum(c["flops"] or 0 for c in calls)), "flops_per": "sample",
         "uncounted_layers": uncounted, "input_shape": list(input_shape), "batch": batch,
         "layers": calls,
@@ -313,18 +409,19 @@ def summarize(model, calls: list[dict], input_shape: list[int], batch: int) -> d
 # --- stages -----------------------------------------------------------------------------
 
 
-def describe(exc: BaseException, model_path: str) -> str:
-    """One line: the exception and the last line of ``model.py`` it passed through."""
-    text = " ".join(str(exc).split()) or "(no message)"
+def failure(exc: BaseException, model_path: str) -> dict:
+    """The vocabulary for ``exc``: its code, type name and the last model.py line."""
     line = next((frame.lineno for frame in reversed(traceback.extract_tb(exc.__traceback__))
                  if frame.filename == model_path), None)
-    where = f" (model.py line {line})" if line else ""
-    message = f"{type(exc).__name__}: {text}{where}"
-    return message if len(message) <= 500 else message[:497] + "..."
+    code = getattr(exc, "code", None) if type(exc).__name__ in ("Refused", "TrainingError") \
+        else None
+    if code not in CODES:
+        code = exhausted(exc) or "exception"
+    return {"code": code, "exception": type(exc).__name__, "line": line}
 
 
-def exhausted(exc: BaseException, spec: dict) -> str | None:
-    """Which limit ``exc`` shows was hit (memory or file size), or None.
+def exhausted(exc: BaseException) -> str | None:
+    """Which limit ``exc`` shows was hit (``memory`` or ``file_size``), or None.
 
     Python raises ``MemoryError`` when ``RLIMIT_AS`` refuses an allocation; torch's CPU
     allocator raises a ``RuntimeError`` saying it "can't allocate memory"; a write past
@@ -332,114 +429,194 @@ def exhausted(exc: BaseException, spec: dict) -> str | None:
     """
     if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
             s in str(exc) for s in ("can't allocate memory", "not enough memory"))):
-        return f"memory limit: address space capped at {spec.get('memory_mb')} MB"
+        return "memory"
     if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
-        return f"file size limit: files capped at {spec.get('file_size_mb')} MB"
+        return "file_size"
     return None
 
 
 def construct(module, class_name: str | None, nn):
     """The model ``module`` builds: ``build()``, else an instance of ``class_name``."""
     factory = getattr(module, "build", None)
-    label = "build()"
     if not callable(factory) and class_name:
-        factory, label = getattr(module, class_name, None), f"{class_name}()"
+        factory = getattr(module, class_name, None)
     if not callable(factory):
-        wanted = "def build()" + (f" or class {class_name}" if class_name else "")
-        raise LookupError(f"model.py defines no {wanted}")
+        raise Refused("no_factory")
     model = factory()
     if not isinstance(model, nn.Module):
-        raise TypeError(f"{label} returned {type(model).__name__}, not a torch.nn.Module")
+        raise Refused("not_a_module")
     return model
 
 
 def check_output(torch, output, batch: int, num_classes: int) -> list[int]:
     """The output's shape, after checking it is a finite float tensor of (batch, classes)."""
     if not isinstance(output, torch.Tensor):
-        raise TypeError(f"forward returned {type(output).__name__}, not a tensor")
-    shape = list(output.shape)
+        raise Refused("output_type")
+    shape = [int(n) for n in output.shape]
     if shape != [batch, num_classes]:
-        raise ValueError(f"output shape {tuple(shape)} != expected ({batch}, {num_classes})")
+        raise Refused("output_shape")
     if not output.is_floating_point():
-        raise TypeError(f"output dtype {output.dtype} is not floating point")
+        raise Refused("output_dtype")
     if not bool(torch.isfinite(output).all()):
-        raise ValueError("output has NaN or infinite values on a zero input")
+        raise Refused("output_nonfinite")
     return shape
 
 
-def set_limits(spec: dict) -> None:
-    """``RLIMIT_CPU`` (soft ``cpu_seconds``, hard one second later), ``RLIMIT_AS``
-    (``memory_mb``), ``RLIMIT_FSIZE`` (``file_size_mb``) and ``RLIMIT_CORE`` 0."""
-    import resource
+def load_training(spec: dict):
+    """:mod:`sweeplab.agent.training`, loaded from its path (the child imports no sweeplab)."""
+    import importlib.util
 
-    cpu = max(1, int(spec["cpu_seconds"]))
-    memory, size = int(spec["memory_mb"]) * 2**20, int(spec["file_size_mb"]) * 2**20
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    loader_spec = importlib.util.spec_from_file_location("sandbox_training", spec["training"])
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules["sandbox_training"] = module
+    loader_spec.loader.exec_module(module)
+    return module
+
+
+def import_model(model_path: str):
+    import importlib.util
+
+    loader_spec = importlib.util.spec_from_file_location("sandbox_model", model_path)
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules["sandbox_model"] = module
+    loader_spec.loader.exec_module(module)
+    return module
+
+
+def validate_stages(torch, nn, spec: dict, result: dict, model_path: str):
+    """Import, build, forward, shape: the module and the summary (into ``result``)."""
+    result["stage"] = "import"
+    module = import_model(model_path)
+    result["stage"] = "build"
+    model = construct(module, spec.get("class_name"), nn)
+    result["stage"] = "forward"
+    batch, shape = int(spec["batch"]), list(spec["input_shape"])
+    output, calls = run_forward(torch, model, shape, batch)
+    result["stage"] = "shape"
+    result["output_shape"] = [int(n) for n in output.shape] \
+        if isinstance(output, torch.Tensor) else None
+    check_output(torch, output, batch, int(spec["num_classes"]))
+    result["summary"] = summarize(model, calls, shape, batch)
+    return module
+
+
+def train_stages(torch, nn, np, training, spec: dict, result: dict, model_path: str,
+                 data: dict) -> None:
+    """Validate, check the budget, train each seed and save its weights."""
+    module = validate_stages(torch, nn, spec, result, model_path)
+    limit = spec.get("max_params")
+    if limit and result["summary"]["state"] > int(limit):
+        result["stage"] = "budget"
+        raise Refused("over_budget")
+    result["stage"] = "train"
+    seeds = [int(s) for s in spec["seeds"]]
+    budget = spec.get("max_seconds")
+    share = None if budget is None else float(budget) / len(seeds)
+    for index, seed in enumerate(seeds):
+        trained = training.train_seed(lambda: construct(module, spec.get("class_name"), nn),
+                                      data, spec["train"], seed, int(spec["patience"]),
+                                      int(spec["num_classes"]), share)
+        name = f"weights_{index}.npz"
+        state = trained.pop("model").state_dict()
+        np.savez(os.path.join(os.path.realpath(spec["workdir"]), name),
+                 **{key: value.detach().cpu().float().numpy() if value.is_floating_point()
+                    else value.detach().cpu().numpy() for key, value in state.items()})
+        result["seeds"].append({"seed": seed, "weights": name, **trained})
+
+
+def score_stages(torch, nn, np, training, spec: dict, result: dict, model_path: str,
+                 data: dict) -> None:
+    """Build a fresh model per weights file, load the weights exactly, save the logits."""
+    result["stage"] = "import"
+    module = import_model(model_path)
+    logits = {}
+    num_classes = int(spec["num_classes"])
+    for index, path in enumerate(spec["weights"]):
+        result["stage"] = "build"
+        model = construct(module, spec.get("class_name"), nn)
+        result["stage"] = "score"
+        with np.load(path, allow_pickle=False) as archive:
+            state = {key: torch.from_numpy(archive[key]) for key in archive.files}
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        if expected != {k: tuple(v.shape) for k, v in state.items()}:
+            raise Refused("state_mismatch")
+        model.load_state_dict(state, strict=True)
+        for name in spec["inputs"]:
+            out = training.predict(model, data[name], num_classes)
+            logits[f"{name}_{index}"] = out.numpy()
+    np.savez(os.path.join(os.path.realpath(spec["workdir"]), LOGITS_NAME), **logits)
+
+
+def write_result(root: str, result: dict) -> None:
+    """``result`` as JSON in ``root``, atomically, with descriptor-level calls."""
+    path = os.path.join(root, RESULT_NAME)
+    temporary = path + ".tmp"
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(fd, json.dumps(result, default=repr).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, path)
 
 
 def main(argv: list[str]) -> None:
     """Run the stages and write the result (see the module docstring)."""
     spec = json.loads(argv[1])
-    set_limits(spec)
     root = os.path.realpath(spec["workdir"])
-    with os.fdopen(spec["nonce_fd"], "rb") as pipe:
-        nonce = pipe.read(256).decode()
-    result_path = os.path.join(root, RESULT_NAME)
-    model_path = os.path.join(root, spec.get("model", "model.py"))
-    if os.path.lexists(result_path):
-        os.unlink(result_path)
-    dumps, replace, open_fd, write, fsync, close = (json.dumps, os.replace, os.open, os.write,
-                                                    os.fsync, os.close)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    blocked: list[str] = []
-    result: dict = {"nonce": nonce, "ok": False, "stage": "import", "error": None,
-                    "output_shape": None, "summary": {}, "blocked": blocked}
-    stage = "import"
+    result: dict = {"stage": "isolation", "code": None, "exception": None, "line": None,
+                    "output_shape": None, "summary": {}, "seeds": [], "blocked": []}
     try:
+        set_limits(spec)
+        if spec.get("drop_to"):
+            drop_privileges(*spec["drop_to"])
+        if spec.get("seccomp"):
+            install_seccomp(bytes.fromhex(spec["seccomp"]), int(spec["seccomp_nr"]))
+    except BaseException as exc:  # noqa: BLE001 - no model code runs without isolation
+        result.update(code="isolation", exception=type(exc).__name__)
+        write_result(root, result)
+        os._exit(0)
+    if spec["mode"] == "probe":
+        result.update(stage="ok", probe=probe())
+        write_result(root, result)
+        os._exit(0)
+    model_path = os.path.join(root, spec.get("model", "model.py"))
+    blocked: list[str] = result["blocked"]
+    result["stage"] = "import"
+    try:
+        import numpy as np
         import torch
         from torch import nn
 
         torch.set_num_threads(int(spec.get("threads", 1)))
         sys.dont_write_bytecode = True
+        training = load_training(spec)
+        data = {}
+        if spec.get("data"):
+            with np.load(spec["data"], allow_pickle=False) as archive:
+                data = {key: torch.from_numpy(archive[key]) for key in archive.files}
         if spec.get("audit", True):
             _scrub_unaudited()
-            sys.addaudithook(make_hook(root, __file__, blocked,
-                                       int(spec.get("max_files", 32))))
-        import importlib.util
-
-        loader_spec = importlib.util.spec_from_file_location("sandbox_model", model_path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules["sandbox_model"] = module
-        loader_spec.loader.exec_module(module)
-        stage = "build"
-        model = construct(module, spec.get("class_name"), nn)
-        stage = "forward"
-        batch, shape = int(spec["batch"]), list(spec["input_shape"])
-        output, calls = run_forward(torch, model, shape, batch)
-        stage = "shape"
-        out_shape = check_output(torch, output, batch, int(spec["num_classes"]))
-        result.update(ok=True, stage="ok", output_shape=out_shape,
-                      summary=summarize(model, calls, shape, batch))
+            own = frozenset({__file__, os.path.realpath(__file__), spec["training"],
+                             os.path.realpath(spec["training"])})
+            outputs = frozenset({RESULT_NAME, RESULT_NAME + ".tmp", LOGITS_NAME} | {
+                f"weights_{i}.npz" for i in range(len(spec.get("seeds", ())))})
+            sys.addaudithook(make_hook(root, own, blocked, int(spec.get("max_files", 32)),
+                                       outputs))
+        if spec["mode"] == "validate":
+            validate_stages(torch, nn, spec, result, model_path)
+        elif spec["mode"] == "train":
+            train_stages(torch, nn, np, training, spec, result, model_path, data)
+        else:
+            score_stages(torch, nn, np, training, spec, result, model_path, data)
+        result["stage"] = "ok"
     except BaseException as exc:  # noqa: BLE001 - every failure of the model code is data
-        limit = exhausted(exc, spec)
-        error = describe(exc, model_path)
-        result.update(ok=False, stage="limit" if limit else stage,
-                      error=f"{limit}: {error}" if limit else error)
+        result.update(failure(exc, model_path))
     if blocked:
-        result.update(ok=False, stage="blocked", error=blocked[0])
-    temporary = result_path + ".tmp"
-    if os.path.lexists(temporary):
-        os.unlink(temporary)
-    fd = open_fd(temporary, flags, 0o644)
-    try:
-        write(fd, dumps(result, default=repr).encode())
-        fsync(fd)
-    finally:
-        close(fd)
-    replace(temporary, result_path)
+        result["stage"] = "blocked"
+    write_result(root, result)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -3,8 +3,9 @@
 Parses the goal (dataset, metric, target, model family, size), then iterates: a planner
 proposes a model (an LLM through an OpenAI-compatible endpoint when ``--llm-base-url`` is
 given, else Optuna's seeded TPE, fully offline), the assembler writes its PyTorch source,
-the sandbox validates it, a quick multi-seed evaluation scores it, and the planner
-decides whether to continue, refine or stop. Everything goes to ``run_<timestamp>/``
+the sandbox trains it (kernel isolation: see ``--check-isolation``), the agent scores
+its predictions over a few seeds, and the planner decides whether to continue, refine or
+stop. Everything goes to ``run_<timestamp>/``
 (``experiments/registry.json``); see docs/agent.md.
 """
 
@@ -23,8 +24,9 @@ API_KEY_ENV = ("SWEEPLAB_LLM_API_KEY", "OPENAI_API_KEY")
 
 def build_parser() -> OneLineParser:
     p = OneLineParser(prog="sweeplab agent", description=__doc__.splitlines()[0].replace("``", ""))
-    p.add_argument("--goal", required=True, help="the goal in words, e.g. 'Design a small CNN "
-                   "for Fashion-MNIST targeting >85%% accuracy'")
+    p.add_argument("--goal", help="the goal in words, e.g. 'Design a small CNN "
+                   "for Fashion-MNIST targeting >85%% accuracy' (required unless "
+                   "--check-isolation)")
     p.add_argument("--name", help="suffix of the run directory")
     p.add_argument("--out_dir", "--out-dir", default="runs_out/agent",
                    help="where run_<timestamp>/ goes")
@@ -59,6 +61,22 @@ def build_parser() -> OneLineParser:
     p.add_argument("--verbose", "-v", action="store_true",
                    help="log every step (proposals, LLM requests and retries, sandbox "
                         "results, decisions) to stderr")
+    p.add_argument("--time-budget", "--time_budget", type=float, default=900.0,
+                   dest="time_budget", help="seconds of wall clock for each candidate's "
+                   "sandboxed training (all seeds; it stops by itself at 75%% of it) and for "
+                   "its scoring; CPU time is capped at this times --threads")
+    p.add_argument("--memory-mb", "--memory_mb", type=int, default=4096, dest="memory_mb",
+                   help="address space of each sandboxed child, in MB (torch itself takes "
+                        "about 600)")
+    p.add_argument("--check-isolation", "--check_isolation", action="store_true",
+                   dest="check_isolation", help="print the isolation candidates would run "
+                   "under here and exit (0: kernel isolation, 1: none)")
+    p.add_argument("--unsafe-no-isolation", "--unsafe_no_isolation", action="store_true",
+                   dest="unsafe_no_isolation",
+                   help="run candidates without kernel isolation, for machines where "
+                        "bubblewrap cannot create namespaces (seccomp, resource limits, the "
+                        "audit hook and the static check only): generated code could then "
+                        "read any file this user can")
     return p
 
 
@@ -66,6 +84,11 @@ def main(argv: list[str]) -> int:
     """Run the agent; 0 when it finished (target reached or not), 2 bad input, 130 stopped."""
     ns, extras = build_parser().parse_known_args(argv)
     reject_unknown(extras, [], "sweeplab agent")
+    if ns.check_isolation:
+        return _check_isolation()
+    if not ns.goal:
+        raise ConfigError("goal", None, "give the goal in words with --goal TEXT (or "
+                          "--check-isolation)")
     for key in ("max_iterations", "epochs", "patience", "max_train", "threads"):
         if getattr(ns, key) is not None and getattr(ns, key) < 1:
             raise ConfigError(key, getattr(ns, key), "must be >= 1")
@@ -79,6 +102,11 @@ def main(argv: list[str]) -> int:
                           "and narrows the interval falsely)")
     if ns.llm_timeout <= 0:
         raise ConfigError("llm-timeout", ns.llm_timeout, "must be > 0 seconds")
+    if not ns.time_budget >= 10:
+        raise ConfigError("time-budget", ns.time_budget, "must be >= 10 seconds")
+    if ns.memory_mb < 1024:
+        raise ConfigError("memory-mb", ns.memory_mb, "must be >= 1024 (torch alone takes "
+                          "about 600 MB of address space)")
     setup_logging(verbose=ns.verbose)
     from sweeplab.core.threads import limit_threads
 
@@ -87,6 +115,10 @@ def main(argv: list[str]) -> int:
     from sweeplab.agent.goal import parse_goal
 
     goal = parse_goal(ns.goal)
+
+    from sweeplab.agent.sandbox import choose_isolation
+
+    isolation = choose_isolation(ns.unsafe_no_isolation)
 
     from sweeplab.agent.datasets import load_dataset
     from sweeplab.agent.loop import AgentSettings, run_loop, selection_metric
@@ -97,16 +129,19 @@ def main(argv: list[str]) -> int:
         patience=ns.patience, max_train=ns.max_train, data_dir=ns.data_dir,
         allow_synthetic=ns.allow_synthetic, llm_base_url=ns.llm_base_url,
         llm_model=ns.llm_model, llm_assemble=ns.llm_assemble, llm_timeout=ns.llm_timeout,
-        threads=ns.threads)
+        threads=ns.threads, sandbox_timeout_s=ns.time_budget, sandbox_memory_mb=ns.memory_mb,
+        unsafe_no_isolation=ns.unsafe_no_isolation)
     data = load_dataset(goal.dataset, data_dir=ns.data_dir, seed=ns.seed,
                         max_train=ns.max_train, allow_synthetic=ns.allow_synthetic)
     say(f"goal understood: {goal.describe()}")
     say(f"data: {data.description}")
+    say(f"isolation: {isolation.describe()}")
     planner, client = _planner(ns, goal, data, settings)
     run_dir = new_run_dir(Path(ns.out_dir), ns.name)
     registry = Registry(run_dir, goal, {**settings.public(), "data": data.description,
                                         "data_source": data.source,
-                                        "planner": type(planner).__name__})
+                                        "planner": type(planner).__name__,
+                                        "isolation": isolation.to_dict()})
     say(f"agent run {run_dir} ({type(planner).__name__}, {settings.max_iterations} "
         "iterations at most)")
     try:
@@ -129,6 +164,15 @@ def main(argv: list[str]) -> int:
             f"{selection_metric(goal.metric)} {result.best.score:.4f}); model: "
             f"{run_dir / 'src/models/model.py'}; registry: {registry.path}")
     return 0
+
+
+def _check_isolation() -> int:
+    """Print the isolation candidates get here; 0 with kernel isolation, 1 without."""
+    from sweeplab.agent.sandbox import probe_isolation
+
+    isolation = probe_isolation()
+    say(f"isolation: {isolation.describe()}")
+    return 0 if isolation.namespaces else 1
 
 
 def _planner(ns: argparse.Namespace, goal, data, settings):  # noqa: ANN001, ANN202
