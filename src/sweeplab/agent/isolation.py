@@ -46,9 +46,12 @@ CODE_DIR = "/opt/sweeplab"
 NOBODY = 65534
 """The uid and gid the child runs as under bubblewrap."""
 SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives")
-"""What of /etc the sandbox sees: the dynamic linker's configuration and Debian's
-alternatives links (a BLAS may be found through them). No secrets."""
+ETC_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives",
+             f"/etc/python{sys.version_info.major}",
+             f"/etc/python{sys.version_info.major}.{sys.version_info.minor}")
+"""What of /etc the sandbox sees: the dynamic linker's configuration, Debian's
+alternatives links (a BLAS may be found through them) and Debian's Python configuration
+(its ``sitecustomize``). No secrets."""
 
 
 class IsolationUnavailable(SweeplabError, RuntimeError):

@@ -457,7 +457,7 @@ def _layer_types() -> frozenset[str]:
 
 def _summary(value: Any) -> dict[str, Any]:
     """The child's summary reduced to numbers and torch.nn layer type names."""
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not value:
         return {}
     out: dict[str, Any] = {}
     for key in ("params", "trainable_params", "state", "flops", "batch"):
