@@ -109,7 +109,7 @@ def k_report(data: AnalysisData, conditions: dict[str, str], out_dir: Path) -> l
         for r in table.itertuples())
     cutoff = float(table["cutoff"].iloc[0])
     return [ReportTable(
-        ("condition", "k directions", "models by mean log-volume (largest first)",
+        ("condition", "k directions", "models by mean log-volume (largest first, ties by m)",
          "runs ranking the models as with all K", "Spearman with all K (mean)",
          "mean log-volume shift vs all K"),
         rows,
