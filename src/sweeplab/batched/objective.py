@@ -82,6 +82,9 @@ class Objective:
         """L_b (B,) and dL_b/dtheta_b for every trainable tensor, at ``params`` (trainable)."""
         stack = self.stack
         rest = {n: stack.params[n] for n in stack.frozen} | stack.buffers
+        # parameters as contiguous (B, *shape) tensors, whatever layout they live in, so
+        # a run's products do not depend on how many runs share the batch
+        params = {n: p.contiguous() for n, p in params.items()}
         if self.formulation == "func":
             grads, loss = self._func(params, rest, x, y, w, count)
             return loss.detach(), grads

@@ -33,7 +33,7 @@ A ``keep`` mask leaves the parameters and state of the runs it excludes untouche
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -42,6 +42,7 @@ from sweeplab.batched.norms import rows
 from sweeplab.batched.spec import RunSpec
 
 Tensors = dict[str, torch.Tensor]
+Split = Callable[[str, torch.Tensor], Tensors]
 
 CPU_CHUNK_BYTES = 1 << 20
 """On CPU a step updates rows of about this many bytes of a parameter together, so the
@@ -209,34 +210,47 @@ class BatchedOptimizer:
             opt.param_groups[0]["initial_lr"] = run.lr  # as LambdaLR records it
         return opt, params
 
-    def state_dict(self, row: int, tensors: Sequence[tuple[str, torch.Tensor, bool]]) -> dict:
+    def state_dict(self, row: int, tensors: Sequence[tuple[str, torch.Tensor, bool]],
+                   split: Split | None = None) -> dict:
         """Run ``row``'s optimizer as ``torch.optim``'s ``state_dict()`` gives it.
 
         ``tensors``: (name, run row's tensor, trainable) for every parameter in
-        ``model.parameters()`` order. Loads into the run's own ``torch.optim`` optimizer.
+        ``model.parameters()`` order. ``split(name, row)`` maps a row of a stacked tensor
+        to the model's parameters it holds (default: itself, under its own name; a flat
+        layout holds them all). Loads into the run's own ``torch.optim`` optimizer.
         """
+        split = split or _itself
         opt, params = self._torch_optimizer(row, tensors)
         step = self.steps[row]
         if step > 0 and (self.kind != "sgd" or self.runs[row].momentum != 0):
             for name, state in self.state.items():
-                entry = {k: v[row].detach().to("cpu", copy=True) for k, v in state.items()}
-                if self.kind != "sgd":
-                    entry = {"step": torch.tensor(float(step), dtype=_scalar_dtype()), **entry}
-                if entry:
-                    opt.state[params[name]] = entry
+                pieces = {key: split(name, value[row]) for key, value in state.items()}
+                for param in next(iter(pieces.values()), {}):
+                    entry = {key: pieces[key][param].detach().to("cpu", copy=True)
+                             for key in state}
+                    if self.kind != "sgd":
+                        entry = {"step": torch.tensor(float(step), dtype=_scalar_dtype()),
+                                 **entry}
+                    opt.state[params[param]] = entry
         return opt.state_dict()
 
     def load_state_dict(self, row: int, tensors: Sequence[tuple[str, torch.Tensor, bool]],
-                        saved: dict, step: int) -> None:
+                        saved: dict, step: int, split: Split | None = None) -> None:
         """Set run ``row``'s state from a ``torch.optim`` state dict after ``step`` steps."""
+        split = split or _itself
         opt, params = self._torch_optimizer(row, tensors)
         opt.load_state_dict(saved)
         self.steps[row] = step
         with torch.no_grad():
             for name, state in self.state.items():
-                entry = opt.state.get(params[name], {})
                 for key, value in state.items():
-                    if key in entry:
-                        value[row].copy_(entry[key])
-                    else:
-                        value[row].zero_()
+                    for param, target in split(name, value[row]).items():
+                        entry = opt.state.get(params[param], {})
+                        if key in entry:
+                            target.copy_(entry[key])
+                        else:
+                            target.zero_()
+
+
+def _itself(name: str, row: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {name: row}

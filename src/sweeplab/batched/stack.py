@@ -50,8 +50,11 @@ def signature(model: nn.Module) -> list[tuple]:
 class StackedModel:
     """B copies of one architecture with stacked parameters (see the module docstring).
 
-    ``params`` holds every parameter in ``model.parameters()`` order (trainable and
-    frozen), ``trainable`` names those with ``requires_grad``, ``buffers`` the buffers.
+    The trainable parameters of run b are consecutive blocks of one row ``flat[b]`` of a
+    (B, P) tensor, so an optimizer step is a few operations on all of them at once;
+    ``params[name]`` is the (B, *shape) view of each (frozen ones stacked apart), in
+    ``model.parameters()`` order. ``trainable`` names the parameters with
+    ``requires_grad``, ``buffers`` holds the stacked buffers.
     """
 
     def __init__(self, models: Sequence[nn.Module], device: torch.device | str = "cpu"):
@@ -68,12 +71,23 @@ class StackedModel:
         self.names = [n for n, _ in first.named_parameters()]
         self.trainable = [n for n, p in first.named_parameters() if p.requires_grad]
         self.frozen = [n for n, p in first.named_parameters() if not p.requires_grad]
+        if not self.trainable:
+            raise BatchedModelError("the model has no trainable parameters")
         with torch.no_grad():
-            self.params = {n: torch.stack([dict(m.named_parameters())[n].detach()
-                                           for m in models]).to(device) for n in self.names}
+            stacked = {n: torch.stack([dict(m.named_parameters())[n].detach()
+                                       for m in models]).to(device) for n in self.names}
             self.buffers = {n: torch.stack([dict(m.named_buffers())[n].detach()
                                             for m in models]).to(device)
                             for n, _ in first.named_buffers()}
+        self.layout: list[tuple[str, int, int, tuple[int, ...]]] = []
+        offset = 0
+        for n in self.trainable:
+            shape = tuple(stacked[n].shape[1:])
+            self.layout.append((n, offset, offset + stacked[n][0].numel(), shape))
+            offset = self.layout[-1][2]
+        b = len(models)
+        self._frozen = {n: stacked[n] for n in self.frozen}
+        self.set_flat(torch.cat([stacked[n].reshape(b, -1) for n in self.trainable], dim=1))
         owner = {id(t): n for n, t in [*first.named_parameters(), *first.named_buffers()]}
         self._state_keys = [(key, owner[id(t)])
                             for key, t in first.state_dict(keep_vars=True).items()]
@@ -83,21 +97,41 @@ class StackedModel:
     @property
     def size(self) -> int:
         """B, the number of models."""
-        return len(next(iter(self.params.values())))
+        return len(self.flat)
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.params[self.names[0]].dtype
+        return self.flat.dtype
 
     def n_parameters(self) -> int:
         """Trainable parameters of one model."""
-        return sum(self.params[n][0].numel() for n in self.trainable)
+        return self.flat.shape[1]
+
+    def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each trainable parameter's (B, *shape) view of a (B, P) tensor in this layout."""
+        return {n: flat[:, a:e].view(len(flat), *shape) for n, a, e, shape in self.layout}
+
+    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, P): per-parameter (B, *shape) tensors (gradients, say) in this layout."""
+        return torch.cat([tensors[n].reshape(len(tensors[n]), -1) for n in self.trainable],
+                         dim=1)
+
+    def split_row(self, name: str, row: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The parameters' views of one row (P,) of a tensor in this layout."""
+        return {n: row[a:e].view(shape) for n, a, e, shape in self.layout}
+
+    def set_flat(self, flat: torch.Tensor) -> None:
+        """Make ``flat`` (B, P) the trainable parameters."""
+        self.flat = flat
+        views = self.views(flat)
+        self.params = {n: views[n] if n in views else self._frozen[n] for n in self.names}
 
     def select(self, rows: Sequence[int]) -> None:
         """Keep the models ``rows`` (in that order)."""
         index = torch.as_tensor(list(rows), dtype=torch.long, device=self.device)
-        self.params = {n: t.index_select(0, index) for n, t in self.params.items()}
+        self._frozen = {n: t.index_select(0, index) for n, t in self._frozen.items()}
         self.buffers = {n: t.index_select(0, index) for n, t in self.buffers.items()}
+        self.set_flat(self.flat.index_select(0, index))
 
     def tensors(self, params: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Every stacked parameter and buffer by name (``params`` replacing the trainable)."""
@@ -111,9 +145,7 @@ class StackedModel:
 
     def load_row(self, row: int, state: dict[str, torch.Tensor]) -> None:
         """Set model ``row`` from an ordinary state dict of the architecture."""
+        tensors = self.tensors()
         with torch.no_grad():
             for key, name in self._state_keys:
-                target = self.params.get(name)
-                if target is None:
-                    target = self.buffers[name]
-                target[row].copy_(state[key])
+                tensors[name][row].copy_(state[key])

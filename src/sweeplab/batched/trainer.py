@@ -50,6 +50,8 @@ from sweeplab.errors import NonFiniteError
 log = logging.getLogger(__name__)
 
 MakeModel = Callable[[RunSpec], nn.Module]
+FLAT = "flat"
+"""The optimizer's one tensor: every trainable parameter of a run in one row."""
 OPTIMIZER_STATES = {"sgd": 1, "adam": 2, "adamw": 2}
 
 
@@ -216,14 +218,13 @@ class _Batch:
             return
         self.stack = StackedModel(models, self.device)
         self.objective = Objective(self.stack, loss_fn, settings.formulation)
-        self.params = {n: self.stack.params[n] for n in self.stack.trainable}
-        self.opt = BatchedOptimizer(settings.optimizer, self.params,
+        self.opt = BatchedOptimizer(settings.optimizer, {FLAT: self.stack.flat},
                                     [r.spec for r in self.active],
                                     [r.step for r in self.active], settings.nesterov)
         for row, (run, state) in enumerate(saved):
             if state is not None:
                 self.opt.load_state_dict(row, self._param_rows(row), state["optimizer"],
-                                         run.step)
+                                         run.step, split=self.stack.split_row)
         dtype = self.stack.dtype
         self.max_norm = torch.tensor([r.spec.grad_clip or math.inf for r in self.active],
                                      dtype=dtype, device=self.device)
@@ -242,16 +243,15 @@ class _Batch:
 
     def _param_rows(self, row: int) -> list[tuple[str, torch.Tensor, bool]]:
         trainable = set(self.stack.trainable)
-        params = {**self.stack.params, **self.params}
-        return [(n, params[n][row], n in trainable) for n in self.stack.names]
+        return [(n, self.stack.params[n][row], n in trainable) for n in self.stack.names]
 
     def _state(self, row: int) -> dict[str, Any]:
         run = self.active[row]
-        self.stack.params.update(self.params)
         return {checkpoint.STATE_KEY: {
             "format": checkpoint.STATE_FORMAT,
             "model": self.stack.state_dict(row),
-            "optimizer": self.opt.state_dict(row, self._param_rows(row)),
+            "optimizer": self.opt.state_dict(row, self._param_rows(row),
+                                             split=self.stack.split_row),
             "order": run.order.state_dict(run.step),
             "step": run.step,
             "epoch": run.epoch,
@@ -333,7 +333,7 @@ class _Batch:
             index = t["index"][k]
             x, y = data.inputs[index], data.targets[index]
             w, count = t["weight"][k], t["count"][k]
-            loss, grads = self.objective.value_and_grad(self.params, x, y, w, count)
+            loss, grad = self._gradient(self.stack.params, x, y, w, count)
             finite = torch.isfinite(loss)
             keep, failed_now = None, False
             if self.host_checks:
@@ -344,12 +344,15 @@ class _Batch:
                 keep = finite & (pending["fail"] < 0)
                 pending["fail"] = torch.where(~finite & (pending["fail"] < 0), k,
                                               pending["fail"])
+            flat = self.stack.flat
             if self.settings.sam:
-                point = sam_point(self.params, grads, self.rho)
-                _, grads = self.objective.value_and_grad(point, x, y, w, count)
+                point = sam_point({FLAT: flat}, {FLAT: grad}, self.rho)[FLAT]
+                _, grad = self._gradient(self.stack.views(point), x, y, w, count)
             if self.clip:
-                grads = clip_grads(grads, self.max_norm)
-            self.params = self.opt.step(self.params, grads, t["coef"][k], keep)
+                grad = clip_grads({FLAT: grad}, self.max_norm)[FLAT]
+            new = self.opt.step({FLAT: flat}, {FLAT: grad}, t["coef"][k], keep)[FLAT]
+            if new is not flat:
+                self.stack.set_flat(new)
             pending["losses"][k] = loss
             pending["done"] = k + 1
             if k in t["events"]:
@@ -359,8 +362,14 @@ class _Batch:
                 break
         self._close_chunk()
 
+    def _gradient(self, params, x, y, w, count) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each run's loss (B,) and whole gradient (B, P) at ``params``."""
+        loss, grads = self.objective.value_and_grad(
+            {n: params[n] for n in self.stack.trainable}, x, y, w, count)
+        return loss, self.stack.flatten(grads)
+
     def _evaluate(self, rows: list[int], rows_dev: torch.Tensor, k: int) -> Mapping[str, Any]:
-        tensors = self.stack.tensors(self.params)
+        tensors = self.stack.tensors()
         if len(rows) != len(self.active):
             tensors = {n: v.index_select(0, rows_dev) for n, v in tensors.items()}
         runs = [self.active[r] for r in rows]
@@ -423,9 +432,7 @@ class _Batch:
                 reason = "final" if run.epoch == run.spec.epochs else "interval"
                 run.spec.ctx.checkpoint(run.epoch, self._state(row), reason=reason)
         for row in finished:
-            run = self.active[row]
-            self.stack.params.update(self.params)
-            run.result.state_dict = self.stack.state_dict(row)
+            self.active[row].result.state_dict = self.stack.state_dict(row)
         for run in self.active:
             run.result.steps, run.result.epochs = run.step, run.epoch
             run.result.metrics = dict(run.last)
@@ -437,9 +444,7 @@ class _Batch:
                 self._select(keep)
 
     def _select(self, keep: list[int]) -> None:
-        self.stack.params.update(self.params)
         self.stack.select(keep)
-        self.params = {n: self.stack.params[n] for n in self.stack.trainable}
         self.opt.select(keep)
         index = torch.as_tensor(keep, dtype=torch.long, device=self.device)
         self.max_norm = self.max_norm.index_select(0, index)
