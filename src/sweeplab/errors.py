@@ -76,13 +76,15 @@ class DataNotFoundError(ConfigError):
 
 
 class UnknownStudyError(ConfigError):
-    """A study name that is not registered."""
+    """A study name that is not registered; the message says how to name one's own."""
 
     def __init__(self, name: str, known: list[str]):
         from sweeplab.suggest import did_you_mean
 
         super().__init__("study", name, "unknown study" + did_you_mean(name, known)
-                         + "; known studies: " + ", ".join(sorted(known)))
+                         + "; known studies: " + ", ".join(sorted(known))
+                         + "; a study of your own: ./file.py:function or "
+                         "package.module:function")
 
 
 class InvalidField(ValueError):

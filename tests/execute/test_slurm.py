@@ -223,3 +223,37 @@ def test_sweeplab_grid_on_slurm_writes_the_same_grid_and_resumes(slurm_cluster, 
     capsys.readouterr()
     assert main(args) == 0
     assert "4 already done, 0 to run" in capsys.readouterr().out
+
+
+def test_a_user_study_and_an_unchanged_script_run_as_slurm_arrays(slurm_cluster, tmp_path,
+                                                                   capsys):
+    """A user's folder, installed nowhere and on no path: a one-file study and an argparse
+    script, each grid one job array; every task finds the code from the spec's folder."""
+    import yaml
+
+    from sweeplab.cli.main import main
+
+    project = tmp_path / "project"
+    project.mkdir()
+    task = "float(os.environ.get('SLURM_ARRAY_TASK_ID', -1))"
+    (project / "own.py").write_text(
+        "import os\n\nfrom sweeplab import StudyConfig\n\n\n"
+        "class Cfg(StudyConfig):\n    x: float = 1.0\n\n\n"
+        "def run(cfg: Cfg, ctx):\n    ctx.log(0, y=cfg.x ** 2)\n"
+        f"    return {{'y': cfg.x ** 2, 'task': {task}}}\n")
+    (project / "square.py").write_text(
+        "import argparse, json, os\n\np = argparse.ArgumentParser()\n"
+        "p.add_argument('--x', type=float)\nx = p.parse_args().x\n"
+        f"print('SWEEPLAB_METRICS ' + json.dumps({{'y': x * x, 'task': {task}}}))\n")
+    out = tmp_path / "out"
+    for name, study in (("own", {"study": "./own.py:run"}),
+                        ("square", {"command": "python square.py"})):
+        spec = project / f"{name}.yaml"
+        spec.write_text(yaml.safe_dump({**study, "grid": {"x": [2.0, 3.0]}}))
+        args = ["grid", str(spec), "--executor", "slurm", "--out_dir", str(out), "--time", "5"]
+        assert main(args) == 0, capsys.readouterr()
+        (grid_dir,) = out.glob(f"*_{name}")
+        finals = [_read(grid_dir / f"x={x}" / "final.json") for x in (2, 3)]
+        assert [f["y"] for f in finals] == [4.0, 9.0]
+        assert sorted(f["task"] for f in finals) == [0.0, 1.0]  # array tasks, not here
+        assert (grid_dir / ".submitit").is_dir()

@@ -38,6 +38,9 @@ from sweeplab.errors import SweeplabError
 METRICS_JSONL = "metrics.jsonl"
 METRICS_CACHE = "metrics.parquet"
 STEP_KEY = "epoch"
+OTHER_STEP_KEYS = ("step",)
+"""Step columns of studies that count steps, not epochs (a command study's ``step``):
+read into the ``epoch`` column, the step axis of every table here."""
 
 _CACHE_KEY = b"sweeplab.jsonl_stat"
 """Parquet metadata key: ``"<size> <mtime_ns>"`` of the JSONL the cache was built from."""
@@ -400,11 +403,16 @@ def _parse_jsonl(path: Path) -> pa.Table:
         )
     except pa.ArrowInvalid as exc:
         raise ValueError(_first_line(exc)) from None
-    if STEP_KEY not in table.column_names:
+    first = table.column_names[0]  # the writer puts the step first in every row
+    step = first if first in (STEP_KEY, *OTHER_STEP_KEYS) else STEP_KEY
+    if step not in table.column_names:
         raise ValueError(f"no {STEP_KEY!r} key")
     arrays, names = [], []
     for name, col in zip(table.column_names, table.columns):
-        if name == STEP_KEY:
+        if name == STEP_KEY and step != STEP_KEY:
+            name = f"{STEP_KEY}_logged"  # a metric named epoch, beside a step column
+        if name == step:
+            name = STEP_KEY
             arrays.append(col.cast(pa.int64()))
         else:
             arrays.append(_as_float(col))

@@ -61,7 +61,12 @@ def run_analysis(
     out = Path(output_dir)
     loaded = load_runs([Path(p) for p in input_dirs], study=study)
     study_name = study or next(iter(loaded.studies))
-    spec = get_analysis(study_name) or generic_analysis(loaded.runs, config_columns(loaded.runs))
+    spec = get_analysis(study_name)
+    metrics_long = None
+    if spec is None:  # the default analysis: every metric any run logged
+        metrics_long = load_metrics(loaded)
+        logged = [c for c in metrics_long.columns if c not in ("run_id", "epoch")]
+        spec = generic_analysis(loaded.runs, config_columns(loaded.runs), logged)
     runs = spec.prepare(loaded.runs.copy()) if spec.prepare else loaded.runs.copy()
     group_keys = [k for k in spec.group_keys if k in runs.columns]
     varying = [k for k in group_keys if runs[k].astype(str).nunique() > 1]
@@ -71,7 +76,8 @@ def run_analysis(
     skipped = list(loaded.skipped)
     curve_gaps: list[tuple[str, str]] = []
     if spec.curve_metrics:
-        metrics_long = load_metrics(loaded, list(spec.curve_metrics))
+        if metrics_long is None:
+            metrics_long = load_metrics(loaded, list(spec.curve_metrics))
         curves = aggregate_curves(metrics_long, runs, group_keys, list(spec.curve_metrics))
         curve_gaps = [(str(p), r) for p, r in loaded.metrics_skipped]
     _relabel(finals, curves, spec, varying)

@@ -3,7 +3,9 @@
 A study may declare a :class:`StudyAnalysis` (the implicit-bias study does, in
 ``sweeplab.studies.implicit_bias.analysis``); any other study gets
 :func:`generic_analysis`: grouped by every parameter that varies except the seeds, with
-every numeric final metric aggregated and tabulated.
+every numeric final metric aggregated across seeds and tabulated (LaTeX too), a curve
+of every logged metric with seed bands and a heatmap for every pair of numeric
+parameters (:mod:`sweeplab.analysis.default_report`).
 """
 
 from __future__ import annotations
@@ -85,8 +87,12 @@ class StudyAnalysis:
     (or None where the runs do not contain what the claim needs)."""
 
 
-def generic_analysis(runs: pd.DataFrame, config_keys: list[str]) -> StudyAnalysis:
-    """Group by the varying parameters (not seeds); aggregate every numeric final metric."""
+def generic_analysis(runs: pd.DataFrame, config_keys: list[str],
+                     curve_metrics: tuple[str, ...] | list[str] = ()) -> StudyAnalysis:
+    """Group by the varying parameters (not seeds); aggregate every numeric final metric
+    and ``curve_metrics`` (the logged ones); draw the default figures."""
+    from sweeplab.analysis.default_report import default_figures
+
     varying = [
         k
         for k in config_keys
@@ -104,7 +110,9 @@ def generic_analysis(runs: pd.DataFrame, config_keys: list[str]) -> StudyAnalysi
         "Final metrics, mean $\\pm$ std across seeds",
         tuple((m, m) for m in metrics),
     )
-    return StudyAnalysis(group_keys=tuple(varying), final_metrics=metrics, tables=(table,))
+    return StudyAnalysis(group_keys=tuple(varying), final_metrics=metrics,
+                         curve_metrics=tuple(curve_metrics), tables=(table,),
+                         figures=default_figures)
 
 
 def get_analysis(study: str) -> StudyAnalysis | None:

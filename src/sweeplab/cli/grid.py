@@ -79,6 +79,7 @@ def main(
     overrides: dict[str, Any] | None = None,
     rerun_done: bool = False,
     study: str | None = None,
+    default_study: Any = None,
 ) -> int:
     """Plan (validating everything), then run what is not done; exit 1 if any run failed,
     or if a full disk stopped the grid (one line: the runs it interrupted, how to resume).
@@ -86,6 +87,7 @@ def main(
     Other verbs run grids through here: ``prog`` names them in messages, ``overrides``
     set a key of every run, ``rerun_done`` runs finished runs again (a staged study's
     cache keeps that cheap) and ``study`` refuses specs of any other study.
+    ``default_study`` is the study of a spec that names none (a script's own grid).
     """
     parser = build_parser()
     parser.prog = prog
@@ -106,12 +108,17 @@ def main(
         grid_dir = Path(ns.resume)
         if not (grid_dir / SPEC_FILE).is_file():
             raise ConfigError("resume", str(grid_dir), f"not a grid directory (no {SPEC_FILE})")
-        spec = load_grid_spec(config if config else grid_dir / SPEC_FILE)
+        if config:
+            spec = load_grid_spec(config, default_study=default_study)
+        else:  # the copy in the grid directory, read from the folder of the original
+            info = _grid_info(grid_dir)
+            spec = load_grid_spec(grid_dir / SPEC_FILE, base_dir=info.get("spec_dir"),
+                                  default_study=default_study or info.get("study_ref"))
         _check_study(spec.study, study, prog)
     else:
         if not config:
             raise ConfigError("config", None, "give a grid spec (YAML) or --resume DIR")
-        spec = load_grid_spec(config)
+        spec = load_grid_spec(config, default_study=default_study)
         _check_study(spec.study, study, prog)
         tag = ns.tag or Path(config).stem
         existing = None if ns.fresh else find_grid_dir(Path(ns.out_dir), tag)
@@ -142,7 +149,8 @@ def main(
             again = " ".join(command)
         return _stopped_by_full_disk(exc, [], again)
 
-    console.print(f"grid [bold]{grid_dir}[/bold]: {len(plan.jobs)} runs of {spec.study}, "
+    study_name = plan.jobs[0].study if plan.jobs else str(spec.study)
+    console.print(f"grid [bold]{grid_dir}[/bold]: {len(plan.jobs)} runs of {study_name}, "
                   f"{len(plan.done)} already done, {len(plan.todo)} to run "
                   f"({executor.name} executor)", highlight=False)
     master = MasterTable(grid_dir, plan.jobs, plan.varying)
@@ -209,7 +217,18 @@ def _stopped_by_full_disk(exc: BaseException, stopped: list[Job], again: str) ->
     return fail(str(DiskFullError(path, interrupted, again)), code=1)
 
 
-def _check_study(found: str, wanted: str | None, prog: str) -> None:
+def _grid_info(grid_dir: Path) -> dict[str, Any]:
+    """grid.json of a grid directory ({} when unreadable: the spec alone then decides)."""
+    from sweeplab.core.experiment import load_json
+
+    try:
+        info = load_json(grid_dir / "grid.json")
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _check_study(found: Any, wanted: str | None, prog: str) -> None:
     if wanted is not None and found != wanted:
         raise ConfigError("study", found, f"{prog} runs {wanted} grids only")
 

@@ -17,11 +17,13 @@ USAGE = """usage: sweeplab VERB [...]     (sweeplab VERB --help for a verb's fla
 
 verbs:
   run STUDY [--flags]       one run of a study in its own directory
+                            (STUDY: a name, ./mystudy.py:run or mypkg.train:run)
   grid SPEC.yaml            a grid of runs, in parallel and resumable
   status DIR                counts, ETA, slowest and failed runs of a grid
   analyze DIR [DIR ...]     tables, figures and a report across seeds
   studies [STUDY]           the registered studies and their parameters
   volume run SPEC.yaml      the minima-volume pipeline over a grid
+  new study NAME            a runnable one-file study and its grid spec
   new volume-experiment N   scaffold a new minima-volume experiment config
   agent --goal TEXT         search model architectures toward a goal
 
@@ -83,9 +85,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return fail(f"unknown verb {argv[0]!r}{did_you_mean(argv[0], verbs)}; "
                     f"allowed verbs: {', '.join(verbs)}")
+    return run_verb(verb, argv[1:])
+
+
+def run_verb(verb: Callable[[list[str]], int], argv: list[str]) -> int:
+    """Run one verb with ``argv``: SIGTERM as Ctrl-C, errors as one line and an exit code."""
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
-        return verb(argv[1:])
+        return verb(argv)
     except SweeplabError as exc:  # bad input or an unusable environment: one line, exit 2
         return fail(str(exc))
     except Interrupted as exc:

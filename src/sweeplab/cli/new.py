@@ -1,8 +1,14 @@
-"""``sweeplab new volume-experiment NAME``: scaffold the grid config of a new experiment.
+"""``sweeplab new KIND NAME``: scaffold a study of your own or a new experiment.
 
-Writes ``runs/configs/volume/NAME.yaml`` (``--dir`` elsewhere): every parameter of the
-minima-volume study with its description and default, a seeds grid and the commands
-that run it, ready to edit. Refuses to overwrite a file unless ``--force``.
+``sweeplab new study NAME`` writes ``NAME.py`` (a runnable one-file study: a typed
+config and a run function) and ``NAME.yaml`` (its grid spec) into the current folder
+(``--dir`` elsewhere); ``docs/your-study.md`` walks through them.
+
+``sweeplab new volume-experiment NAME`` writes ``runs/configs/volume/NAME.yaml``
+(``--dir`` elsewhere): every parameter of the minima-volume study with its description
+and default, a seeds grid and the commands that run it, ready to edit.
+
+Neither overwrites a file unless ``--force``.
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from sweeplab.cli.flags import OneLineParser
 from sweeplab.core.experiment import atomic_write_text
 from sweeplab.errors import ConfigError
 
-KINDS = ("volume-experiment",)
+KINDS = ("study", "volume-experiment")
+DIRS = {"study": ".", "volume-experiment": "runs/configs/volume"}
+"""Where each kind's files go without ``--dir``."""
 SKIPPED = ("stages", "save_interval")
 """Set by ``sweeplab volume``, or unused by the study."""
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -28,7 +36,9 @@ def build_parser() -> OneLineParser:
     p = OneLineParser(prog="sweeplab new", description=__doc__.splitlines()[0])
     p.add_argument("kind", help="what to create: " + ", ".join(KINDS))
     p.add_argument("name", help="experiment name (letters, digits, _ . -)")
-    p.add_argument("--dir", default="runs/configs/volume", help="where the config goes")
+    p.add_argument("--dir", default=None,
+                   help="where the files go (study: the current folder; volume-experiment: "
+                        "runs/configs/volume)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     return p
 
@@ -71,10 +81,26 @@ def main(argv: list[str]) -> int:
         raise ConfigError("kind", ns.kind, "allowed values are " + ", ".join(KINDS))
     if not NAME_RULE.match(ns.name):
         raise ConfigError("name", ns.name, "use letters, digits, _ . - (no spaces or slashes)")
-    path = Path(ns.dir) / f"{ns.name}.yaml"
-    if path.exists() and not ns.force:
-        raise ConfigError("name", ns.name, f"{path} exists; pass --force to overwrite it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, volume_template(ns.name, str(path)))
-    console.print(f"wrote {path}; run it with: sweeplab volume run {path}", highlight=False)
+    folder = Path(ns.dir or DIRS[ns.kind])
+    if ns.kind == "study":
+        from sweeplab.cli.new_study import study_files
+
+        files = study_files(ns.name)
+    else:
+        path = folder / f"{ns.name}.yaml"
+        files = {path.name: volume_template(ns.name, str(path))}
+    for name in files:
+        if (folder / name).exists() and not ns.force:
+            raise ConfigError("name", ns.name, f"{folder / name} exists; pass --force to "
+                              "overwrite it")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        atomic_write_text(folder / name, text)
+    if ns.kind == "study":
+        spec = folder / f"{ns.name}.yaml"
+        console.print(f"wrote {folder / ns.name}.py and {spec}; try: sweeplab grid {spec}",
+                      highlight=False)
+    else:
+        path = folder / f"{ns.name}.yaml"
+        console.print(f"wrote {path}; run it with: sweeplab volume run {path}", highlight=False)
     return 0

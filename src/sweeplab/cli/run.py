@@ -1,7 +1,9 @@
 """``sweeplab run STUDY [--flags]``: one run of a study in its own directory.
 
-``sweeplab run [STUDY] --resume RUN_DIR`` continues an interrupted run from its last
-checkpoint, with the config it was started with (``save_interval`` may change).
+STUDY is a registered name or a study of your own: ``./mystudy.py:run`` (a function in
+a file, found from the current folder) or ``mypkg.train:run``; its config gives the
+flags. ``sweeplab run [STUDY] --resume RUN_DIR`` continues an interrupted run from its
+last checkpoint, with the config it was started with (``save_interval`` may change).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from sweeplab.cli.flags import (
 from sweeplab.cli.tracking import add_tracking_flags, tracking_from
 from sweeplab.core.disk import DiskFullError
 from sweeplab.core.experiment import load_yaml, make_experiment_dir
-from sweeplab.core.registry import Study, get_study, study_names
+from sweeplab.core.registry import Study, resolve_study, study_names
 from sweeplab.core.threads import limit_threads
 from sweeplab.errors import ConfigError
 from sweeplab.execute.single import RunResult, execute_run
@@ -34,10 +36,10 @@ from sweeplab.execute.sweep import process_alive, read_status
 from sweeplab.track.config import TrackingConfig
 
 
-def build_parser(study: Study) -> tuple[OneLineParser, list[str]]:
+def build_parser(study: Study, prog: str | None = None) -> tuple[OneLineParser, list[str]]:
     """The parser of ``sweeplab run <study>``: config flags plus output options."""
     parser = OneLineParser(
-        prog=f"sweeplab run {study.name}",
+        prog=prog or f"sweeplab run {study.name}",
         description=study.description)
     out = parser.add_argument_group("output")
     out.add_argument("--out_dir", "--out-dir", default="runs_out",
@@ -55,14 +57,20 @@ def build_parser(study: Study) -> tuple[OneLineParser, list[str]]:
                               "--resume"]
 
 
-def main(argv: list[str]) -> int:
-    """Validate everything, create the run directory, run, summarize. Returns the exit code."""
+def main(argv: list[str], prog: str | None = None) -> int:
+    """Validate everything, create the run directory, run, summarize. Returns the exit code.
+
+    ``prog`` names the command in help and messages (a script run as ``python train.py``
+    through :func:`sweeplab.main`).
+    """
     from sweeplab.cli.console import setup_logging
 
     if not argv or argv[0] in ("-h", "--help"):
         usage = ("usage: sweeplab run STUDY [--flags]   (sweeplab run STUDY --help)\n"
                  "       sweeplab run [STUDY] --resume RUN_DIR\n"
-                 "studies: " + ", ".join(study_names()) + "\n")
+                 "studies: " + ", ".join(study_names()) + "\n"
+                 "or your own: sweeplab run ./mystudy.py:run (a function in a file) or "
+                 "sweeplab run mypkg.train:run\n")
         if argv:
             sys.stdout.write(usage)
             return 0
@@ -71,11 +79,15 @@ def main(argv: list[str]) -> int:
     saved = None
     if argv[0].startswith("--resume"):
         saved = _saved_run(_resume_arg(argv))
-        argv = [saved["study"], *argv]
-    study = get_study(argv[0])
-    parser, allowed = build_parser(study)
+        study = resolve_study(saved.get("study_ref") or saved["study"],
+                              saved.get("study_dir") or None)
+        argv = [study.name, *argv]
+    else:
+        study = resolve_study(argv[0])
+    prog = prog or f"sweeplab run {argv[0]}"
+    parser, allowed = build_parser(study, prog)
     ns, extras = parser.parse_known_args(argv[1:])
-    reject_unknown(extras, allowed, f"sweeplab run {study.name}", config_aliases(study.config))
+    reject_unknown(extras, allowed, prog, config_aliases(study.config))
     explicit = explicit_values(ns, study.config)
     if ns.resume:
         saved = saved or _saved_run(ns.resume)
@@ -92,11 +104,11 @@ def main(argv: list[str]) -> int:
         if saved["status"].get("state") == "done":
             console.print(f"run {run_dir} is already done; nothing to resume", highlight=False)
             return 0
-        cli = {**saved.get("cli", {}), "resume_argv": ["sweeplab", "run", *argv]}
+        cli = {**saved.get("cli", {}), "resume_argv": [*prog.split(), *argv[1:]]}
         tracking = _tracking(ns, cli.get("tracking"), run_dir.parent, study.name, None)
     else:
         run_dir = make_experiment_dir(ns.out_dir, ns.tag or study.name)
-        cli = {"argv": ["sweeplab", "run", *argv], "explicit": explicit}
+        cli = {"argv": [*prog.split(), *argv[1:]], "explicit": explicit}
         tracking = _tracking(ns, None, Path(ns.out_dir), study.name, run_dir)
     if tracking is not None:
         cli["tracking"] = asdict(tracking)
@@ -107,7 +119,7 @@ def main(argv: list[str]) -> int:
         raise Interrupted(f"continue with: sweeplab run --resume {run_dir}") from exc
     if result.disk_full is not None:
         again = (f"sweeplab run --resume {run_dir}" if (run_dir / "config.yaml").is_file()
-                 else " ".join(["sweeplab", "run", *argv]))
+                 else " ".join([*prog.split(), *argv[1:]]))
         return fail(str(DiskFullError(result.disk_full, 1, again)), code=1)
     if ns.quiet:
         say(str(run_dir))

@@ -1,17 +1,18 @@
-"""``sweeplab studies``: the registered studies and their parameters."""
+"""``sweeplab studies [STUDY ...]``: the registered studies (or the ones named, your own
+``./mystudy.py:run`` too) and their parameters."""
 
 from __future__ import annotations
 
 from rich.table import Table
 
 from sweeplab.cli.console import console
-from sweeplab.core.registry import get_study, study_names
+from sweeplab.core.registry import resolve_study, study_names
 
 
 def main(argv: list[str]) -> int:
     """Print each study (or only those named in ``argv``) with its parameters."""
     for name in argv or study_names():
-        study = get_study(name)
+        study = resolve_study(name)
         table = Table(title=f"{name}: {study.description}", title_justify="left")
         for col in ("parameter", "default", "description"):
             table.add_column(col)

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import sys
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -106,15 +107,19 @@ def load_yaml(path: str | Path) -> Any:
     return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
 
 
-def set_seeds(seed: int) -> int:
+def set_seeds(seed: int, import_torch: bool = True) -> int:
     """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA).
 
     scikit-learn has no global seed of its own: its estimators take the run's seed as
     ``random_state`` (the studies pass it), and fall back to NumPy's global generator,
-    which this seeds too. Returns ``seed`` for chaining.
+    which this seeds too. ``import_torch`` False seeds torch only when something has
+    imported it already (importing it costs seconds a study that never uses it should
+    not pay). Returns ``seed`` for chaining.
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)
+    if not import_torch and "torch" not in sys.modules:
+        return seed
     try:
         import torch
     except ImportError:  # torch is optional for studies that do not use it

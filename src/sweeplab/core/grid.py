@@ -4,7 +4,8 @@ A grid spec is a YAML file in one of two forms.
 
 General form, for any study (``runs/configs/example_grid.yaml`` documents every key)::
 
-    study: implicit-bias          # registered study name
+    study: implicit-bias          # a registered name, ./file.py:function, pkg.mod:function
+    command: python train.py      # or, instead of study: an unchanged program (with params:)
     name: my-grid                 # optional
     description: ...              # optional
     run_name: "L{n_layers}_G{gamma}_S{seed}"   # optional: run directory names (a template)
@@ -14,16 +15,22 @@ General form, for any study (``runs/configs/example_grid.yaml`` documents every 
     zip: {potential: [quadratic, lp], p: [<default>, 3.0]}  # i-th entries vary together
     exclude: [{L: 2, potential: quadratic}]     # drop runs matching every key of an entry
 
+``study`` may be any study reference (:func:`sweeplab.core.registry.resolve_study`):
+relative files and modules are found from the spec's folder. ``command:`` (with an
+optional ``params:`` schema) is short for ``study: {command: ..., params: ...}``, an
+unchanged program run once per run (:mod:`sweeplab.core.command`).
+
 ``zip`` is one mapping (one axis) or a list of them (one axis each). ``<default>`` leaves
 a parameter unset in that run, so the study config's default applies and the run's name
 does not show it.
 
-Flat form, the implicit-bias study only (recognised when there is no ``study:``, ``grid:``,
-``fixed:``, ``zip:`` or ``exclude:`` key): the plural keys of :data:`FLAT_AXES` are lists to
-sweep, every other key is fixed. ``p_values`` apply to the ``lp`` potential only, so
-``potentials: [quadratic, lp]`` with ``p_values: [1.5, 3.0]`` gives three potential
-settings (quadratic, lp 1.5, lp 3.0). The flat form is translated into the general form
-(a zip axis for the potential settings), so there is one expansion path.
+Flat form, the implicit-bias study only (recognised when there is no ``study:``,
+``command:``, ``grid:``, ``fixed:``, ``zip:`` or ``exclude:`` key): the plural keys of
+:data:`FLAT_AXES` are lists to sweep, every other key is fixed. ``p_values`` apply to
+the ``lp`` potential only, so ``potentials: [quadratic, lp]`` with ``p_values: [1.5,
+3.0]`` gives three potential settings (quadratic, lp 1.5, lp 3.0). The flat form is
+translated into the general form (a zip axis for the potential settings), so there is
+one expansion path.
 
 Expansion (:func:`expand`) is the product of the grid axes (in spec order, the last
 varying fastest) and then the zip axes, minus the excluded runs. Each run is named after
@@ -41,7 +48,7 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +68,20 @@ __all__ = [
     "SpecSyntaxError",
     "expand",
     "load_grid_spec",
+    "param_values",
     "parse_grid_spec",
+    "spec_study",
     "validate_runs",
 ]
 
 TOP_LEVEL_KEYS = ("study", "name", "description", "run_name", "tracking", "fixed", "grid", "zip",
-                  "exclude")
+                  "exclude", "command", "params")
 TRACKING_KEYS = ("wandb_project", "wandb_entity", "wandb_mode", "wandb_dir", "mlflow_uri",
                  "mlflow_experiment")
 """Keys of a spec's ``tracking:`` section (the same as the trackers' CLI flags)."""
 """Keys allowed at the top of a general-form spec."""
 
-GENERAL_MARKERS = ("study", "grid", "fixed", "zip", "exclude")
+GENERAL_MARKERS = ("study", "command", "grid", "fixed", "zip", "exclude")
 """A spec with any of these keys is in the general form (none is a study parameter)."""
 
 FLAT_STUDY = "implicit-bias"
@@ -138,9 +147,13 @@ class GridSpec:
     ``order`` is every parameter in the order it appears in the spec (run names follow
     it); ``source`` names where the spec came from (a file path) and ``source_text`` is
     the YAML as given, so a grid directory can keep it verbatim.
+
+    ``study`` is the study reference as the spec gives it (a name, a file or module
+    reference, or a command mapping); ``base_dir`` is the folder its relative paths
+    start from (the spec file's folder). :func:`spec_study` resolves it.
     """
 
-    study: str
+    study: Any
     fixed: dict[str, Any] = field(default_factory=dict)
     grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     zip: tuple[dict[str, tuple[Any, ...]], ...] = ()
@@ -152,6 +165,7 @@ class GridSpec:
     order: tuple[str, ...] = ()
     tracking: dict[str, Any] = field(default_factory=dict)
     run_name: str | None = None
+    base_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -196,10 +210,13 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_representer(_Default, lambda dumper, _: dumper.represent_str(DEFAULT_TEXT))
 
 
-def load_grid_spec(path: str | Path) -> GridSpec:
+def load_grid_spec(path: str | Path, base_dir: str | Path | None = None,
+                   default_study: Any = None) -> GridSpec:
     """Read and parse the grid spec at ``path`` (general or flat form).
 
-    Raises :class:`ConfigError` for a missing file or a malformed spec and
+    The study's relative paths start from ``base_dir`` (default: the spec's folder).
+    ``default_study`` is the study of a spec that names none (a script running its own
+    grid). Raises :class:`ConfigError` for a missing file or a malformed spec and
     :class:`SpecSyntaxError` (naming the file and line) for invalid YAML.
     """
     path = Path(path).expanduser()
@@ -216,15 +233,20 @@ def load_grid_spec(path: str | Path) -> GridSpec:
         line = mark.line + 1 if mark is not None else None
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise SpecSyntaxError(str(path), line, problem) from None
-    return parse_grid_spec(data, source=str(path), source_text=text)
+    base = Path(base_dir) if base_dir is not None else path.resolve().parent
+    return parse_grid_spec(data, source=str(path), source_text=text, base_dir=str(base),
+                           default_study=default_study)
 
 
 def parse_grid_spec(
-    mapping: Any, source: str = "grid spec", source_text: str | None = None
+    mapping: Any, source: str = "grid spec", source_text: str | None = None,
+    base_dir: str | Path | None = None, default_study: Any = None,
 ) -> GridSpec:
     """Parse a spec given as a mapping (``source`` names it in errors).
 
     ``source_text`` is the YAML the mapping came from; without it the mapping is dumped.
+    ``base_dir`` and ``default_study``: see :func:`load_grid_spec` (``base_dir`` default:
+    the current folder).
     """
     if not isinstance(mapping, Mapping) or not mapping:
         raise ConfigError(
@@ -238,9 +260,12 @@ def parse_grid_spec(
             raise ConfigError("key", key, "keys of a grid spec are names (strings)", source)
     if source_text is None:
         source_text = _dump(mapping, source)
-    if any(key in mapping for key in GENERAL_MARKERS):
-        return _parse_general(mapping, source, source_text)
-    return _parse_flat(mapping, source, source_text)
+    base = str(Path(base_dir).resolve()) if base_dir is not None else str(Path.cwd())
+    if any(key in mapping for key in GENERAL_MARKERS) or default_study is not None:
+        spec = _parse_general(mapping, source, source_text, default_study)
+    else:
+        spec = _parse_flat(mapping, source, source_text)
+    return replace(spec, base_dir=base)
 
 
 def _dump(mapping: Mapping[str, Any], source: str) -> str:
@@ -252,16 +277,15 @@ def _dump(mapping: Mapping[str, Any], source: str) -> str:
                           source) from None
 
 
-def _parse_general(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
+def _parse_general(data: Mapping[str, Any], source: str, text: str,
+                   default_study: Any = None) -> GridSpec:
     """Check every section of a general-form spec; a parameter lives in one section only."""
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             raise ConfigError(key, _show(data[key]), "unknown top-level key"
                               + did_you_mean(key, TOP_LEVEL_KEYS) + "; allowed keys: "
                               + ", ".join(TOP_LEVEL_KEYS), source)
-    study = data.get("study")
-    if not isinstance(study, str) or not study:
-        raise ConfigError("study", study, "required: the name of a registered study", source)
+    study = _study_ref(data, source, default_study)
     for key in ("name", "description", "run_name"):
         if data.get(key) is not None and not isinstance(data[key], str):
             raise ConfigError(key, data[key], "must be a string", source)
@@ -290,6 +314,58 @@ def _parse_general(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
     return GridSpec(study, fixed, grid, tuple(zips), tuple(exclude), data.get("name"),
                     data.get("description"), text, source, tuple(order),
                     _tracking(data.get("tracking"), source), data.get("run_name"))
+
+
+def _study_ref(data: Mapping[str, Any], source: str, default: Any) -> Any:
+    """The spec's study reference: ``study:``, or ``command:`` (+ ``params:``), or ``default``."""
+    study = data.get("study")
+    if "command" in data:
+        if study is not None:
+            raise ConfigError("command", _show(data["command"]), "give either study: or "
+                              "command: (an unchanged program), not both", source)
+        study = {"command": data["command"]}
+        if data.get("params") is not None:
+            study["params"] = data["params"]
+    elif "params" in data:
+        raise ConfigError("params", _show(data["params"]), "types the parameters of a "
+                          "command: study; give command: too, or drop params:", source)
+    if study is None:
+        study = default
+    if isinstance(study, Mapping) and study and all(isinstance(k, str) for k in study):
+        return dict(study)
+    if not isinstance(study, str) or not study.strip():
+        raise ConfigError("study", study, "required: a registered study name, "
+                          "./file.py:function, package.module:function, or command: "
+                          "followed by the program to run", source)
+    return study
+
+
+def spec_study(spec: GridSpec) -> Any:
+    """The :class:`~sweeplab.core.registry.Study` the spec runs (resolved from its folder).
+
+    A command study's parameters are typed by the spec's values unless it declares them.
+    """
+    from sweeplab.core.registry import resolve_study
+
+    try:
+        return resolve_study(spec.study, spec.base_dir or None, param_values(spec))
+    except ConfigError as exc:
+        if exc.where is None:
+            exc.located(spec.source)
+        raise
+
+
+def param_values(spec: GridSpec) -> dict[str, list[Any]]:
+    """Every value the spec gives each parameter, in spec order (``<default>`` included)."""
+    out: dict[str, list[Any]] = {}
+    for key, value in spec.fixed.items():
+        out.setdefault(key, []).append(value)
+    for key, values in spec.grid.items():
+        out.setdefault(key, []).extend(values)
+    for group in spec.zip:
+        for key, values in group.items():
+            out.setdefault(key, []).extend(values)
+    return out
 
 
 def _tracking(value: Any, source: str) -> dict[str, Any]:
@@ -468,7 +544,7 @@ def expand(spec: GridSpec) -> list[PlannedRun]:
     planned = []
     for params, name in zip(runs, names):
         if counts[name] > 1 or len(name) > MAX_NAME_LENGTH:
-            name = f"{name[:MAX_NAME_LENGTH]},hash={_hash(spec.study, params)}"
+            name = f"{name[:MAX_NAME_LENGTH]},hash={_hash(spec, params)}"
         planned.append(PlannedRun(params, name))
     return planned
 
@@ -531,12 +607,10 @@ def _format(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", str(value)).strip("_") or "_"
 
 
-def _hash(study: str, params: Mapping[str, Any]) -> str:
+def _hash(spec: GridSpec, params: Mapping[str, Any]) -> str:
     """The study config's hash when the run is valid, else a hash of its parameters."""
     try:
-        from sweeplab.core.registry import get_study
-
-        return get_study(study).config.from_mapping(params).config_hash()
+        return spec_study(spec).config.from_mapping(params).config_hash()
     except ConfigError:
         blob = json.dumps(params, sort_keys=True, default=repr, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -584,10 +658,9 @@ def validate_runs(
     two runs that validate to the same config are an error too. An unknown study raises
     :class:`~sweeplab.errors.UnknownStudyError`.
     """
-    from sweeplab.core.registry import get_study
-
-    cls = get_study(spec.study).config
-    _check_keys(spec, cls)
+    study = spec_study(spec)
+    cls = study.config
+    _check_keys(spec, cls, study.name)
     out: list[tuple[PlannedRun, StudyConfig]] = []
     seen: dict[str, str] = {}
     for run in runs:
@@ -601,7 +674,7 @@ def validate_runs(
     return out
 
 
-def _check_keys(spec: GridSpec, cls: type[StudyConfig]) -> None:
+def _check_keys(spec: GridSpec, cls: type[StudyConfig], study: str) -> None:
     """Report a parameter the study does not know once, by its section, not once per run."""
     sections: list[tuple[str, Mapping[str, Any]]] = [("fixed", spec.fixed), ("grid", spec.grid)]
     sections += [("zip", group) for group in spec.zip]
@@ -610,7 +683,7 @@ def _check_keys(spec: GridSpec, cls: type[StudyConfig]) -> None:
             if key not in cls.model_fields:
                 raise ConfigError(
                     f"{section}.{key}", _show(value),
-                    f"not a parameter of study {spec.study}"
+                    f"not a parameter of study {study}"
                     + did_you_mean(key, cls.ordered_fields(), cls.field_aliases())
                     + "; allowed keys: " + ", ".join(cls.ordered_fields()), spec.source,
                 )

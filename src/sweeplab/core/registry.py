@@ -1,8 +1,13 @@
-"""The study registry: name -> (typed config, run function).
+"""The study registry: name -> (typed config, run function), and study references.
 
 A study registers itself with :func:`register_study`. Built-in studies are imported
 lazily on first lookup (so ``sweeplab --help`` does not import torch); third-party
 studies join through the ``sweeplab.studies`` entry-point group.
+
+A study is also found without being installed: :func:`resolve_study` takes any *study
+reference* (a registered name, ``./file.py:function``, ``package.module:function`` or a
+``{command: ...}`` mapping for an unchanged script) and is the one place every part of
+sweeplab (the CLI, the grid planner, each worker) turns one into a :class:`Study`.
 """
 
 from __future__ import annotations
@@ -54,6 +59,15 @@ class Study:
     that registers a study stays light, so a grid's driver validates and plans without
     them and a bad value is refused in a second; a worker process imports ``warm``
     before its first job, so it is paid once per worker, never per run.
+
+    ``ref`` and ``base_dir`` are how the study was found (see :func:`resolve_study`):
+    plain data that any process resolves to this study again, so a worker (local or on
+    a Slurm node) imports a user's file exactly as the driver did. ``ref`` None: the
+    study is known by its name. ``seeds`` says how a run with a ``seed`` parameter seeds
+    this process's generators: ``all`` (Python's, NumPy's and torch's, importing it),
+    ``imported`` (torch only if the study's code has imported it: a user's file that
+    never uses torch does not pay its import) or ``none`` (a command study, whose work
+    runs in a child process).
     """
 
     name: str
@@ -69,6 +83,14 @@ class Study:
     step_key: str = "epoch"
     summary_keys: tuple[str, ...] = ()
     warm: tuple[str, ...] = ()
+    ref: Any = None
+    base_dir: str = ""
+    seeds: str = "all"
+
+    @property
+    def reference(self) -> Any:
+        """What :func:`resolve_study` needs (with :attr:`base_dir`) to find this study."""
+        return self.name if self.ref is None else self.ref
 
     @property
     def batchable(self) -> bool:
@@ -141,3 +163,30 @@ def get_study(name: str) -> Study:
     if name not in _REGISTRY:
         raise UnknownStudyError(name, study_names())
     return _REGISTRY[name]
+
+
+def registered_studies() -> list[Study]:
+    """Every study registered in this process so far (imports nothing)."""
+    return list(_REGISTRY.values())
+
+
+def resolve_study(ref: Any, base_dir: str | None = None,
+                  values: dict[str, list[Any]] | None = None) -> Study:
+    """The study a reference names; the one place references are understood.
+
+    ``ref`` is a registered name (``implicit-bias``), a file and function
+    (``./mystudy.py:run``; ``./mystudy.py:my-study`` finds the function registered in
+    that file as ``my-study``), a module and function (``mypkg.train:run``), or a
+    mapping ``{command: "python train.py", params: {...}}`` that runs an unchanged
+    program per run (:mod:`sweeplab.core.command`). Relative paths and modules are
+    found from ``base_dir`` (default: the current folder), which also goes on
+    ``sys.path``. ``values`` (parameter -> every value a grid gives it) types a command's
+    parameters where it declares no ``params:``. The result's :attr:`Study.ref` and
+    :attr:`Study.base_dir` resolve to the same study in any process.
+
+    Raises :class:`~sweeplab.errors.ConfigError` (one line, naming ``study``) when the
+    reference cannot be resolved: unknown name, missing file, import error, no function.
+    """
+    from sweeplab.core.study_ref import resolve
+
+    return resolve(ref, base_dir, values)

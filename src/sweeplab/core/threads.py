@@ -13,7 +13,12 @@ import sys
 
 
 def limit_threads(n: int) -> None:
-    """Use at most ``n`` threads in torch, OpenMP and BLAS from now on in this process."""
+    """Use at most ``n`` threads in torch, OpenMP and BLAS from now on in this process.
+
+    torch is told directly only when it is imported already; a torch imported later
+    reads its thread count from ``OMP_NUM_THREADS``, set here, so a study that never
+    uses torch does not pay its import (seconds) for this.
+    """
     n = max(1, int(n))
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
@@ -23,14 +28,6 @@ def limit_threads(n: int) -> None:
         threadpool_limits(n)
     except ImportError:  # threadpoolctl comes with scikit-learn; without it, env vars only
         pass
-    if "torch" in sys.modules or _importable("torch"):
-        import torch
-
-        if torch.get_num_threads() != n:
-            torch.set_num_threads(n)
-
-
-def _importable(name: str) -> bool:
-    from importlib.util import find_spec
-
-    return find_spec(name) is not None
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)

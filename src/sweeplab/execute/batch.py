@@ -15,7 +15,6 @@ stacked along a leading batch dimension. The framework's part is here:
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,7 +62,6 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
     the runs start interrupts every run of the batch.
     """
     from sweeplab.core.disk import disk_full_file
-    from sweeplab.core.registry import get_study
     from sweeplab.core.threads import limit_threads
     from sweeplab.execute.job import make_run_subdirs
     from sweeplab.execute.single import finish_done, finish_failed, record_disk_full, start_run
@@ -71,13 +69,11 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
 
     limit_threads(max(job.threads for job in jobs))
     results: dict[str, JobResult] = {}
-    for module in sorted({job.study_module for job in jobs if job.study_module}):
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            return [JobResult(j.name, "failed", error=f"cannot import the study: {exc}")
-                    for j in jobs]
-    study = get_study(jobs[0].study)
+    try:
+        study = jobs[0].resolve_study()
+    except Exception as exc:  # noqa: BLE001 - a study that cannot be found fails its runs
+        return [JobResult(j.name, "failed", error=f"cannot import the study: {exc}")
+                for j in jobs]
     cfgs, runnable = [], []
     for job in jobs:
         try:

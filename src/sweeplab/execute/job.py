@@ -1,7 +1,8 @@
 """A job: one run of a grid as plain, serializable data, and the function that runs it.
 
 Jobs are what cross from the planner (what to run) to an executor (where it runs): a
-study name, a validated config as a plain dict and a run directory. Any executor (this
+study (its name, or the reference and folder that find a user's own study), a validated
+config as a plain dict and a run directory. Any executor (this
 process, a local pool, a Slurm array) calls :func:`run_job` on them and gets a plain dict
 back, so nothing but data crosses a process or machine boundary.
 """
@@ -19,7 +20,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Job:
-    """One run: ``study`` with ``config`` (validated, canonical) in ``run_dir``."""
+    """One run: ``study`` with ``config`` (validated, canonical) in ``run_dir``.
+
+    ``study_ref`` (with ``study_dir``, the folder it is relative to), when set, is the
+    study reference any process resolves (:func:`~sweeplab.core.registry.resolve_study`):
+    a user's file or module, or a command. Otherwise ``study`` is a registered name,
+    registered by importing ``study_module``.
+    """
 
     study: str
     config: dict[str, Any]
@@ -33,6 +40,18 @@ class Job:
     """A prepared :class:`~sweeplab.track.config.TrackingConfig` as a dict (empty: none)."""
     batch_key: str | None = None
     """Jobs with equal keys may run as one batched computation (None: never batched)."""
+    study_ref: Any = None
+    study_dir: str = ""
+
+    def resolve_study(self) -> Any:
+        """The job's :class:`~sweeplab.core.registry.Study`, found as the planner found it."""
+        from sweeplab.core.registry import get_study, resolve_study
+
+        if self.study_ref is not None:
+            return resolve_study(self.study_ref, self.study_dir or None)
+        if self.study_module:
+            importlib.import_module(self.study_module)
+        return get_study(self.study)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,22 +95,22 @@ def run_jobs(jobs: list[Job]) -> list[JobResult]:
 def run_job(job: Job) -> JobResult:
     """Run one job in this process (any worker calls this); never raises for a run's failure.
 
-    The module that registered the study is imported first (a fresh worker may not have
-    it). The run directory is created if missing (with figs/, tables/, logs/). Threads are
+    The study is found first (a fresh worker imports its module or the user's file). The
+    run directory is created if missing (with figs/, tables/, logs/). Threads are
     limited before the study imports its heavy modules. A run with a checkpoint of its
     config left in its directory (the planner keeps only those) resumes from it. A full
     disk, wherever met, is an ``interrupted`` result naming the file.
     """
-    from sweeplab.core.registry import get_study
     from sweeplab.core.threads import limit_threads
     from sweeplab.execute.single import execute_run, record_disk_full
 
     limit_threads(job.threads)
-    if job.study_module:
-        try:
-            importlib.import_module(job.study_module)
-        except ImportError as exc:
-            return JobResult(job.name, "failed", error=f"cannot import the study: {exc}")
+    try:
+        study = job.resolve_study()
+    except ImportError as exc:
+        return JobResult(job.name, "failed", error=f"cannot import the study: {exc}")
+    except Exception as exc:  # noqa: BLE001 - a study that cannot be found fails its run
+        return JobResult(job.name, "failed", error=f"cannot find the study: {exc}")
     run_dir = Path(job.run_dir)
     try:
         make_run_subdirs(run_dir)
@@ -101,7 +120,6 @@ def run_job(job: Job) -> JobResult:
             raise
         return JobResult.of_run(job.name, stopped)
     try:
-        study = get_study(job.study)
         cfg = study.config.from_mapping(job.config, where=f"run {job.name}")
     except Exception as exc:  # noqa: BLE001 - a bad job is a failed run, not a dead worker
         return JobResult(job.name, "failed", error=f"{type(exc).__name__}: {exc}")

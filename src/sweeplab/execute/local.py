@@ -25,6 +25,8 @@ in flight are stopped and reported (``interrupted``, unless they finished), and
 
 from __future__ import annotations
 
+import importlib
+import json
 import multiprocessing
 import os
 import signal
@@ -33,6 +35,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from typing import Any
 
 from sweeplab.core.disk import DiskFullError
 from sweeplab.execute.base import Executor, OnDone, OnStart, disk_full_stop
@@ -48,15 +51,27 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init_worker(threads: int, preload: tuple[str, ...], driver: int | None = None) -> None:
+def _init_worker(threads: int, preload: tuple[str, ...], driver: int | None = None,
+                 refs: tuple[tuple[Any, str], ...] = ()) -> None:
     """Limit threads and import the studies' modules (and their ``warm`` modules: torch,
-    ...) before the first job arrives; watch for the death of the ``driver`` process."""
-    from sweeplab.core.registry import warm_up
+    ...) before the first job arrives; watch for the death of the ``driver`` process.
+
+    ``refs`` are the (reference, folder) pairs of studies found by reference (a user's
+    file or module); one that cannot be resolved here fails its jobs with the reason.
+    """
+    from sweeplab.core.registry import resolve_study, warm_up
     from sweeplab.core.threads import limit_threads
 
     limit_threads(threads)
     for module in preload:
         warm_up(module)
+    for ref, folder in refs:
+        try:
+            study = resolve_study(ref, folder or None)
+            for name in study.warm:
+                importlib.import_module(name)
+        except Exception:  # noqa: BLE001, S110 - each of its jobs reports it
+            pass
     if driver is not None:
         threading.Thread(target=_watch_driver, args=(driver,), name="sweeplab-orphan-watch",
                          daemon=True).start()
@@ -177,9 +192,13 @@ class LocalExecutor(Executor):
         self.workers = workers or default_workers()
         self.threads = threads
         self.batch = batch
+        self._refs: tuple[tuple[Any, str], ...] = ()
 
     def run(self, jobs: Sequence[Job], on_start: OnStart, on_done: OnDone) -> None:
         preload = tuple(sorted({job.study_module for job in jobs if job.study_module}))
+        refs = {json.dumps([job.study_ref, job.study_dir], sort_keys=True, default=str):
+                (job.study_ref, job.study_dir) for job in jobs if job.study_ref is not None}
+        self._refs = tuple(refs.values())
         started: set[str] = set()
         queue = batch_units(jobs, self.workers) if self.batch else [[job] for job in jobs]
         while queue:
@@ -207,7 +226,7 @@ class LocalExecutor(Executor):
             max_workers=min(workers, len(units)),
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self.threads, preload, os.getpid()),
+            initargs=(self.threads, preload, os.getpid(), self._refs),
         )
         queue = list(reversed(units))
         running: dict[Future, list[Job]] = {}

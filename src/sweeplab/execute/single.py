@@ -71,16 +71,20 @@ def _now() -> str:
 def write_run_header(
     study: Study, cfg: StudyConfig, run_dir: Path, cli: dict[str, Any] | None = None
 ) -> None:
-    """Write config.yaml (resolved config, hash, CLI args) and provenance.json."""
-    save_yaml(
-        {
-            "study": study.name,
-            "config_hash": cfg.config_hash(),
-            "config": cfg.canonical(),
-            "cli": cli or {},
-        },
-        run_dir / "config.yaml",
-    )
+    """Write config.yaml (resolved config, hash, CLI args) and provenance.json.
+
+    A study found by reference (a user's file, a command) also records the reference
+    and its folder, so ``sweeplab run --resume`` finds it again.
+    """
+    header: dict[str, Any] = {
+        "study": study.name,
+        "config_hash": cfg.config_hash(),
+        "config": cfg.canonical(),
+        "cli": cli or {},
+    }
+    if study.ref is not None:
+        header.update(study_ref=study.ref, study_dir=study.base_dir)
+    save_yaml(header, run_dir / "config.yaml")
     save_json(collect_provenance(seed=getattr(cfg, "seed", None)), run_dir / "provenance.json")
 
 
@@ -301,8 +305,8 @@ def execute_run(
             raise
         return stopped
     try:
-        if hasattr(cfg, "seed"):
-            set_seeds(int(cfg.seed))
+        if study.seeds != "none" and hasattr(cfg, "seed"):
+            set_seeds(int(cfg.seed), import_torch=study.seeds == "all")
         final = study.fn(cfg, run.ctx) or {}
         return finish_done(run, final)
     except BaseException as exc:  # noqa: BLE001 - every failure is recorded, then handled

@@ -1,12 +1,12 @@
 """The sweep planner: *what* to run in a grid directory, and what is already done.
 
-A grid directory holds ``spec.yaml`` (the spec as given), ``grid.json`` (study, tag,
-creation time, run names), ``master.csv`` and one directory per run, named by the run's
-varying parameters. The run directories are the source of truth: a run is finished when
-its ``status.json`` says ``done`` for the same config hash as the spec now asks for.
-Everything else (failed, interrupted, killed mid-run, config changed) runs again: from
-its checkpoint when it has one of the same config, else in a clean directory, so a
-resume never duplicates a run or a row.
+A grid directory holds ``spec.yaml`` (the spec as given), ``grid.json`` (study, the
+spec's folder, creation time, run names), ``master.csv`` and one directory per run,
+named by the run's varying parameters. The run directories are the source of truth: a
+run is finished when its ``status.json`` says ``done`` for the same config hash as the
+spec now asks for. Everything else (failed, interrupted, killed mid-run, config changed)
+runs again: from its checkpoint when it has one of the same config, else in a clean
+directory, so a resume never duplicates a run or a row.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typing import Any
 
 from sweeplab.core.disk import is_disk_full, save_small_json
 from sweeplab.core.experiment import atomic_write_text, load_json, safe_name, save_json
-from sweeplab.core.grid import GridSpec, expand, validate_runs
-from sweeplab.core.registry import get_study
+from sweeplab.core.grid import GridSpec, expand, spec_study, validate_runs
 from sweeplab.errors import ConfigError
 from sweeplab.execute.job import Job
 
@@ -92,7 +91,7 @@ def plan_grid(
     study then re-uses what its cache still holds). Raises :class:`ConfigError` before
     anything runs if any expanded config is invalid.
     """
-    study = get_study(spec.study)
+    study = spec_study(spec)
     runs = [replace(run, params={**study.grid_defaults, **run.params, **(overrides or {})})
             for run in expand(spec)]
     validated = validate_runs(spec, runs)
@@ -103,15 +102,17 @@ def plan_grid(
         key = study.batch_key(cfg) if study.batchable else None
         jobs.append(
             Job(
-                study=spec.study,
+                study=study.name,
                 config=cfg.canonical(),
                 run_dir=str((grid_dir / planned.name).resolve()),
                 name=planned.name,
                 config_hash=cfg.config_hash(),
                 threads=threads,
                 cli=cli or {},
-                study_module=study.module,
+                study_module=study.module if study.ref is None else "",
                 batch_key=None if key is None else json.dumps(key, sort_keys=True, default=str),
+                study_ref=study.ref,
+                study_dir=study.base_dir,
             )
         )
     plan = GridPlan(grid_dir, spec, jobs, varying=_varying_keys(jobs))
@@ -207,8 +208,11 @@ def prepare_grid_dir(plan: GridPlan, command: list[str], executor: str) -> None:
     atomic_write_text(grid_dir / SPEC_FILE, plan.spec.source_text)
     info = _read_grid_info(grid_dir)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    study = spec_study(plan.spec)
     info.update(
-        study=plan.spec.study,
+        study=study.name,
+        study_ref=study.ref,
+        spec_dir=plan.spec.base_dir,
         created=info.get("created", now),
         updated=now,
         runs=[job.name for job in plan.jobs],
@@ -220,7 +224,7 @@ def prepare_grid_dir(plan: GridPlan, command: list[str], executor: str) -> None:
         {"started": now, "todo": len(plan.todo), "done_before": len(plan.done)}
     )
     save_json(info, grid_dir / GRID_FILE)
-    if get_study(plan.spec.study).staged:
+    if study.staged:
         return  # a staged study's run directory is its cache: it invalidates stages itself
     for job in plan.todo:
         run_dir = Path(job.run_dir)

@@ -1,0 +1,79 @@
+"""kill -9 of a grid of the user's own code, then a resume: every point done exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from user_folder import calls, losses, sweeplab
+
+from process_groups import started
+
+STUDIES = {"function": {"study": "./mystudy.py:run"}, "script": {"command": "python train.py"}}
+
+
+@pytest.mark.parametrize("kind", sorted(STUDIES))
+def test_kill_9_mid_grid_then_resume_finishes_every_point_once(user_dir, kind):
+    spec = {**STUDIES[kind], "fixed": {"lr": 0.1}, "grid": {"seed": [0, 1, 2]}}
+    (user_dir / "spec.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (user_dir / "hold-2").touch()  # seed 2 waits for this file to go: the kill lands then
+    cmd = [sys.executable, "-m", "sweeplab", "grid", "spec.yaml", "--jobs", "2"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    with started(cmd, cwd=user_dir, env=env, stdout=subprocess.DEVNULL,
+                 stderr=subprocess.DEVNULL) as driver:
+        deadline = time.monotonic() + 180
+        while not (calls(user_dir, "seed=2") and _done(user_dir, "seed=0")
+                   and _done(user_dir, "seed=1")):
+            assert driver.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        held = int((user_dir / "calls" / "seed=2.txt").read_text().split()[0])
+    # leaving the block SIGKILLs the driver and its workers at once
+    _gone(held)  # a script's own process too (the kernel's parent-death signal)
+    (grid,) = (user_dir / "runs_out").glob("*_spec")
+    before = {n: _status(grid / n) for n in ("seed=0", "seed=1", "seed=2")}
+    assert before["seed=2"]["state"] == "running"
+
+    (user_dir / "hold-2").unlink()
+    resumed = sweeplab(user_dir, *cmd[3:])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "2 already done, 1 to run" in resumed.stdout
+    step = "step" if kind == "script" else "epoch"
+    for seed in (0, 1, 2):
+        run = grid / f"seed={seed}"
+        status = _status(run)
+        assert status["state"] == "done"
+        assert calls(user_dir, f"seed={seed}") == (2 if seed == 2 else 1)
+        if seed < 2:  # finished runs were not touched
+            assert status["started"] == before[f"seed={seed}"]["started"]
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        assert [r[step] for r in rows] == list(range(6))  # once each, no duplicate
+        assert [r["loss"] for r in rows] == pytest.approx(losses(0.1, seed=seed), rel=1e-12)
+
+
+def _status(run_dir) -> dict:
+    return json.loads((run_dir / "status.json").read_text())
+
+
+def _done(folder, run: str) -> bool:
+    paths = list((folder / "runs_out").glob(f"*_spec/{run}/status.json"))
+    try:
+        return bool(paths) and _status(paths[0].parent)["state"] == "done"
+    except (OSError, ValueError):
+        return False
+
+
+def _gone(pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    pytest.fail(f"process {pid} of the killed grid was still running")
