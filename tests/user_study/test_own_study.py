@@ -57,6 +57,8 @@ def test_grid_of_a_file_study_on_local_workers_then_the_default_report(user_dir)
 
     again = sweeplab(user_dir, "grid", "spec.yaml", "--jobs", "2")
     assert again.returncode == 0 and "8 already done, 0 to run" in again.stdout
+    elsewhere = sweeplab(user_dir.parent, "grid", "--resume", str(grid))  # ref from grid.json
+    assert elsewhere.returncode == 0 and "8 already done, 0 to run" in elsewhere.stdout
 
     report = sweeplab(user_dir, "analyze", str(grid), "--output_dir", "report")
     assert report.returncode == 0, report.stderr
