@@ -48,7 +48,7 @@ def _volume(*args: str) -> int:
 
 
 def _run_dir(out: Path) -> Path:
-    (grid,) = [p for p in out.iterdir() if p.is_dir()]
+    (grid,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
     return grid / "model_0_data_0"
 
 
@@ -186,8 +186,8 @@ def test_the_default_executor_runs_the_grid_in_worker_processes(tmp_path):
     }))
     out = tmp_path / "out"
     assert _volume("run", str(spec), "--out_dir", str(out), "-j", "2") == 0
-    (grid,) = [p for p in out.iterdir() if p.is_dir()]
-    runs = sorted(p.name for p in grid.iterdir() if p.is_dir())
+    (grid,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    runs = sorted(p.name for p in grid.iterdir() if p.is_dir() and p.name.startswith("model_"))
     assert runs == ["model_0_data_0", "model_1_data_0"]
     for name in runs:
         status = json.loads((grid / name / "status.json").read_text())
@@ -418,7 +418,7 @@ def test_one_run_from_the_command_line_with_list_flags(tmp_path):
             "--test_size", "50", "--hidden", "8", "--epochs", "5", "--n_directions", "2",
             "--loss_cutoffs", "0.3", "1.0", "--out_dir", str(tmp_path), "-q"]
     assert main(argv) == 0
-    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir() and not p.name.startswith(".")]
     config = yaml.safe_load((run / "config.yaml").read_text())["config"]
     assert config["extra_sizes"] == [0, 30] and config["loss_cutoffs"] == [0.3, 1.0]
     assert sorted(pd.read_csv(run / "volume.csv")["cutoff"].unique()) == [0.3, 1.0]

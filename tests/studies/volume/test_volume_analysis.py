@@ -52,7 +52,7 @@ def analysed(tmp_path_factory):
     }))
     assert main(["volume", "run", str(spec), "--out_dir", str(tmp / "runs"),
                  "--executor", "inline"]) == 0
-    (grid,) = [p for p in (tmp / "runs").iterdir() if p.is_dir()]
+    (grid,) = [p for p in (tmp / "runs").iterdir() if p.is_dir() and not p.name.startswith(".")]
 
     seen: dict[str, object] = {}
 
