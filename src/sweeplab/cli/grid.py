@@ -22,6 +22,7 @@ from sweeplab.core.disk import DiskFullError, disk_full_file
 from sweeplab.core.grid import load_grid_spec
 from sweeplab.errors import ConfigError
 from sweeplab.execute.base import Executor
+from sweeplab.execute.grid_lock import GridLock, GridLockedError
 from sweeplab.execute.job import Job, JobResult
 from sweeplab.execute.local import default_workers
 from sweeplab.execute.master import MasterTable
@@ -126,6 +127,32 @@ def main(
         created = existing is None
 
     command = [*prog.split(), *argv]
+    lock = GridLock(grid_dir, command)
+    try:
+        lock.acquire()
+    except (GridLockedError, OSError) as exc:
+        if created:
+            shutil.rmtree(grid_dir, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk before anything ran: start it again
+            return _stopped_by_full_disk(exc, [], " ".join(command))
+        raise
+    try:
+        return _drive(ns, spec, grid_dir, created, command, prog, overrides, rerun_done)
+    finally:
+        lock.release()
+
+
+def _drive(
+    ns: argparse.Namespace,
+    spec: Any,
+    grid_dir: Path,
+    created: bool,
+    command: list[str],
+    prog: str,
+    overrides: dict[str, Any] | None,
+    rerun_done: bool,
+) -> int:
+    """Plan, prepare and run the grid, holding its driver lock; the exit status."""
     try:
         plan = plan_grid(spec, grid_dir, threads=ns.threads, cli={"grid": command},
                          overrides=overrides, rerun_done=rerun_done)

@@ -25,6 +25,7 @@ in flight are stopped and reported (``interrupted``, unless they finished), and
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import multiprocessing
@@ -36,6 +37,8 @@ from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+import psutil
 
 from sweeplab.core.disk import DiskFullError
 from sweeplab.execute.base import Executor, OnDone, OnStart, disk_full_stop
@@ -115,38 +118,56 @@ STOP_GRACE_S = 30.0
 """How long an interrupted driver waits for its workers' checkpoints before killing them."""
 
 
-def _workers(pool: ProcessPoolExecutor) -> list:
-    """The pool's worker processes (a snapshot; the pool may be changing them)."""
-    try:
-        return list((getattr(pool, "_processes", None) or {}).values())
-    except RuntimeError:  # the dict changed while copied
-        return []
+SPAWNED_MARK = "--multiprocessing-fork"
+"""In the command line of every process multiprocessing's spawn start method creates."""
 
 
-def _stop_workers(processes: list) -> None:
+def _workers(pool: ProcessPoolExecutor) -> list[psutil.Process]:
+    """The pool's worker processes (a snapshot; the pool may be changing them): this
+    process's children that multiprocessing spawned, less its resource tracker."""
+    workers = []
+    for child in psutil.Process().children():
+        try:
+            if SPAWNED_MARK in child.cmdline():
+                workers.append(child)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return workers
+
+
+def _stop_workers(processes: list[psutil.Process]) -> None:
     """Pass an interruption on: SIGTERM makes each running study checkpoint and stop.
 
     (Ctrl-C reaches the workers by itself; a ``kill`` of this process does not.)
     """
     for process in processes:
-        if process.is_alive() and process.pid is not None:
-            try:
-                os.kill(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGTERM)
 
 
-def _join(processes: list, timeout: float) -> None:
+def _join(processes: list[psutil.Process], timeout: float) -> None:
     """Wait up to ``timeout`` s in all for the workers to end; kill the ones that do not.
 
     Not ``shutdown(wait=True)``: after workers die mid-task, the pool's manager thread
-    can wait forever, and an interrupted driver must end.
+    can wait forever, and an interrupted driver must end. Ended workers are left for the
+    pool to reap (a wait here would reap them under its feet).
     """
     deadline = time.monotonic() + timeout
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
+    alive = list(processes)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if _running(p)]
+        if alive:
+            time.sleep(0.05)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 STOP_EXIT_S = 5.0

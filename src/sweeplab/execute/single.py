@@ -17,8 +17,6 @@ the run starts over in the same directory.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import sys
 import time
 import traceback
@@ -33,6 +31,7 @@ from sweeplab.core.config import StudyConfig
 from sweeplab.core.context import RunContext
 from sweeplab.core.disk import disk_full_file, is_disk_full, save_small_json
 from sweeplab.core.experiment import load_json, save_json, save_yaml, set_seeds
+from sweeplab.core.liveness import this_process
 from sweeplab.core.provenance import collect_provenance
 from sweeplab.core.registry import Study
 from sweeplab.track.config import TrackingConfig
@@ -158,8 +157,7 @@ def start_run(
         "state": "running",
         "started": _now(),
         "config_hash": cfg.config_hash(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
+        **this_process(),
         "attempt": int(previous.get("attempt", 1)) + 1 if previous else 1,
     }
     if checkpoint is not None:

@@ -12,9 +12,7 @@ directory, so a resume never duplicates a run or a row.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 from sweeplab.core.disk import is_disk_full, save_small_json
 from sweeplab.core.experiment import atomic_write_text, load_json, safe_name, save_json
 from sweeplab.core.grid import GridSpec, expand, spec_study, validate_runs
+from sweeplab.core.liveness import is_alive
 from sweeplab.errors import ConfigError
 from sweeplab.execute.job import Job
 
@@ -177,20 +176,9 @@ def is_finished(job: Job) -> bool:
 
 
 def process_alive(status: dict[str, Any]) -> bool:
-    """Is the process that wrote a ``running`` status still there?
-
-    Only a process on this host can be checked; another machine's (a Slurm node's) is
-    trusted to be alive.
-    """
-    if status.get("host") != socket.gethostname() or "pid" not in status:
-        return True
-    try:
-        os.kill(int(status["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Is the process that wrote a ``running`` status still there (the same process, not
+    another that got its pid)? See :func:`sweeplab.core.liveness.is_alive`."""
+    return is_alive(status)
 
 
 def read_status(run_dir: Path) -> dict[str, Any]:
