@@ -255,3 +255,22 @@ def test_a_status_is_still_recorded_on_a_full_disk(small_disk):
     assert save_small_json(too_big, path) is False
     assert json.loads(path.read_text()) == stopped
     assert save_small_json(stopped, small_disk.path / "missing.json") is False
+
+
+def test_any_verb_that_meets_a_full_disk_says_so_in_one_line(small_disk, tmp_path, capfd):
+    """``sweeplab analyze`` writing its report to a full disk: one line, exit status 1."""
+    spec = tmp_path / "small.yaml"
+    spec.write_text(yaml.safe_dump({"study": "toy-fill", "fixed": {"rows": 5, "width": 2},
+                                    "grid": {"x": [0, 1]}}))
+    out = tmp_path / "runs"
+    assert main(["grid", str(spec), "--out_dir", str(out), "--executor", "inline"]) == 0
+    (grid_dir,) = out.glob("*_small")
+    _fill(small_disk.path)
+    capfd.readouterr()
+    code = main(["analyze", str(grid_dir), "--output_dir", str(small_disk.path / "report")])
+    err = capfd.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    (line,) = err.strip().splitlines()
+    # the file is named where the failing write said which (pandas' writers do not)
+    assert re.fullmatch(r"sweeplab: error: disk full( writing \S+)?; free space and run the "
+                        r"command again", line), line

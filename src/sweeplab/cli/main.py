@@ -99,6 +99,14 @@ def run_verb(verb: Callable[[list[str]], int], argv: list[str]) -> int:
         return fail(f"interrupted; {exc.hint}", code=130)
     except KeyboardInterrupt:
         return fail("interrupted", code=130)
+    except OSError as exc:  # a full disk in any verb: one line, not a traceback
+        from sweeplab.core.disk import disk_full_file
+
+        path = disk_full_file(exc)
+        if path is None:
+            raise
+        where = f" writing {path}" if path else ""
+        return fail(f"disk full{where}; free space and run the command again", code=1)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
