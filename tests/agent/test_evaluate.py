@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from sweeplab.agent.curves import best_epoch, convergence_epoch, overfitting
 from sweeplab.agent.datasets import load_dataset
 from sweeplab.agent.evaluate import Evaluation, EvaluationError, evaluate
-from sweeplab.agent.metrics import classification_metrics, t_interval
+from sweeplab.agent.metrics import classification_metrics, seed_statistics
 from sweeplab.agent.space import TrainSpec
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -107,17 +107,55 @@ def test_aggregate_is_the_student_t_interval(evaluation):
         assert (agg["ci_low"], agg["ci_high"]) == pytest.approx((low, high), rel=1e-12)
     values = [0.91, 0.95, 0.93, 0.90]
     low, high = stats.t.interval(0.95, 3, loc=np.mean(values), scale=stats.sem(values))
-    got = t_interval(values)
+    got = seed_statistics(values)
     assert (got["ci_low"], got["ci_high"]) == pytest.approx((low, high), rel=1e-12)
     assert got["ci_high"] - got["mean"] == pytest.approx(
         3.182446305284263 * np.std(values, ddof=1) / 2, rel=1e-9)  # t_{0.975,3} s / sqrt(4)
 
 
+def test_metrics_match_a_hand_computed_confusion_matrix():
+    # rows true, columns predicted: [[1, 1, 0], [1, 2, 0], [1, 0, 0]]; class 2 is never
+    # predicted (precision 0/0 -> 0) and class 3 is neither true nor predicted
+    y = np.array([0, 0, 1, 1, 1, 2])
+    pred = np.array([0, 1, 1, 1, 0, 0])
+    probs = np.full((6, 4), 0.1)
+    probs[np.arange(6), pred] = 0.7
+    got = classification_metrics(y, probs, ["a", "b", "c", "d"])
+    np.testing.assert_array_equal(got["confusion_matrix"],
+                                  [[1, 1, 0, 0], [1, 2, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
+    precision, recall = [1 / 3, 2 / 3, 0, 0], [1 / 2, 2 / 3, 0, 0]
+    f1 = [2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2), 2 / 3, 0, 0]
+    table = got["per_class"]
+    assert [r["precision"] for r in table] == pytest.approx(precision, abs=1e-12)
+    assert [r["recall"] for r in table] == pytest.approx(recall, abs=1e-12)
+    assert [r["f1"] for r in table] == pytest.approx(f1, abs=1e-12)
+    assert [r["support"] for r in table] == [2, 3, 1, 0]
+    m = got["metrics"]
+    assert m["accuracy"] == m["f1_micro"] == pytest.approx(3 / 6, abs=1e-12)
+    assert m["f1_macro"] == pytest.approx(np.mean(f1), abs=1e-12)  # over all 4 classes
+    assert m["precision"] == pytest.approx(np.mean(precision), abs=1e-12)
+    assert table[3]["roc_auc"] is None and table[3]["pr_auc"] is None  # no positives
+    assert table[2]["roc_auc"] is not None
+
+
+def test_the_agent_and_the_analysis_tables_share_one_interval():
+    import pandas as pd
+
+    from sweeplab.analysis.aggregate import aggregate_final
+
+    values = [0.91, 0.95, 0.93, 0.90]
+    runs = pd.DataFrame({"potential": ["lp"] * 4, "final.accuracy": values})
+    row = aggregate_final(runs, ("potential",)).iloc[0]
+    agent = seed_statistics(values)
+    assert (agent["ci_low"], agent["ci_high"]) == (row["accuracy_ci_low"],
+                                                   row["accuracy_ci_high"])
+
+
 def test_one_seed_has_no_interval_and_says_so():
-    one = t_interval([0.8])
+    one = seed_statistics([0.8])
     assert one["mean"] == 0.8 and math.isnan(one["ci_low"]) and math.isnan(one["std"])
     assert one["n"] == 1 and "one seed" in one["note"]
-    assert t_interval([0.8, math.nan, 0.9])["n"] == 2  # undefined values are left out
+    assert seed_statistics([0.8, math.nan, 0.9])["n"] == 2  # undefined values are left out
 
 
 def test_to_dict_is_strict_json_with_the_documented_fields(evaluation, digits):

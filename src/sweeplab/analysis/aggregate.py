@@ -4,13 +4,11 @@ A *condition* is one combination of the group keys (by default the implicit-bias
 study's ``potential, p, L, dataset, digits, pca``); the runs of a condition differ only
 in what is not grouped on, typically the seed. For each condition and metric this gives
 the mean, the sample standard deviation (ddof=1), min, max and a 95% Student-t
-confidence interval of the mean,
+confidence interval of the mean (:func:`sweeplab.analysis.stats.t_interval`),
 
-    mean +- t_{0.975, n-1} * std / sqrt(n),
+    mean +- t_{0.975, n-1} * std / sqrt(n).
 
-the exact interval for the mean of n i.i.d. normal samples of unknown variance (Student,
-"The probable error of a mean", Biometrika 6(1), 1908). With n < 2
-there is no spread to estimate, so std and the interval are NaN. NaN values are left
+With n < 2 there is no spread to estimate, so std and the interval are NaN. NaN values are left
 out per metric; ``<metric>_count`` says how many values each statistic used.
 """
 
@@ -24,9 +22,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from sweeplab.analysis.load import AnalysisInputError
+from sweeplab.analysis.stats import t_interval
 from sweeplab.core.experiment import safe_name, save_json
 
 DEFAULT_GROUP_KEYS = ("potential", "p", "L", "dataset", "digits", "pca")
@@ -34,8 +32,6 @@ DEFAULT_GROUP_KEYS = ("potential", "p", "L", "dataset", "digits", "pca")
 
 STATS = ("count", "mean", "std", "min", "max", "ci_low", "ci_high")
 """The statistics :func:`aggregate_final` gives per metric, as ``<metric>_<stat>``."""
-
-CONFIDENCE = 0.95
 
 
 # --------------------------------------------------------------------------- conditions
@@ -163,20 +159,6 @@ def _as_float(series: pd.Series) -> np.ndarray:
     if pd.api.types.is_bool_dtype(series):
         return series.astype("float64").to_numpy(na_value=np.nan)
     return pd.to_numeric(series, errors="coerce").astype("float64").to_numpy()
-
-
-def t_interval(mean: np.ndarray, std: np.ndarray, n: np.ndarray,
-               confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """Student-t interval of the mean: ``mean +- t_{(1+c)/2, n-1} * std / sqrt(n)``.
-
-    NaN where ``n < 2``.
-    """
-    n = np.asarray(n, dtype=np.float64)
-    ok = n >= 2
-    half = np.full(n.shape, np.nan)
-    half[ok] = stats.t.ppf((1 + confidence) / 2, n[ok] - 1) * np.asarray(std)[ok] \
-        / np.sqrt(n[ok])
-    return mean - half, mean + half
 
 
 def aggregate_final(runs: pd.DataFrame, group_keys: Sequence[str] = DEFAULT_GROUP_KEYS,
