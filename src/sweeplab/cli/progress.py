@@ -28,6 +28,7 @@ class GridProgress:
         self.total = total
         self.done = already_done
         self.failed = 0
+        self.interrupted = 0
         self.running = 0
         self.session_finished = 0
         self.workers = max(1, workers)
@@ -39,14 +40,15 @@ class GridProgress:
 
     def eta(self) -> float | None:
         """Seconds left, from this session's throughput."""
-        remaining = self.total - self.done - self.failed
+        remaining = self.total - self.done - self.failed - self.interrupted
         if self.session_finished == 0:
             return None
         rate = self.session_finished / (time.monotonic() - self.started)
         return remaining / rate if rate > 0 else None
 
     def _status(self) -> str:
-        return (f"done {self.done}  failed {self.failed}  running {self.running}  "
+        stopped = f"interrupted {self.interrupted}  " if self.interrupted else ""
+        return (f"done {self.done}  failed {self.failed}  {stopped}running {self.running}  "
                 f"ETA {_fmt_eta(self.eta())}")
 
     def __enter__(self) -> GridProgress:
@@ -74,13 +76,16 @@ class GridProgress:
         self.session_finished += 1
         if result.state == "done":
             self.done += 1
+        elif result.state == "interrupted":
+            self.interrupted += 1
         else:
             self.failed += 1
         if self.live:
             if result.state != "done":
-                self._progress.console.print(f"[red]failed[/red] {job.name}: {result.error}")
+                self._progress.console.print(f"[red]{result.state}[/red] {job.name}: "
+                                             f"{result.error}")
         else:
-            n = self.done + self.failed
+            n = self.done + self.failed + self.interrupted
             self.console.print(
                 f"[{n:>{len(str(self.total))}}/{self.total}] {result.state:<6} {job.name} "
                 f"({result.duration_s:.1f}s)  {self._status()}",
@@ -90,5 +95,6 @@ class GridProgress:
 
     def _refresh(self) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, completed=self.done + self.failed,
+            self._progress.update(self._task,
+                                  completed=self.done + self.failed + self.interrupted,
                                   status=self._status())
