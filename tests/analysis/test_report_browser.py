@@ -1,13 +1,17 @@
-"""The HTML report in a real browser: headless Chromium renders it with no broken image.
+"""The HTML report in a real browser: headless Chromium renders it with no broken image
+and with every text as written.
 
 The report is served by a real HTTP server on 127.0.0.1; a same-origin checker page loads
-it in an iframe and counts images that did not decode (``naturalWidth == 0``); Chromium's
-``--dump-dom`` returns the verdict. A screenshot of the report must not be blank.
+it in an iframe, counts images that did not decode (``naturalWidth == 0``) and elements
+that format text (emphasis, code, links), and reads what each paragraph, bullet and cell
+shows; Chromium's ``--dump-dom`` returns the verdict. A screenshot of the report must not
+be blank.
 """
 
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import json
 import re
@@ -19,7 +23,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sweeplab.analysis.report import Figure, Heading, Paragraph, Report, Table, write_report
+from sweeplab.analysis.report import (
+    Bullets,
+    Figure,
+    Heading,
+    Paragraph,
+    Report,
+    Table,
+    write_report,
+)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -32,10 +44,15 @@ CHECKER = """<!DOCTYPE html><html><body><pre id="verdict">pending</pre>
 document.getElementById('r').onload = function () {
   var imgs = Array.from(this.contentDocument.images);
   var broken = imgs.filter(function (i) { return !i.complete || i.naturalWidth === 0; });
+  var doc = this.contentDocument;
+  var shown = function (sel) {
+    return Array.from(doc.querySelectorAll(sel)).map(function (e) { return e.textContent; });
+  };
   document.getElementById('verdict').textContent = JSON.stringify(
     {images: imgs.length, broken: broken.length,
-     tables: this.contentDocument.querySelectorAll('table').length,
-     title: this.contentDocument.title});
+     tables: doc.querySelectorAll('table').length, title: doc.title,
+     formatted: doc.querySelectorAll('em, strong, i, b, code, a, s, del, pre').length,
+     paragraphs: shown('p'), bullets: shown('li'), cells: shown('td')});
 };
 </script></body></html>"""
 
@@ -56,6 +73,10 @@ def _chromium(*args: str, tmp: Path) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+CONDITION = "a_b*c"
+NAMED = f"{CONDITION} beats d*e; _lead_ and **bold** stay as written"
+
+
 def _report(out: Path) -> Path:
     import matplotlib
 
@@ -67,8 +88,9 @@ def _report(out: Path) -> Path:
     ax.plot(np.arange(10), np.arange(10) ** 2)
     save_figure(fig, out / "figs" / "curve")
     report = Report("A report").add(
-        Heading("Numbers"), Paragraph("One table, one figure."),
-        Table(("condition", "angle"), (("lp p=1.5, L=2", "3.1 ± 0.2"),)),
+        Heading("Numbers"), Paragraph("One table, one figure."), Paragraph(NAMED),
+        Bullets((NAMED, "<b>not bold</b> & `not code`")),
+        Table(("condition", "angle"), (("lp p=1.5, L=2", "3.1 ± 0.2"), (CONDITION, "1.0"))),
         Figure("figs/curve.png", "A curve"))
     return write_report(report, out)[1]
 
@@ -82,8 +104,12 @@ def test_report_renders_in_chromium_without_broken_images(served):
     proc = _chromium("--virtual-time-budget=10000", "--dump-dom", f"{url}/check.html", tmp=root)
     match = re.search(r'<pre id="verdict">(.*?)</pre>', proc.stdout)
     assert match, proc.stderr[-2000:]
-    verdict = json.loads(match.group(1).replace("&quot;", '"'))
-    assert verdict == {"images": 1, "broken": 0, "tables": 1, "title": "A report"}
+    verdict = json.loads(html.unescape(match.group(1)))
+    assert verdict == {"images": 1, "broken": 0, "tables": 1, "title": "A report",
+                       "formatted": 0,
+                       "paragraphs": ["One table, one figure.", NAMED],
+                       "bullets": [NAMED, "<b>not bold</b> & `not code`"],
+                       "cells": ["lp p=1.5, L=2", "3.1 ± 0.2", CONDITION, "1.0"]}
 
     shot = root / "shot.png"
     _chromium("--window-size=1200,1600", f"--screenshot={shot}", f"{url}/report.html", tmp=root)
@@ -103,6 +129,6 @@ def test_a_missing_image_is_caught_by_the_checker(served):
     page.write_text(text[:start] + "AAAA" + text[start + 200:])
     (root / "check.html").write_text(CHECKER)
     proc = _chromium("--virtual-time-budget=10000", "--dump-dom", f"{url}/check.html", tmp=root)
-    verdict = json.loads(re.search(r'<pre id="verdict">(.*?)</pre>', proc.stdout)
-                         .group(1).replace("&quot;", '"'))
+    verdict = json.loads(html.unescape(re.search(r'<pre id="verdict">(.*?)</pre>',
+                                                 proc.stdout).group(1)))
     assert verdict["broken"] == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,33 +66,70 @@ class Report:
         return self
 
 
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+_INLINE = (
+    r"[\\`*~]"                             # code spans, emphasis, strikethrough, escapes
+    r"|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])"  # an underscore that can delimit emphasis
+    r"|<(?=[A-Za-z/!?])"                    # raw HTML and autolinks
+    r"|&(?=#?[0-9A-Za-z]+;)"                # character references
+)
+_TEXT = re.compile(_INLINE + r"|\](?=[(\[:])")  # the ] of links, references, definitions
+_LABEL = re.compile(_INLINE + r"|[\[\]]")       # inside [...]: every bracket
+_INDENT = re.compile(r"^[ \t]+", re.MULTILINE)
+_LINE_START = re.compile(r"^(?:([#+-](?=[ \t]|$)|>|[-=](?=[-= \t]*$))"
+                         r"|(\d+)([.)])(?=[ \t]|$))", re.MULTILINE)
+
+
+def md_text(text: object, *, label: bool = False, block: bool = True) -> str:
+    """``text`` as Markdown that shows exactly these characters (CommonMark + GitHub).
+
+    Everything that could start formatting is backslash-escaped: ``* ` ~ \\``, an
+    underscore not inside a word (``a_b`` stays, ``_a_`` would be italic), ``<`` before
+    a tag or autolink, ``&`` of a character reference, the ``]`` of a link (with
+    ``label``, for an image's alt text, every bracket), and the start of a line that
+    would open a heading, quote, list or thematic break (its indentation dropped: it
+    would make a code block; ``block=False`` for a table cell, where none can open).
+    The rest is left as written, so the Markdown file stays readable (``val_accuracy``,
+    ``p < 0.05``).
+    """
+    escaped = (_LABEL if label else _TEXT).sub(lambda m: "\\" + m.group(0), str(text))
+    if not block:
+        return escaped
+    return _LINE_START.sub(lambda m: "\\" + m.group(1) if m.group(1)
+                           else f"{m.group(2)}\\{m.group(3)}", _INDENT.sub("", escaped))
+
+
+def _md_line(text: object, *, label: bool = False, block: bool = True) -> str:
+    """:func:`md_text` on one line, with ``|`` escaped (a list item, a table cell)."""
+    return md_text(" ".join(str(text).splitlines()), label=label,
+                   block=block).replace("|", "\\|")
 
 
 def render_markdown(report: Report) -> str:
-    """The report as Markdown (GitHub flavour); figures by relative path."""
-    out = [f"# {report.title}", ""]
+    """The report as Markdown (GitHub flavour); figures by relative path. Text shows as
+    written (:func:`md_text`): a condition named ``a_b*c`` never turns italic."""
+    out = [f"# {_md_line(report.title)}", ""]
     for block in report.blocks:
         if isinstance(block, Heading):
-            out += [f"{'#' * block.level} {block.text}", ""]
+            out += [f"{'#' * block.level} {_md_line(block.text)}", ""]
         elif isinstance(block, Paragraph):
-            out += [block.text, ""]
+            out += [md_text(block.text), ""]
         elif isinstance(block, Bullets):
-            out += [f"- {item}" for item in block.items] + [""]
+            out += [f"- {_md_line(item)}" for item in block.items] + [""]
         elif isinstance(block, Table):
             if block.caption:
-                out += [f"*{block.caption}*", ""]
-            out.append("| " + " | ".join(_md_cell(h) for h in block.header) + " |")
+                out += [f"*{_md_line(block.caption)}*", ""]
+            out.append("| " + " | ".join(_md_line(h, block=False) for h in block.header)
+                       + " |")
             out.append("|" + "|".join("---" for _ in block.header) + "|")
-            out += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+            out += ["| " + " | ".join(_md_line(c, block=False) for c in row) + " |"
+                    for row in block.rows]
             out.append("")
         elif isinstance(block, Figure):
             pdf = Path(block.path).with_suffix(".pdf").as_posix()
             out += [
-                f"![{block.caption}]({block.path})",
+                f"![{_md_line(block.caption, label=True)}]({block.path})",
                 "",
-                f"*{block.caption}* ([pdf]({pdf}))",
+                f"*{_md_line(block.caption)}* ([pdf]({pdf}))",
                 "",
             ]
     return "\n".join(out).rstrip() + "\n"
