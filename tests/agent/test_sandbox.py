@@ -71,6 +71,26 @@ def build():
 """
 
 
+FUNCTIONAL_MODEL = """import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Functional(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.kernel = nn.Parameter(torch.randn(4, 1, 5, 5))
+        self.weight = nn.Parameter(torch.randn(4 * 24 * 24, 10))
+
+    def forward(self, x):
+        return F.relu(F.conv2d(x, self.kernel)).flatten(1) @ self.weight
+
+
+def build():
+    return Functional()
+"""
+
+
 @dataclass
 class Run:
     """One sandboxed run: how to start it, and what the test needs to check afterwards."""
@@ -123,6 +143,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory):
                               SandboxLimits(cpu_seconds=60, timeout_s=6))),
         "cnn": Run(sandboxed(assemble(CNN))),
         "linear": Run(sandboxed(assemble(LINEAR))),
+        "functional": Run(sandboxed(FUNCTIONAL_MODEL)),
         "cpu": Run(sandboxed(model_source("while True:\n    pass"),
                              SandboxLimits(cpu_seconds=3, timeout_s=60))),
         # 2 GB would be granted without the limit (lazily zeroed pages); 1 GB refuses it
@@ -223,7 +244,6 @@ def test_a_valid_model_is_summarised(runs: dict) -> None:
     assert parameter_count(CNN) == result.summary["state"]
     layers = result.summary["layers"]
     assert [tuple(layer["output_shape"]) for layer in layers] == infer_shapes(CNN)
-    assert result.summary["uncounted_layers"] == []
     # conv FLOPs per sample = 2 * C_out * H_out * W_out * C_in * k * k (2 x MACs)
     first, second = (layer for layer in layers if layer["type"] == "Conv2d")
     assert first["flops"] == 2 * 8 * 28 * 28 * 1 * 3 * 3
@@ -236,7 +256,18 @@ def test_flops_of_a_linear_layer_are_two_macs_per_sample(runs: dict) -> None:
     result = result_of(runs, "linear")
     assert result.ok, result
     assert result.summary["flops"] == 2 * 784 * 10
+    assert [layer["flops"] for layer in result.summary["layers"]] == [0, 2 * 784 * 10]
     assert result.summary["params"] == 784 * 10 + 10
+
+
+def test_functional_convolutions_and_matmuls_are_counted(runs: dict) -> None:
+    result = result_of(runs, "functional")
+    assert result.ok, result
+    conv = 2 * 4 * 24 * 24 * 1 * 5 * 5  # F.conv2d: 4 filters of 5x5 on 28x28 -> 24x24
+    matmul = 2 * (4 * 24 * 24) * 10    # x @ weight
+    assert result.summary["flops"] == conv + matmul
+    (layer,) = result.summary["layers"]  # the model is one module with no children
+    assert layer["flops"] == conv + matmul and layer["type"] == "other"  # not a torch.nn type
 
 
 def test_an_infinite_loop_hits_the_cpu_limit(runs: dict) -> None:

@@ -475,10 +475,6 @@ def _summary(value: Any) -> dict[str, Any]:
                       "flops": _number(row.get("flops"), 0, 10**15),
                       "params": _number(row.get("params"), 0, 10**15)}
                      for row in layers[:10_000] if isinstance(row, dict)]
-    uncounted = value.get("uncounted_layers") if isinstance(value.get("uncounted_layers"),
-                                                            list) else []
-    out["uncounted_layers"] = sorted({t if t in types_ else "other" for t in uncounted[:1000]
-                                      if isinstance(t, str)})
     return out
 
 

@@ -12,9 +12,10 @@ loaded by its path. In order:
    (:func:`install_seccomp`: no sockets, no new processes, no ``exec``, no ``ptrace``,
    ...), for every thread. Any failure here ends the run (stage ``isolation``) before
    a line of model code is read.
-1. Import torch, numpy and the training module, and read the inputs (parent-written
-   ``.npz`` files, without pickles). This happens *before* the audit hook: torch's
-   import loads its native libraries through ``ctypes``, which the hook forbids.
+1. Import torch (with its FLOP counter), numpy and the training module, and read the
+   inputs (parent-written ``.npz`` files, without pickles). This happens *before* the
+   audit hook: torch's import loads its native libraries through ``ctypes``, which the
+   hook forbids.
 2. Unless ``audit`` is false, close the paths that spawn processes or create files
    without raising an audit event (``_posixsubprocess``, ``os.mknod``, ``os.mkfifo``),
    then install the audit hook (:func:`make_hook`). ``sys.addaudithook`` hooks cannot
@@ -24,7 +25,7 @@ loaded by its path. In order:
    - ``validate``: import ``model.py``, build the model (``build()``, else the class
      ``class_name``), run it forward in eval mode on zeros, check the output (a finite
      float tensor of shape ``(batch, num_classes)``) and summarise it (parameters,
-     per-layer output shapes, FLOPs);
+     per-layer output shapes, FLOPs counted by torch's ``FlopCounterMode``);
    - ``train``: the same, then refuse a state larger than ``max_params`` (stage
      ``budget``), then train one fresh model per seed (:func:`training.train_seed`) on
      the training and validation data and save each one's weights (its whole
@@ -327,82 +328,57 @@ def _scrub_unaudited() -> None:
 
 # --- the model summary ------------------------------------------------------------------
 
-ACTIVATIONS = frozenset({"ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "SELU", "CELU",
-                         "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Hardswish",
-                         "Hardsigmoid", "Hardtanh", "Softplus", "Softmax", "LogSoftmax"})
-FREE = frozenset({"Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "Flatten",
-                  "Unflatten", "Identity"})
-
-
-def layer_flops(module, inputs: tuple, output, batch: int) -> int | None:
-    """Floating-point operations of one call of a leaf module, per sample (None: uncounted).
-
-    Conv2d: 2 x MACs = 2 * C_out * H_out * W_out * (C_in / groups) * k_h * k_w. Linear:
-    2 * in_features * out_features per output row. Bias additions are not counted (the
-    usual 2 x MACs convention). Batch norm (eval): 2 per element (scale and shift).
-    Activations: 1 per element (GELU and friends cost more; this is a rough count).
-    Max/avg pools: k_h * k_w per output element; adaptive average pool: one addition per
-    input element. Dropout, flatten and identity: 0 (eval mode). Only leaf modules are
-    seen (forward hooks): functional calls inside a ``forward`` (``F.relu``, ``x + y``,
-    ``torch.flatten``) are not counted, and leaf types not listed here are reported as
-    uncounted.
-    """
-    name = type(module).__name__
-    numel = output.numel() // batch if hasattr(output, "numel") else 0
-    if name == "Conv2d":
-        kh, kw = module.kernel_size
-        return 2 * numel * (module.in_channels // module.groups) * kh * kw
-    if name == "Linear":
-        return 2 * module.in_features * numel
-    if name in ("BatchNorm1d", "BatchNorm2d", "BatchNorm3d"):
-        return 2 * numel
-    if name in ACTIVATIONS:
-        return numel
-    if name in ("MaxPool2d", "AvgPool2d"):
-        k = module.kernel_size
-        kh, kw = (k, k) if isinstance(k, int) else k
-        return numel * kh * kw
-    if name in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):
-        return inputs[0].numel() // batch if inputs and hasattr(inputs[0], "numel") else 0
-    if name in FREE:
-        return 0
-    return None
-
 
 def run_forward(torch, model, input_shape: list[int], batch: int):
-    """The model's output on zeros and one record per leaf-module call (forward hooks)."""
+    """The model's output on zeros and one record per leaf-module call.
+
+    FLOPs come from :class:`torch.utils.flop_counter.FlopCounterMode`, which counts at
+    the operator level: matrix products and convolutions wherever they happen (a layer,
+    or a functional ``F.linear``, ``x @ w`` or ``F.conv2d`` inside ``forward``), 2 per
+    multiply-add (Conv2d: 2 * C_out * H_out * W_out * (C_in / groups) * k_h * k_w per
+    sample; Linear: 2 * in * out), bias additions and elementwise work (activations,
+    normalisation, pooling) not counted, the usual convention. Each leaf call's share is
+    the count's growth across that call (forward pre- and post-hooks); the total also
+    holds what ran outside any leaf module.
+    """
     calls: list[dict] = []
+    counter = torch.utils.flop_counter.FlopCounterMode(display=False)
+    before: list[int] = []
+
+    def start(module, inputs):
+        before.append(counter.get_total_flops())
 
     def record(module, inputs, output):
-        flops = layer_flops(module, inputs, output, batch)
+        flops = counter.get_total_flops() - before.pop()
         shape = list(output.shape[1:]) if isinstance(output, torch.Tensor) else None
-        calls.append({"type": type(module).__name__, "output_shape": shape, "flops": flops,
+        calls.append({"type": type(module).__name__, "output_shape": shape,
+                      "flops": flops // batch,
                       "params": sum(p.numel() for p in module.parameters(recurse=False))})
 
-    handles = [module.register_forward_hook(record)
-               for module in model.modules() if not any(module.children())]
+    leaves = [module for module in model.modules() if not any(module.children())]
+    handles = [hook(fn) for module in leaves for hook, fn in (
+        (module.register_forward_pre_hook, start), (module.register_forward_hook, record))]
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), counter:
             output = model(torch.zeros(batch, *input_shape))
     finally:
         for handle in handles:
             handle.remove()
-    return output, calls
+    return output, calls, counter.get_total_flops() // batch
 
 
-def summarize(model, calls: list[dict], input_shape: list[int], batch: int) -> dict:
+def summarize(model, calls: list[dict], flops: int, input_shape: list[int],
+              batch: int) -> dict:
     """Parameters (total, trainable), the whole state's size (parameters and buffers),
-    per-layer output shapes and FLOPs per sample."""
+    per-layer output shapes and FLOPs per sample (:func:`run_forward`)."""
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     state = sum(t.numel() for t in model.state_dict().values())
-    uncounted = sorted({c["type"] for c in calls if c["flops"] is None})
     return {
         "params": int(params), "trainable_params": int(trainable), "state": int(state),
-        "flops": int(sum(c["flops"] or 0 for c in calls)), "flops_per": "sample",
-        "uncounted_layers": uncounted, "input_shape": list(input_shape), "batch": batch,
-        "layers": calls,
+        "flops": int(flops), "flops_per": "sample", "input_shape": list(input_shape),
+        "batch": batch, "layers": calls,
     }
 
 
@@ -491,12 +467,12 @@ def validate_stages(torch, nn, spec: dict, result: dict, model_path: str):
     model = construct(module, spec.get("class_name"), nn)
     result["stage"] = "forward"
     batch, shape = int(spec["batch"]), list(spec["input_shape"])
-    output, calls = run_forward(torch, model, shape, batch)
+    output, calls, flops = run_forward(torch, model, shape, batch)
     result["stage"] = "shape"
     result["output_shape"] = [int(n) for n in output.shape] \
         if isinstance(output, torch.Tensor) else None
     check_output(torch, output, batch, int(spec["num_classes"]))
-    result["summary"] = summarize(model, calls, shape, batch)
+    result["summary"] = summarize(model, calls, flops, shape, batch)
     return module
 
 
@@ -588,6 +564,7 @@ def main(argv: list[str]) -> None:
     try:
         import numpy as np
         import torch
+        import torch.utils.flop_counter  # noqa: F401 - imported before the audit hook
         from torch import nn
 
         torch.set_num_threads(int(spec.get("threads", 1)))
