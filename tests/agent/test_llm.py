@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
+import time
 from typing import Any
 
 import pytest
@@ -147,7 +149,7 @@ def test_http_400_is_not_retried_and_names_status_and_message(serve):
 
 def test_backoff_doubles_between_retries_and_honours_retry_after(serve, monkeypatch):
     waits: list[float] = []
-    monkeypatch.setattr("sweeplab.agent.llm.time.sleep", waits.append)
+    monkeypatch.setattr(time, "sleep", waits.append)
     server = serve(status(500, "overloaded"), status(503, "busy"),
                    status(429, "slow down", {"Retry-After": "3"}), reply("finally"))
     chat = client(server, retries=3, backoff=0.25)
@@ -169,7 +171,8 @@ def test_connection_refused_is_retried_then_raises():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     chat = ChatClient(f"http://127.0.0.1:{port}/v1", "m", retries=1, backoff=0.0)
-    with pytest.raises(LLMError, match=r"failed after 2 attempt\(s\): ConnectionRefusedError"):
+    with pytest.raises(LLMError, match=r"failed after 2 attempt\(s\): ConnectError: .*"
+                                       r"Connection refused"):
         chat.complete(MESSAGES)
 
 
@@ -192,6 +195,13 @@ def test_a_server_rejecting_response_format_is_asked_without_it(serve):
     assert "response_format" not in third  # nor in the re-prompt
     assert [m["role"] for m in third["messages"]] == ["system", "user", "assistant", "user"]
     assert any(m["role"] == "note" and "response_format" in m["content"] for m in transcript)
+
+
+def test_without_the_llm_extra_the_client_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "httpx", None)  # as if it were not installed
+    with pytest.raises(LLMError, match=r"the LLM client needs httpx: pip install "
+                                       r"'sweeplab\[llm\]'"):
+        ChatClient("http://127.0.0.1:9/v1", "m")
 
 
 def test_base_url_must_be_http():

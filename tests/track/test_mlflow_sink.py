@@ -189,3 +189,15 @@ def test_other_errors_are_not_retried(tmp_path):
     with pytest.raises(sqlite3.OperationalError):
         retry_locked(broken, timeout=10)
     assert calls == [1]
+
+
+def test_a_lock_that_outlasts_the_timeout_raises_the_locked_error():
+    calls = []
+
+    def locked() -> None:
+        calls.append(1)
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        retry_locked(locked, timeout=0.5)
+    assert len(calls) > 1  # retried, then given up: the error as raised, not a wrapper

@@ -1,12 +1,13 @@
 """A client for OpenAI-compatible chat completions (Ollama, vLLM, llama.cpp server, OpenAI).
 
-Standard library only (``urllib``): the agent's one network dependency should not pull in
-an SDK. :meth:`ChatClient.complete` sends one conversation and returns the reply, retrying
-what a retry can fix (timeouts, dropped connections, HTTP 429 and 5xx) with exponential
-backoff. :meth:`ChatClient.complete_json` asks for a JSON object constrained by a JSON
-schema, validates the reply locally (servers may ignore the schema) and re-prompts with
-the exact error when it is malformed or invalid; it returns the whole exchange so the
-registry can keep every prompt and reply.
+:meth:`ChatClient.complete` sends one conversation with httpx and returns the reply,
+retrying (tenacity) what a retry can fix: timeouts, dropped connections, HTTP 429 and
+5xx, with exponential backoff and a 429's ``Retry-After``. :meth:`ChatClient.complete_json`
+asks for a JSON object constrained by a JSON schema, validates the reply locally (servers
+may ignore the schema) and re-prompts with the exact error when it is malformed or
+invalid; it returns the whole exchange so the registry can keep every prompt and reply.
+httpx and tenacity come with the ``llm`` extra (``pip install 'sweeplab[llm]'``); the
+offline planner needs neither.
 
 The schemas the planner needs are built here from :data:`sweeplab.agent.space.SPACE`
 (:func:`space_dims`, :func:`candidate_schema`, :func:`decision_schema`), so the prompt,
@@ -15,13 +16,10 @@ the schema and the local check can never disagree about a range.
 
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -33,6 +31,9 @@ T = TypeVar("T")
 log = logging.getLogger("sweeplab.agent.llm")
 
 Message = dict[str, Any]
+
+RETRY_AFTER_MAX_S = 60.0
+"""The longest ``Retry-After`` a 429 may impose before one retry."""
 
 
 class LLMError(SweeplabError, RuntimeError):
@@ -47,6 +48,14 @@ class LLMError(SweeplabError, RuntimeError):
         self.status = status
         self.transcript = list(transcript or [])
         super().__init__(one_line(message))
+
+
+class _Transient(Exception):
+    """A failure a retry may fix; ``retry_after`` is the server's wish, in seconds."""
+
+    def __init__(self, message: str, retry_after: float = 0.0):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def one_line(text: str, limit: int = 500) -> str:
@@ -70,6 +79,13 @@ class ChatClient:
         if not base_url.startswith(("http://", "https://")):
             raise LLMError(f"invalid LLM base URL {base_url!r}: must start with http:// "
                            "or https://")
+        try:
+            import httpx  # noqa: F401
+            import tenacity  # noqa: F401
+        except ImportError as exc:
+            raise LLMError(f"the LLM client needs {exc.name}: pip install "
+                           "'sweeplab[llm]' (or run the agent offline, without "
+                           "--llm-base-url)") from None
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key = api_key
@@ -97,7 +113,7 @@ class ChatClient:
         body = {"model": self.model,
                 "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
                 "temperature": self.temperature, **extra}
-        data = self._post(json.dumps(body).encode("utf-8"))
+        data = self._post(body)
         try:
             content = data["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
@@ -107,49 +123,56 @@ class ChatClient:
                            f"{json.dumps(data)[:200]}")
         return content
 
-    def _post(self, payload: bytes) -> dict[str, Any]:
-        """POST ``payload``, retrying transient failures; the decoded JSON reply."""
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``body`` as JSON, retrying transient failures; the decoded JSON reply."""
+        import httpx
+        import tenacity
+
+        headers = {"Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        last, delay = "no attempt made", 0.0
-        for attempt in range(self.retries + 1):
-            if attempt:
-                log.info("%s: %s; retry %d of %d in %.2g s", self.url, last, attempt,
-                         self.retries, delay)
-                time.sleep(delay)
-            delay = self.backoff * 2**attempt
-            request = urllib.request.Request(self.url, data=payload, headers=headers,
-                                             method="POST")
+
+        def attempt(http: httpx.Client) -> httpx.Response:
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
-            except urllib.error.HTTPError as exc:
-                message = _server_message(exc)
-                exc.close()
-                if exc.code != 429 and exc.code < 500:
-                    raise LLMError(f"{self.url}: HTTP {exc.code}: {message}",
-                                   status=exc.code) from None
-                last = f"HTTP {exc.code}: {message}"
-                retry_after = (exc.headers.get("Retry-After") or "") if exc.headers else ""
-                if exc.code == 429 and retry_after.strip().isdigit():
-                    delay = max(delay, min(float(retry_after), 60.0))
-                continue
-            except (OSError, http.client.HTTPException) as exc:  # timeouts, connections
-                reason = getattr(exc, "reason", exc)
-                timed_out = isinstance(reason, TimeoutError) or "timed out" in str(reason)
-                last = (f"timed out after {self.timeout:g}s" if timed_out
-                        else f"{type(reason).__name__}: {reason}")
-                continue
+                response = http.post(self.url, json=body)
+            except httpx.TimeoutException:
+                raise _Transient(f"timed out after {self.timeout:g}s") from None
+            except httpx.TransportError as exc:  # refused, reset, DNS, protocol
+                raise _Transient(f"{type(exc).__name__}: {exc}") from None
+            if response.status_code == 429 or response.status_code >= 500:
+                wait = response.headers.get("Retry-After", "").strip()
+                raise _Transient(f"HTTP {response.status_code}: {_server_message(response)}",
+                                 min(float(wait), RETRY_AFTER_MAX_S)
+                                 if response.status_code == 429 and wait.isdigit() else 0.0)
+            if response.is_error:
+                raise LLMError(f"{self.url}: HTTP {response.status_code}: "
+                               f"{_server_message(response)}", status=response.status_code)
+            return response
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            backoff = self.backoff * 2 ** (state.attempt_number - 1)
+            return max(backoff, getattr(state.outcome.exception(), "retry_after", 0.0))
+
+        def note(state: tenacity.RetryCallState) -> None:
+            log.info("%s: %s; retry %d of %d in %.2g s", self.url, state.outcome.exception(),
+                     state.attempt_number, self.retries, state.upcoming_sleep)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Transient), wait=wait,
+            stop=tenacity.stop_after_attempt(self.retries + 1), before_sleep=note)
+        with httpx.Client(headers=headers, timeout=self.timeout) as http:
             try:
-                data = json.loads(raw)
-            except ValueError:
-                raise LLMError(f"{self.url}: the reply is not JSON: "
-                               f"{raw[:200].decode('utf-8', 'replace')}") from None
-            if not isinstance(data, dict):
-                raise LLMError(f"{self.url}: the reply is not a JSON object: {raw[:200]!r}")
-            return data
-        raise LLMError(f"{self.url}: failed after {self.retries + 1} attempt(s): {last}")
+                response = retrying(attempt, http)
+            except tenacity.RetryError as exc:
+                raise LLMError(f"{self.url}: failed after {self.retries + 1} attempt(s): "
+                               f"{exc.last_attempt.exception()}") from None
+        try:
+            data = response.json()
+        except ValueError:
+            raise LLMError(f"{self.url}: the reply is not JSON: {response.text[:200]}") from None
+        if not isinstance(data, dict):
+            raise LLMError(f"{self.url}: the reply is not a JSON object: {response.text[:200]}")
+        return data
 
     def complete_json(self, messages: list[Message], schema: dict[str, Any], name: str,
                       parse: Callable[[dict[str, Any]], T]) -> tuple[T, list[Message]]:
@@ -212,24 +235,19 @@ def _chat_only(transcript: list[Message]) -> list[Message]:
     return [m for m in transcript if m["role"] in ("system", "user", "assistant")]
 
 
-def _server_message(exc: urllib.error.HTTPError) -> str:
+def _server_message(response: Any) -> str:
     """The error message an HTTP error reply carries (OpenAI, Ollama, vLLM shapes)."""
     try:
-        raw = exc.read()
-    except (OSError, http.client.HTTPException):
-        raw = b""
-    text = raw.decode("utf-8", "replace")
-    try:
-        data = json.loads(text)
+        data = response.json()
     except ValueError:
-        return one_line(text or exc.reason or "", 300)
+        return one_line(response.text or response.reason_phrase, 300)
     if isinstance(data, dict):
         err = data.get("error", data.get("message", data.get("detail")))
         if isinstance(err, dict):
             err = err.get("message", err)
         if err is not None:
             return one_line(err if isinstance(err, str) else json.dumps(err), 300)
-    return one_line(text, 300)
+    return one_line(response.text, 300)
 
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)

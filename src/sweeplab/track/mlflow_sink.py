@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -69,21 +68,20 @@ def is_locked_error(exc: BaseException) -> bool:
 
 def retry_locked(fn: Callable[..., T], *args: Any, timeout: float = LOCK_RETRY_S,
                  **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)``, retried while it fails with "database is locked".
+    """``fn(*args, **kwargs)``, retried (tenacity) while it fails with "database is locked".
 
-    Pauses grow from 50 ms to 1 s with random jitter (so two writers that collided do
-    not collide again); after ``timeout`` seconds the last error is raised.
+    Pauses are drawn at random below a bound that doubles from 50 ms to 1 s ("full
+    jitter", so two writers that collided do not collide again); no pause runs past
+    ``timeout`` seconds, after which the last error is raised as it was. Other errors
+    are raised at once. tenacity comes with the ``track`` extra, as MLflow does.
     """
-    deadline = time.monotonic() + timeout
-    pause = 0.05
-    while True:
-        try:
-            return fn(*args, **kwargs)
-        except Exception as exc:
-            if not is_locked_error(exc) or time.monotonic() + pause > deadline:
-                raise
-        time.sleep(pause * random.uniform(1.0, 2.0))
-        pause = min(2 * pause, 1.0)
+    import tenacity
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_locked_error),
+        wait=tenacity.wait_random_exponential(multiplier=0.05, max=1.0),
+        stop=tenacity.stop_before_delay(timeout), reraise=True)
+    return retrying(fn, *args, **kwargs)
 
 
 @contextlib.contextmanager
