@@ -23,9 +23,8 @@ from sweeplab.agent.llm import (
     candidate_schema,
     decision_schema,
     extract_json,
-    space_dims,
 )
-from sweeplab.agent.space import SPACE
+from sweeplab.agent.space import SPACE, space_dims
 from sweeplab.errors import SweeplabError
 
 
@@ -98,7 +97,7 @@ def test_out_of_range_reply_is_reprompted_with_the_key_and_bound(serve):
     point, _ = ask(client(server))
     assert point.channels == 16
     reprompt = server.bodies()[1]["messages"][-1]["content"]
-    assert "channels: Input should be less than or equal to 64" in reprompt
+    assert "channels=100: Input should be less than or equal to 64" in reprompt
 
 
 def test_fenced_reply_with_text_around_is_accepted(serve):
@@ -232,17 +231,27 @@ def test_extract_json_says_what_is_wrong(text, error):
 
 def test_candidate_schema_mirrors_the_space():
     schema = candidate_schema()
-    params = schema["properties"]["params"]
     assert schema["required"] == ["rationale", "params"]
+    assert schema["additionalProperties"] is False
+    params = schema["$defs"][schema["properties"]["params"]["$ref"].split("/")[-1]]
     assert params["required"] == list(SPACE) and params["additionalProperties"] is False
     props = params["properties"]
-    assert props["family"] == {"type": "string", "enum": ["cnn", "mlp"]}
-    assert props["kernel_size"] == {"type": "integer", "enum": [3, 5]}
+    assert props["family"]["enum"] == ["cnn", "mlp"] and props["family"]["type"] == "string"
+    assert props["kernel_size"]["enum"] == [3, 5] and props["kernel_size"]["type"] == "integer"
     assert props["batchnorm"]["enum"] == [False, True]
-    assert props["channels"] == {"type": "integer", "minimum": 8, "maximum": 64}
-    assert props["lr"] == {"type": "number", "minimum": 1e-4, "maximum": 1e-2}
-    assert candidate_schema("cnn")["properties"]["params"]["properties"]["family"]["enum"] \
-        == ["cnn"]
-    assert decision_schema()["properties"]["action"]["enum"] == ["continue", "refine", "stop"]
+    assert (props["channels"]["type"], props["channels"]["minimum"],
+            props["channels"]["maximum"]) == ("integer", 8, 64)
+    assert (props["lr"]["type"], props["lr"]["minimum"], props["lr"]["maximum"]) == (
+        "number", 1e-4, 1e-2)
+    pinned = candidate_schema("cnn")
+    pinned = pinned["$defs"][pinned["properties"]["params"]["$ref"].split("/")[-1]]
+    assert pinned["properties"]["family"]["const"] == "cnn"
+    decision = decision_schema()
+    assert decision["properties"]["action"]["enum"] == ["continue", "refine", "stop"]
+    assert decision["required"] == ["action", "reason"]
+    assert decision["additionalProperties"] is False
     logs = {d.name for d in space_dims() if d.log}
     assert logs == {"channels", "mlp_width", "lr"}
+    assert [d.describe() for d in space_dims()][:3] == [
+        'family: one of ["cnn", "mlp"]', "conv_blocks: integer in [1, 3]",
+        "channels: integer in [8, 64] (log scale)"]

@@ -9,22 +9,25 @@ invalid; it returns the whole exchange so the registry can keep every prompt and
 httpx and tenacity come with the ``llm`` extra (``pip install 'sweeplab[llm]'``); the
 offline planner needs neither.
 
-The schemas the planner needs are built here from :data:`sweeplab.agent.space.SPACE`
-(:func:`space_dims`, :func:`candidate_schema`, :func:`decision_schema`), so the prompt,
-the schema and the local check can never disagree about a range.
+The replies the planner asks for are pydantic models (:func:`proposal_model`, whose
+params are :class:`sweeplab.agent.space.SpacePoint`, and :class:`DecisionReply`): the
+JSON schema sent with a request (:func:`candidate_schema`, :func:`decision_schema`) and
+the local check of the reply come from the same model, so they can never disagree.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from sweeplab.agent.space import SPACE
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from sweeplab.agent.space import describe_validation, point_model
 from sweeplab.errors import SweeplabError
 
 T = TypeVar("T")
@@ -277,125 +280,39 @@ def extract_json(text: str) -> dict[str, Any]:
 
 
 def describe_error(exc: Exception) -> str:
-    """One line for a validation error: pydantic's errors as ``loc: message; ...``."""
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        try:
-            items = errors()
-        except Exception:  # noqa: BLE001 - a ValueError with an unrelated errors attribute
-            items = None
-        if items:
-            return one_line("; ".join(
-                f"{'.'.join(str(p) for p in e.get('loc', ())) or 'value'}: {e.get('msg')}"
-                for e in items))
+    """One line for a validation error (pydantic's: :func:`describe_validation`)."""
+    if isinstance(exc, ValidationError):
+        return one_line(describe_validation(exc))
     if isinstance(exc, KeyError):
         return f"missing key {exc}"
     return one_line(str(exc))
 
 
-# --- the search space as JSON schemas -------------------------------------------------
-
-INT_CATEGORICAL = frozenset({"kernel_size"})
-"""Keys of :data:`SPACE` whose two integers are the choices, not a range's bounds."""
-LOG_SCALE = frozenset({"channels", "mlp_width", "lr"})
-"""Keys of :data:`SPACE` searched on a log scale."""
+# --- the replies' models and their JSON schemas ----------------------------------------
 
 
-@dataclass(frozen=True)
-class Dim:
-    """One dimension of :data:`SPACE`: categorical choices, or an int or float range."""
+class DecisionReply(BaseModel):
+    """A decision after an iteration, as the LLM writes it."""
 
-    name: str
-    kind: Literal["categorical", "int", "float"]
-    choices: tuple[Any, ...] = ()
-    low: float = 0.0
-    high: float = 0.0
-    log: bool = False
+    model_config = ConfigDict(extra="forbid")
 
-    def describe(self) -> str:
-        """The dimension in a prompt: ``channels: integer in [8, 64] (log scale)``."""
-        if self.kind == "categorical":
-            return f"{self.name}: one of {json.dumps(list(self.choices))}"
-        what = "integer" if self.kind == "int" else "number"
-        return (f"{self.name}: {what} in [{self.low:g}, {self.high:g}]"
-                + (" (log scale)" if self.log else ""))
-
-    def json_schema(self) -> dict[str, Any]:
-        """The JSON schema of one value."""
-        if self.kind == "categorical":
-            return {"type": _json_type(self.choices[0]), "enum": list(self.choices)}
-        return {"type": "integer" if self.kind == "int" else "number",
-                "minimum": self.low, "maximum": self.high}
-
-    def check(self, value: Any) -> Any:
-        """``value`` as this dimension's type; ``ValueError`` naming what is allowed."""
-        if self.kind == "categorical":
-            for choice in self.choices:
-                if value == choice and type(value) is type(choice):
-                    return choice
-            raise ValueError(f"{self.name}={json.dumps(value)} is not one of "
-                             f"{json.dumps(list(self.choices))}")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(f"{self.name}={json.dumps(value)} must be a "
-                             f"{'integer' if self.kind == 'int' else 'number'}")
-        if self.kind == "int":
-            if value != int(value):
-                raise ValueError(f"{self.name}={value} must be an integer")
-            value = int(value)
-        if not self.low <= value <= self.high:
-            raise ValueError(f"{self.name}={value} is out of range "
-                             f"[{self.low:g}, {self.high:g}]")
-        return value if self.kind == "int" else float(value)
+    action: Literal["continue", "refine", "stop"]
+    reason: str
 
 
-def _json_type(value: Any) -> str:
-    """The JSON schema type of a Python value."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    return "number" if isinstance(value, float) else "string"
-
-
-def space_dims(space: dict[str, tuple[Any, ...]] | None = None) -> list[Dim]:
-    """The dimensions of ``space`` (default :data:`SPACE`), in its order.
-
-    Strings and booleans are categorical, as are the keys in :data:`INT_CATEGORICAL`;
-    two integers are an inclusive int range, anything else a float range.
-    """
-    dims = []
-    for name, values in (SPACE if space is None else space).items():
-        if name in INT_CATEGORICAL or any(isinstance(v, (str, bool)) for v in values):
-            dims.append(Dim(name, "categorical", choices=tuple(values)))
-        elif all(isinstance(v, int) for v in values):
-            dims.append(Dim(name, "int", low=values[0], high=values[1],
-                            log=name in LOG_SCALE))
-        else:
-            dims.append(Dim(name, "float", low=float(values[0]), high=float(values[1]),
-                            log=name in LOG_SCALE))
-    return dims
-
-
-def params_schema(family: str | None = None) -> dict[str, Any]:
-    """The JSON schema of one point of :data:`SPACE` (``family`` pinned when given)."""
-    properties = {d.name: d.json_schema() for d in space_dims()}
-    if family is not None:
-        properties["family"] = {"type": "string", "enum": [family]}
-    return {"type": "object", "properties": properties, "required": list(properties),
-            "additionalProperties": False}
+@functools.cache
+def proposal_model(family: str | None = None) -> type[BaseModel]:
+    """A proposal as the LLM writes it: ``{"rationale": str, "params": a point of the
+    space}`` (:func:`~sweeplab.agent.space.point_model`, ``family`` pinned when given)."""
+    return create_model("ProposalReply", __config__=ConfigDict(extra="forbid"),
+                        rationale=(str, ...), params=(point_model(family), ...))
 
 
 def candidate_schema(family: str | None = None) -> dict[str, Any]:
-    """The JSON schema of a proposal: ``{"rationale": str, "params": a SPACE point}``."""
-    return {"type": "object",
-            "properties": {"rationale": {"type": "string"}, "params": params_schema(family)},
-            "required": ["rationale", "params"], "additionalProperties": False}
+    """The JSON schema of a proposal (:func:`proposal_model`)."""
+    return proposal_model(family).model_json_schema()
 
 
 def decision_schema() -> dict[str, Any]:
-    """The JSON schema of a decision: ``{"action": continue|refine|stop, "reason": str}``."""
-    return {"type": "object",
-            "properties": {"action": {"type": "string",
-                                      "enum": ["continue", "refine", "stop"]},
-                           "reason": {"type": "string"}},
-            "required": ["action", "reason"], "additionalProperties": False}
+    """The JSON schema of a decision (:class:`DecisionReply`)."""
+    return DecisionReply.model_json_schema()

@@ -32,14 +32,22 @@ from optuna.trial import TrialState
 
 from sweeplab.agent.llm import (
     ChatClient,
+    DecisionReply,
     LLMError,
     Message,
     candidate_schema,
     decision_schema,
-    space_dims,
+    proposal_model,
 )
 from sweeplab.agent.records import Decision, IterationRecord, Proposal
-from sweeplab.agent.space import SPACE, Candidate, build_candidate
+from sweeplab.agent.space import (
+    SPACE,
+    Candidate,
+    build_candidate,
+    point_model,
+    space_dims,
+    validated,
+)
 from sweeplab.errors import ConfigError
 
 
@@ -84,30 +92,10 @@ def offline_decision(history: list[IterationRecord], target: float | None,
 
 
 def check_params(params: Any, family: str | None = None) -> dict[str, Any]:
-    """``params`` as a point of :data:`SPACE`, in its order; one ``ValueError`` listing
-    every missing, unknown or out-of-range key (and a family other than ``family``)."""
-    if not isinstance(params, dict):
-        raise ValueError(f"params must be a JSON object, got {json.dumps(params)[:100]}")
-    errors, point = [], {}
-    dims = space_dims()
-    missing = [d.name for d in dims if d.name not in params]
-    unknown = sorted(set(params) - {d.name for d in dims})
-    if missing:
-        errors.append(f"missing parameter(s) {missing}")
-    if unknown:
-        errors.append(f"unknown parameter(s) {unknown}; allowed: {[d.name for d in dims]}")
-    for dim in dims:
-        if dim.name in params:
-            try:
-                point[dim.name] = dim.check(params[dim.name])
-            except ValueError as exc:
-                errors.append(str(exc))
-    if family is not None and point.get("family", family) != family:
-        errors.append(f"family={json.dumps(point['family'])} but the goal asks for "
-                      f"{json.dumps(family)}")
-    if errors:
-        raise ValueError("; ".join(errors))
-    return point
+    """``params`` as a point of the space (:class:`~sweeplab.agent.space.SpacePoint`,
+    ``family`` pinned when given), in its order; one ``ValueError`` naming every missing,
+    unknown (with what it likely meant) or invalid key."""
+    return validated(point_model(family), params).model_dump()
 
 
 BASELINE: dict[str, Any] = {
@@ -278,14 +266,10 @@ class LLMPlanner:
 
     def _parse(self, reply: dict[str, Any]) -> tuple[dict[str, Any], Candidate]:
         """The space point and candidate of a reply; ``ValueError`` when it is invalid."""
-        rationale = reply.get("rationale", "")
-        if not isinstance(rationale, str):
-            raise ValueError("rationale must be a string")
-        if "params" not in reply:
-            raise ValueError('the reply has no "params" object')
-        params = check_params(reply["params"], self.family)
+        proposal = validated(proposal_model(self.family), reply)
+        params = proposal.params.model_dump()
         candidate = build_candidate(params, self.input_shape, self.num_classes, self.epochs)
-        return params, candidate.model_copy(update={"rationale": rationale.strip()})
+        return params, candidate.model_copy(update={"rationale": proposal.rationale.strip()})
 
     def propose_messages(self, history: list[IterationRecord]) -> list[Message]:
         """The system prompt (role, goal, space) and the history, asking for a point."""
@@ -361,13 +345,9 @@ class LLMPlanner:
 
 def _parse_decision(reply: dict[str, Any]) -> Decision:
     """A decision reply as a :class:`Decision`; ``ValueError`` when it is invalid."""
-    action, reason = reply.get("action"), reply.get("reason", "")
-    if action not in ("continue", "refine", "stop"):
-        raise ValueError(f'action={json.dumps(action)} is not one of "continue", "refine", '
-                         '"stop"')
-    if not isinstance(reason, str):
-        raise ValueError("reason must be a string")
-    return Decision(action, " ".join(reason.split())[:300] or "(no reason given)")
+    decision = validated(DecisionReply, reply)
+    return Decision(decision.action, " ".join(decision.reason.split())[:300]
+                    or "(no reason given)")
 
 
 def history_entry(record: IterationRecord) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 A :class:`ModelConfig` is a class name, an input shape (C, H, W), a class count and a
 list of layers; the assembler turns it into PyTorch source with every shape inferred, so
 a planner (an LLM or Optuna) never computes ``in_features`` by hand. Both planners search
-:data:`SPACE`, a family of CNNs and MLPs described by a few numbers that
+:class:`SpacePoint`, a family of CNNs and MLPs described by a few numbers that
 :func:`build_candidate` turns into a layer list: one space, so that every point an LLM
 proposes can be told to the same Optuna study. The assembler itself takes any layer list
 that :class:`ModelConfig` accepts.
@@ -11,9 +11,21 @@ that :class:`ModelConfig` accepts.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+
+from sweeplab.suggest import did_you_mean
 
 LayerType = Literal[
     "conv2d", "linear", "relu", "gelu", "maxpool2d", "avgpool2d", "adaptiveavgpool2d",
@@ -102,25 +114,150 @@ class Candidate(BaseModel):
     rationale: str = ""
 
 
+class LogScale:
+    """Marks a range of :class:`SpacePoint` that is searched on a log scale."""
+
+    def __repr__(self) -> str:
+        return "LOG"
+
+
+LOG = LogScale()
+
+
+class SpacePoint(BaseModel):
+    """One point of the search space both planners search (see :func:`build_candidate`).
+
+    The single declaration of the space: Optuna's distributions and the LLM prompt's
+    lines (:func:`space_dims`), the JSON schema sent to the LLM (``model_json_schema``)
+    and the check of every point (:func:`validated`, with its error messages) all come
+    from these fields. Bounds are inclusive; values are validated in pydantic's lax mode
+    (``16.0`` is the integer 16).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    family: Literal["cnn", "mlp"]
+    conv_blocks: Annotated[int, Field(ge=1, le=3)]
+    channels: Annotated[int, Field(ge=8, le=64, description="the first block's channels"),
+                        LOG]
+    kernel_size: Literal[3, 5]
+    batchnorm: Literal[False, True]
+    pooling: Annotated[Literal["global", "flatten"], Field(
+        description="CNN: global average pool, or flatten the feature map")]
+    hidden: Annotated[int, Field(ge=0, le=256, description="a dense layer before the head "
+                                                           "(0: none)")]
+    mlp_layers: Annotated[int, Field(ge=1, le=3)]
+    mlp_width: Annotated[int, Field(ge=32, le=512), LOG]
+    dropout: Annotated[float, Field(ge=0.0, le=0.5)]
+    lr: Annotated[float, Field(ge=1e-4, le=1e-2), LOG]
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One field of :class:`SpacePoint` as a planner reads it: categorical choices, or an
+    int or float range (inclusive), possibly on a log scale."""
+
+    name: str
+    kind: Literal["categorical", "int", "float"]
+    choices: tuple[Any, ...] = ()
+    low: float = 0.0
+    high: float = 0.0
+    log: bool = False
+
+    def describe(self) -> str:
+        """The dimension in a prompt: ``channels: integer in [8, 64] (log scale)``."""
+        if self.kind == "categorical":
+            return f"{self.name}: one of {json.dumps(list(self.choices))}"
+        what = "integer" if self.kind == "int" else "number"
+        return (f"{self.name}: {what} in [{self.low:g}, {self.high:g}]"
+                + (" (log scale)" if self.log else ""))
+
+
+def space_dims() -> list[Dim]:
+    """The fields of :class:`SpacePoint`, in order, as :class:`Dim`."""
+    dims = []
+    for name, info in SpacePoint.model_fields.items():
+        if get_origin(info.annotation) is Literal:
+            dims.append(Dim(name, "categorical", choices=get_args(info.annotation)))
+            continue
+        bounds = {type(m).__name__: m for m in info.metadata}
+        kind = "int" if info.annotation is int else "float"
+        low, high = bounds["Ge"].ge, bounds["Le"].le
+        dims.append(Dim(name, kind, low=low, high=high, log=LOG in info.metadata))
+    return dims
+
+
 SPACE: dict[str, tuple[Any, ...]] = {
-    "family": ("cnn", "mlp"),
-    "conv_blocks": (1, 3),          # int range (inclusive)
-    "channels": (8, 64),            # int range, log scale: first block's channels
-    "kernel_size": (3, 5),          # categorical
-    "batchnorm": (False, True),     # categorical
-    "pooling": ("global", "flatten"),  # CNN: global average pool, or flatten the feature map
-    "hidden": (0, 256),             # int range: a dense layer before the head (0: none)
-    "mlp_layers": (1, 3),           # int range
-    "mlp_width": (32, 512),         # int range, log scale
-    "dropout": (0.0, 0.5),          # float range
-    "lr": (1e-4, 1e-2),             # float range, log scale
-}
-"""The offline planner's search space (see :func:`build_candidate`)."""
+    d.name: d.choices if d.kind == "categorical" else (d.low, d.high) for d in space_dims()}
+"""The search space at a glance, from :class:`SpacePoint`: name -> choices, or
+``(low, high)`` of a range."""
+
+
+@functools.cache
+def point_model(family: str | None = None) -> type[SpacePoint]:
+    """:class:`SpacePoint`, with ``family`` pinned to one value when given (a goal that
+    names a family)."""
+    if family is None:
+        return SpacePoint
+    return create_model(f"SpacePoint_{family}", __base__=SpacePoint,
+                        family=(Literal[family], Field(description="fixed by the goal")))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], data: Any) -> M:
+    """``data`` as a ``model``; a ``ValueError`` of :func:`describe_validation` if not."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(describe_validation(exc, model)) from None
+
+
+def describe_validation(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """pydantic's errors on one line, ``; ``-joined: the missing keys, the unknown keys
+    (each with what it likely meant, :mod:`sweeplab.suggest`, and the keys allowed there
+    when ``model`` is given), then ``key=value: message`` for each invalid value."""
+    missing: dict[tuple, list[str]] = {}
+    unknown: dict[tuple, list[str]] = {}
+    invalid = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        if error["type"] == "missing":
+            missing.setdefault(loc[:-1], []).append(str(loc[-1]))
+        elif error["type"] == "extra_forbidden":
+            unknown.setdefault(loc[:-1], []).append(str(loc[-1]))
+        else:
+            shown = json.dumps(error.get("input"), default=repr)
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            invalid.append(f"{_dotted(loc) or 'value'}={shown}: {error['msg']}")
+    parts = [f"missing key(s) {', '.join(_dotted(at + (k,)) for k in keys)}"
+             for at, keys in missing.items()]
+    for at, keys in unknown.items():
+        allowed = _fields_at(model, at)
+        named = ", ".join(_dotted(at + (k,)) + did_you_mean(k, allowed) for k in keys)
+        parts.append(f"unknown key(s) {named}"
+                     + (f"; allowed: {', '.join(allowed)}" if allowed else ""))
+    return "; ".join(parts + invalid)
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _fields_at(model: type[BaseModel] | None, loc: tuple) -> list[str]:
+    """The field names of the (nested) model at ``loc``, or [] when unknown."""
+    for part in loc:
+        info = model.model_fields.get(str(part)) if model is not None else None
+        model = info.annotation if info is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+    return list(model.model_fields) if model is not None else []
 
 
 def build_candidate(params: dict[str, Any], input_shape: tuple[int, int, int],
                     num_classes: int, epochs: int, name: str = "CandidateNet") -> Candidate:
-    """The candidate a point of :data:`SPACE` describes.
+    """The candidate a point of :class:`SpacePoint` describes.
 
     CNN: ``conv_blocks`` blocks of conv (channels doubling from ``channels``, ``same``
     padding), optional batch norm, ReLU and a 2x2 max-pool while the image is at least
