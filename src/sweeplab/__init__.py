@@ -2,8 +2,9 @@
 
 Public API of the foundation: run directories and files (``make_experiment_dir``,
 ``save_json``, ``save_yaml``, ``set_seeds``), study registration (``register_study``,
-``RunContext``, ``StudyConfig``, ``resolve_study``), a script's own command line
-(``main``), metrics from any code (``log``, ``final``) and the errors.
+``RunContext``, ``StudyConfig``, ``resolve_study``), grids from Python (``run_grid``,
+``make_executor``, ``GridResult``), a script's own command line (``main``), metrics from
+any code (``log``, ``final``) and the errors.
 
 Names are imported when first used, so ``import sweeplab`` in a script that only calls
 ``sweeplab.log`` costs nothing (no pydantic, NumPy or torch).
@@ -28,6 +29,9 @@ _EXPORTS = {
     "get_study": "sweeplab.core.registry",
     "register_study": "sweeplab.core.registry",
     "resolve_study": "sweeplab.core.registry",
+    "run_grid": "sweeplab.execute.driver",
+    "make_executor": "sweeplab.execute.driver",
+    "GridResult": "sweeplab.execute.driver",
     "main": "sweeplab.cli.script",
     "log": "sweeplab.protocol",
     "final": "sweeplab.protocol",

@@ -11,6 +11,7 @@ from sweeplab.core.config import StudyConfig
 from sweeplab.core.context import RunContext
 from sweeplab.core.experiment import make_experiment_dir
 from sweeplab.core.threads import limit_threads
+from sweeplab.track.local import run_context
 
 
 class ToyConfig(StudyConfig):
@@ -34,7 +35,7 @@ def contexts(tmp_path):
 
     def make(tag: str, n: int, save_interval: int = 0) -> list[RunContext]:
         dirs = [make_experiment_dir(tmp_path / tag, str(i)) for i in range(n)]
-        ctxs = [RunContext(d, ToyConfig(seed=i, save_interval=save_interval))
+        ctxs = [run_context(d, ToyConfig(seed=i, save_interval=save_interval))
                 for i, d in enumerate(dirs)]
         opened.extend(ctxs)
         return ctxs
@@ -44,7 +45,7 @@ def contexts(tmp_path):
         for ctx in ctxs:
             ctx.close()
             saved = load_checkpoint(checkpoint_path(ctx.run_dir))
-            fresh.append(RunContext(Path(ctx.run_dir), ctx.config, resume=saved))
+            fresh.append(run_context(Path(ctx.run_dir), ctx.config, resume=saved))
         opened.extend(fresh)
         return fresh
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeplab.execute.job import Job, JobResult
+from sweeplab.core.rundir import RunResult
+from sweeplab.execute.job import Job
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = HERE.parents[1] / "scripts" / "slurm"
@@ -85,12 +86,12 @@ class Recorder:
 
     def __init__(self) -> None:
         self.started: list[str] = []
-        self.done: list[tuple[str, JobResult]] = []
+        self.done: list[tuple[str, RunResult]] = []
 
     def on_start(self, job: Job) -> None:
         self.started.append(job.name)
 
-    def on_done(self, job: Job, result: JobResult) -> None:
+    def on_done(self, job: Job, result: RunResult) -> None:
         assert job.name in self.started, "on_done before on_start"
         self.done.append((job.name, result))
 

@@ -41,8 +41,7 @@ def resume_hint(run_dir: Path) -> str:
 def main(argv: list[str]) -> int:
     from sweeplab.cli.status import tail_error
     from sweeplab.core.run_dirs import find_run_dirs
-    from sweeplab.execute.run_files import is_stale
-    from sweeplab.execute.sweep import read_status
+    from sweeplab.core.rundir import read_status
 
     parser = OneLineParser(prog="sweeplab errors", description=__doc__.splitlines()[0])
     parser.add_argument("dir", help="a grid directory, a runs root or a run directory")
@@ -57,12 +56,12 @@ def main(argv: list[str]) -> int:
     counts = {"failed": 0, "interrupted": 0, "stale": 0}
     for run_dir in runs:
         status = read_status(run_dir)
-        if status.get("state") == "failed":
-            kind = "interrupted" if status.get("interrupted") else "failed"
-            error = status.get("error") or "(no error recorded)"
-        elif is_stale(status):
+        if status.state == "failed":
+            kind = status.shown
+            error = status.error or "(no error recorded)"
+        elif status.stale():
             kind = "stale"
-            error = f"process {status.get('pid')} gone while running (killed?)"
+            error = f"process {status.pid} gone while running (killed?)"
         else:
             continue
         counts[kind] += 1

@@ -95,14 +95,13 @@ def main(argv: list[str]) -> int:
 
 def follow(run_dir: Path, tails: list[LogTail], poll: float) -> int:
     """Print new lines until the run is no longer running; 0 if it ended ``done``."""
-    from sweeplab.execute.run_files import is_stale
-    from sweeplab.execute.sweep import read_status
+    from sweeplab.core.rundir import read_status
 
     while True:
         status = read_status(run_dir)
-        state = status.get("state")
+        state = status.state if status.exists else None
         gone = not run_dir.is_dir()
-        stale = is_stale(status)
+        stale = status.stale()
         ended = gone or stale or (state is not None and state != "running")
         if ended:
             time.sleep(poll)  # the run's last lines land just after its status flips
@@ -113,8 +112,8 @@ def follow(run_dir: Path, tails: list[LogTail], poll: float) -> int:
     if gone:
         why = "the run directory was removed"
     elif stale:
-        why = f"process {status.get('pid')} is gone (stale run)"
+        why = f"process {status.pid} is gone (stale run)"
     else:
-        why = f"run {state}" + (f": {status['error']}" if status.get("error") else "")
+        why = f"run {state}" + (f": {status.error}" if status.error else "")
     err_console.print(f"[{why}]", highlight=False, markup=False, soft_wrap=True)
     return 0 if state == "done" and not stale else 1

@@ -12,7 +12,8 @@ from datetime import timedelta
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from sweeplab.execute.job import Job, JobResult
+from sweeplab.core.rundir import RunResult
+from sweeplab.execute.job import Job
 
 
 def _fmt_eta(seconds: float | None) -> str:
@@ -71,7 +72,7 @@ class GridProgress:
         self.running += 1
         self._refresh()
 
-    def finish(self, job: Job, result: JobResult) -> None:
+    def finish(self, job: Job, result: RunResult) -> None:
         self.running = max(0, self.running - 1)
         self.session_finished += 1
         if result.state == "done":

@@ -29,10 +29,10 @@ from sweeplab.cli.tracking import add_tracking_flags, tracking_from
 from sweeplab.core.disk import DiskFullError
 from sweeplab.core.experiment import load_yaml, make_experiment_dir
 from sweeplab.core.registry import Study, resolve_study, study_names
+from sweeplab.core.rundir import RunResult, read_status
 from sweeplab.core.threads import limit_threads
 from sweeplab.errors import ConfigError
-from sweeplab.execute.single import RunResult, execute_run
-from sweeplab.execute.sweep import process_alive, read_status
+from sweeplab.execute.single import execute_run
 from sweeplab.track.config import TrackingConfig
 
 
@@ -101,7 +101,7 @@ def main(argv: list[str], prog: str | None = None) -> int:
     limit_threads(ns.threads)
 
     if ns.resume:
-        if saved["status"].get("state") == "done":
+        if saved["status"].state == "done":
             console.print(f"run {run_dir} is already done; nothing to resume", highlight=False)
             return 0
         cli = {**saved.get("cli", {}), "resume_argv": [*prog.split(), *argv[1:]]}
@@ -161,10 +161,9 @@ def _saved_run(run_dir: str) -> dict[str, Any]:
     saved = load_yaml(path / "config.yaml")
     if not isinstance(saved, dict) or "study" not in saved or "config" not in saved:
         raise ConfigError("resume", run_dir, "config.yaml lacks the study and its config")
-    saved["status"] = read_status(path)
-    if saved["status"].get("state") == "running" and process_alive(saved["status"]):
-        raise ConfigError("resume", run_dir,
-                          f"the run is still running (pid {saved['status'].get('pid')})")
+    saved["status"] = status = read_status(path)
+    if status.state == "running" and status.alive():
+        raise ConfigError("resume", run_dir, f"the run is still running (pid {status.pid})")
     return saved
 
 

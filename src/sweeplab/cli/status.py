@@ -14,8 +14,9 @@ from rich.table import Table
 
 from sweeplab.cli.console import console
 from sweeplab.cli.flags import OneLineParser, reject_unknown
+from sweeplab.core.rundir import RunStatus, read_status
 from sweeplab.errors import ConfigError
-from sweeplab.execute.sweep import load_grid_info, process_alive, read_status
+from sweeplab.execute.sweep import load_grid_info
 
 
 def tail_error(run_dir: Path, lines: int = 6) -> list[str]:
@@ -44,12 +45,10 @@ def main(argv: list[str]) -> int:
         raise ConfigError("grid_dir", str(grid_dir), "no such directory")
     info = load_grid_info(grid_dir)
 
-    states: dict[str, list[tuple[str, dict]]] = {}
+    states: dict[str, list[tuple[str, RunStatus]]] = {}
     for name in info.get("runs", []):
         status = read_status(grid_dir / name)
-        state = status.get("state", "pending")
-        if state == "running" and not process_alive(status):
-            state = "stale"
+        state = "stale" if status.stale() else status.state
         states.setdefault(state, []).append((name, status))
     total = len(info.get("runs", []))
     counts = {s: len(v) for s, v in states.items()}
@@ -80,7 +79,7 @@ def main(argv: list[str]) -> int:
 
     for name, st in states.get("failed", []) + states.get("stale", []):
         console.print(f"[red]{'failed' if st.get('state') == 'failed' else 'stale'}[/red] "
-                      f"{name}: {st.get('error', 'process gone while running')}", highlight=False)
+                      f"{name}: {st.error or 'process gone while running'}", highlight=False)
         for text in tail_error(grid_dir / name, ns.lines):
             console.print(f"    {text}", highlight=False, markup=False)
     return 0

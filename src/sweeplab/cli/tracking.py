@@ -14,8 +14,9 @@ from typing import Any
 from sweeplab.cli.console import err_console
 from sweeplab.track.config import TrackingConfig, prepare_tracking
 
-TRACKING_FLAGS = ["--wandb_project", "--wandb_entity", "--wandb_mode", "--wandb_dir",
-                  "--mlflow_uri", "--mlflow_experiment"]
+TRACKING_KEYS = ("wandb_project", "wandb_entity", "wandb_mode", "wandb_dir", "mlflow_uri",
+                 "mlflow_experiment")
+TRACKING_FLAGS = [f"--{key}" for key in TRACKING_KEYS]
 
 
 def add_tracking_flags(parser: argparse.ArgumentParser) -> list[str]:
@@ -51,16 +52,16 @@ def tracking_from(
     created; a tracker that cannot start is switched off with a warning.
     """
     values = dict(spec_tracking or {})
-    for key in ("wandb_project", "wandb_entity", "wandb_mode", "wandb_dir", "mlflow_uri",
-                "mlflow_experiment"):
+    for key in TRACKING_KEYS:
         if getattr(ns, key, None) is not None:
             values[key] = getattr(ns, key)
     tracking = TrackingConfig(**values, group=group)
     if not tracking.enabled:
         return None
-    resolved = prepare_tracking(tracking, runs_dir, experiment, warn=_warn)
+    resolved = prepare_tracking(tracking, runs_dir, experiment, warn=warn)
     return resolved if resolved.enabled else None
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
+    """A tracker's warning, on stderr."""
     err_console.print(f"[yellow]warning[/yellow]: {message}", highlight=False)

@@ -20,7 +20,6 @@ checkpoint never runs code.
 
 from __future__ import annotations
 
-import io
 import random
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from sweeplab.core.experiment import atomic_write_bytes
+from sweeplab.core.rundir import save_torch
 from sweeplab.errors import SweeplabError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -53,11 +52,7 @@ def checkpoint_files(run_dir: str | Path) -> list[Path]:
 
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> Path:
     """Write ``checkpoint`` to ``path`` atomically (never a half-written file)."""
-    import torch
-
-    buffer = io.BytesIO()
-    torch.save(checkpoint, buffer)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_torch(checkpoint, path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

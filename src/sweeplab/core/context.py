@@ -1,12 +1,11 @@
 """RunContext: what a study sees of its run directory.
 
 A study logs metrics, saves figures, artifacts and checkpoints through its context and
-never needs to know where files go, which trackers listen or how signals arrive. Layout
-of a run directory::
-
-    config.yaml  status.json  provenance.json  final.json
-    metrics.jsonl  metrics.csv  figs/  tables/  logs/run.log  logs/train.log
-    checkpoints/last.pt
+never needs to know where files go, which trackers listen or how signals arrive (the
+layout is :mod:`sweeplab.core.rundir`'s). The context writes no metric file itself: it
+is handed its sinks (the run's metric files, its training log, any trackers) by whoever
+starts the run (:func:`sweeplab.track.local.run_context`), so the framework's core
+depends on no sink.
 
 Checkpoints and interruption, in a study's training loop::
 
@@ -30,10 +29,10 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sweeplab.core.checkpoint import (
     checkpoint_path,
@@ -42,11 +41,33 @@ from sweeplab.core.checkpoint import (
     save_checkpoint,
 )
 from sweeplab.core.config import StudyConfig
-from sweeplab.core.experiment import save_json
-from sweeplab.track.local import LocalMetricsWriter, MetricSink
-from sweeplab.track.trainlog import TrainLog
+from sweeplab.core.rundir import save_figure, save_json
 
 StateFn = Callable[[], dict[str, Any]]
+
+
+class MetricSink(Protocol):
+    """Anything that receives a run's metrics (local files, wandb, mlflow, ...)."""
+
+    def log(self, step: int, metrics: Mapping[str, float]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MetricsFile(MetricSink, Protocol):
+    """The run's own metric file: a checkpoint records how much of it the state covers."""
+
+    jsonl_path: Path
+
+    def position(self) -> dict[str, int]:
+        """Flush, and say where the file ends: ``{"offset": bytes, "rows": lines}``."""
+        ...
+
+
+class EventLog(MetricSink, Protocol):
+    """The run's human-readable training log, which also takes events (resume, ...)."""
+
+    def event(self, text: str) -> None: ...
 
 _SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGUSR2") if hasattr(signal, name)
@@ -164,24 +185,30 @@ def interruptible_batch(
 
 
 class RunContext:
-    """Handle a study uses to record its run: metrics, figures, checkpoints, warnings."""
+    """Handle a study uses to record its run: metrics, figures, checkpoints, warnings.
+
+    ``metrics`` is the run's metric file (its position goes into each checkpoint),
+    ``train_log`` its training log; both, and any further ``sinks``, receive every
+    logged row. ``resume`` is the checkpoint the run continues from (the metric file
+    must already be cut back to it).
+    """
 
     def __init__(
         self,
         run_dir: str | Path,
         config: StudyConfig,
+        metrics: MetricsFile,
+        train_log: EventLog,
         sinks: Iterable[MetricSink] = (),
         logger: logging.Logger | None = None,
-        step_key: str = "epoch",
         resume: dict[str, Any] | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.config = config
         self.logger = logger or logging.getLogger("sweeplab.run")
         self._resume = resume
-        truncate_at = resume["metrics"]["offset"] if resume else 0
-        self.local = LocalMetricsWriter(self.run_dir, step_key=step_key, truncate_at=truncate_at)
-        self.train_log = TrainLog(self.run_dir / "logs" / "train.log", step_key=step_key)
+        self.local = metrics
+        self.train_log = train_log
         self.sinks: list[MetricSink] = [self.local, self.train_log, *sinks]
         self.warnings: list[str] = list(resume["warnings"]) if resume else []
         self.save_interval = int(getattr(config, "save_interval", 0) or 0)
@@ -212,9 +239,8 @@ class RunContext:
     def save_figure(
         self, name: str, fig: Any, formats: tuple[str, ...] = ("png", "pdf")
     ) -> list[Path]:
-        """Save a matplotlib figure as ``figs/<name>.png`` and ``.pdf``, then close it."""
-        from sweeplab.analysis.style import save_figure
-
+        """Save a matplotlib figure as ``figs/<name>.png`` and ``.pdf`` (atomically, as
+        the figure's own settings draw it), then close it."""
         return save_figure(fig, self.path("figs", name), formats=formats)
 
     def warn(self, message: str) -> None:

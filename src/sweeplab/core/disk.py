@@ -14,7 +14,7 @@ file systems that overwrite in place (ext4 and tmpfs among them) need no new blo
 rewrite in place is not atomic, but a torn status reads as no status, and a run without
 one runs again: the safe direction. Where even that fails (a copy-on-write file system,
 a status never written), the status still says ``running`` and the process that wrote
-it is gone: liveness (:func:`sweeplab.execute.sweep.process_alive`) tells a resume so,
+it is gone: liveness (:meth:`sweeplab.core.rundir.RunStatus.stale`) tells a resume so,
 and it runs again all the same.
 """
 
@@ -125,7 +125,7 @@ def save_small_json(obj: Any, path: str | Path) -> bool:
     compactly to fit (see the module doc); else not at all (False), and the old content
     stays. Errors other than a full disk propagate.
     """
-    from sweeplab.core.experiment import save_json, to_jsonable
+    from sweeplab.core.rundir import save_json, to_jsonable
 
     try:
         save_json(obj, path)

@@ -1,7 +1,7 @@
 """The executor interface: *where* jobs run, apart from *what* runs (the planner).
 
 An executor receives plain :class:`~sweeplab.execute.job.Job` objects, runs each with
-:func:`~sweeplab.execute.job.run_job` somewhere (this process, a local pool of warm
+:func:`~sweeplab.execute.worker.run_job` somewhere (this process, a local pool of warm
 workers, a Slurm job array) and reports back through two callbacks, so progress bars,
 ``master.csv`` and resume logic stay identical whatever the backend.
 """
@@ -12,10 +12,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 
 from sweeplab.core.disk import DiskFullError
-from sweeplab.execute.job import Job, JobResult
+from sweeplab.core.rundir import RunResult
+from sweeplab.execute.job import Job
 
 OnStart = Callable[[Job], None]
-OnDone = Callable[[Job, JobResult], None]
+OnDone = Callable[[Job, RunResult], None]
 
 
 class Executor(ABC):
@@ -35,7 +36,7 @@ class Executor(ABC):
         The jobs never started stay pending."""
 
 
-def disk_full_stop(results: Iterable[JobResult]) -> DiskFullError | None:
+def disk_full_stop(results: Iterable[RunResult]) -> DiskFullError | None:
     """The error that stops an executor if one of ``results`` met a full disk."""
     for result in results:
         if result.disk_full is not None:

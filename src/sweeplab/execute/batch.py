@@ -19,7 +19,8 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from sweeplab.execute.job import Job, JobResult
+from sweeplab.core.rundir import RunResult, can_resume, make_run_subdirs
+from sweeplab.execute.job import Job
 
 MAX_BATCH = 512
 """Most runs in one batch (memory grows with it; speed stops growing well before)."""
@@ -31,12 +32,10 @@ def batch_units(jobs: Sequence[Job], workers: int, max_batch: int = MAX_BATCH) -
     A group of ``n`` compatible jobs is cut into ``min(workers, n)`` nearly equal batches
     (more when a batch would exceed ``max_batch``), so every worker has work.
     """
-    from sweeplab.execute.sweep import can_resume
-
     groups: dict[tuple[str, str], list[Job]] = {}
     units: list[list[Job]] = []
     for job in jobs:
-        if job.batch_key is None or can_resume(job):
+        if job.batch_key is None or can_resume(job.run_dir, job.config_hash):
             units.append([job])
             continue
         key = (job.study, job.batch_key)
@@ -53,7 +52,7 @@ def batch_units(jobs: Sequence[Job], workers: int, max_batch: int = MAX_BATCH) -
     return out
 
 
-def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
+def run_batch_jobs(jobs: Sequence[Job]) -> list[RunResult]:
     """Run ``jobs`` (one study, equal batch keys, no checkpoints) as one batch.
 
     Never raises for a run's failure: a bad config, the study's exception for one run,
@@ -63,16 +62,15 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
     """
     from sweeplab.core.disk import disk_full_file
     from sweeplab.core.threads import limit_threads
-    from sweeplab.execute.job import make_run_subdirs
     from sweeplab.execute.single import finish_done, finish_failed, record_disk_full, start_run
     from sweeplab.track.config import TrackingConfig
 
     limit_threads(max(job.threads for job in jobs))
-    results: dict[str, JobResult] = {}
+    results: dict[str, RunResult] = {}
     try:
         study = jobs[0].resolve_study()
     except Exception as exc:  # noqa: BLE001 - a study that cannot be found fails its runs
-        return [JobResult(j.name, "failed", error=f"cannot import the study: {exc}")
+        return [RunResult(j.name, "failed", error=f"cannot import the study: {exc}")
                 for j in jobs]
     cfgs, runnable = [], []
     for job in jobs:
@@ -80,7 +78,7 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
             cfgs.append(study.config.from_mapping(job.config, where=f"run {job.name}"))
             runnable.append(job)
         except Exception as exc:  # noqa: BLE001 - a bad job is a failed run
-            results[job.name] = JobResult(job.name, "failed", error=f"{type(exc).__name__}: "
+            results[job.name] = RunResult(job.name, "failed", error=f"{type(exc).__name__}: "
                                                                      f"{exc}")
     runs = []
     try:
@@ -94,10 +92,10 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
         if disk_full_file(exc) is None:
             raise
         for job, run in zip(runnable, runs):
-            results[job.name] = JobResult.of_run(job.name, finish_failed(run, exc))
+            results[job.name] = finish_failed(run, exc)
         for job, cfg in zip(runnable[len(runs):], cfgs[len(runs):]):
-            results[job.name] = JobResult.of_run(
-                job.name, record_disk_full(Path(job.run_dir), cfg.config_hash(), exc))
+            results[job.name] = record_disk_full(Path(job.run_dir), cfg.config_hash(), exc,
+                                                 job.name)
         return [results[job.name] for job in jobs]
     for run in runs:
         run.ctx.logger.info("trained in a batch of %d runs", len(runs))
@@ -108,7 +106,7 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
                                f"{len(runs)} runs")
     except BaseException as exc:  # noqa: BLE001 - the whole batch failed: every run records it
         for job, run in zip(runnable, runs):
-            results[job.name] = JobResult.of_run(job.name, finish_failed(run, exc))
+            results[job.name] = finish_failed(run, exc)
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return [results[job.name] for job in jobs]
@@ -119,5 +117,5 @@ def run_batch_jobs(jobs: Sequence[Job]) -> list[JobResult]:
             r = finish_done(run, outcome or {})
         except Exception as exc:  # noqa: BLE001 - this run's failure, not its batch-mates'
             r = finish_failed(run, exc)
-        results[job.name] = JobResult.of_run(job.name, r)
+        results[job.name] = r
     return [results[job.name] for job in jobs]

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from sweeplab.execute.base import Executor, OnDone, OnStart, disk_full_stop
 from sweeplab.execute.batch import batch_units
-from sweeplab.execute.job import Job, run_jobs
+from sweeplab.execute.job import Job
+from sweeplab.execute.worker import run_jobs
 
 
 class InlineExecutor(Executor):

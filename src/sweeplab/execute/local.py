@@ -41,9 +41,11 @@ from typing import Any
 import psutil
 
 from sweeplab.core.disk import DiskFullError
+from sweeplab.core.rundir import RunResult
 from sweeplab.execute.base import Executor, OnDone, OnStart, disk_full_stop
 from sweeplab.execute.batch import batch_units
-from sweeplab.execute.job import Job, JobResult, run_jobs
+from sweeplab.execute.job import Job
+from sweeplab.execute.worker import run_jobs
 
 
 def default_workers() -> int:
@@ -105,7 +107,7 @@ def _watch_driver(driver: int) -> None:
     os._exit(1)
 
 
-def _run_unit(unit: list[Job]) -> list[JobResult]:
+def _run_unit(unit: list[Job]) -> list[RunResult]:
     """:func:`run_jobs` in a worker, marked busy for the orphan watch."""
     _BUSY.set()
     try:
@@ -198,7 +200,7 @@ def _stop_in_flight(
         try:
             results = future.result(timeout=0)
         except BaseException:  # noqa: BLE001 - a worker ended by the stop, or a run stopped
-            results = [JobResult(job.name, "interrupted", error=stopped) for job in unit]
+            results = [RunResult(job.name, "interrupted", error=stopped) for job in unit]
         for job, result in zip(unit, results):
             on_done(job, result)
     running.clear()
@@ -275,7 +277,7 @@ class LocalExecutor(Executor):
                         return self._broken(queue, [unit, *running.values()], workers, on_done)
                     except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
                         error = f"{type(exc).__name__}: {exc}"
-                        results = [JobResult(job.name, "failed", error=error) for job in unit]
+                        results = [RunResult(job.name, "failed", error=error) for job in unit]
                     for job, result in zip(unit, results):
                         on_done(job, result)
                     if (full := disk_full_stop(results)) is not None:
@@ -301,6 +303,6 @@ class LocalExecutor(Executor):
         """The pool broke: a lone job in flight is the culprit; else all are suspects."""
         jobs = [job for unit in in_flight for job in unit]
         if workers == 1 and len(jobs) == 1:
-            on_done(jobs[0], JobResult(jobs[0].name, "failed", error=WORKER_DIED))
+            on_done(jobs[0], RunResult(jobs[0].name, "failed", error=WORKER_DIED))
             return list(reversed(queue)), []
         return list(reversed(queue)), jobs

@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from sweeplab.core.disk import is_disk_full
-from sweeplab.core.experiment import atomic_write_text, load_json
+from sweeplab.core.rundir import FINAL_FILE, atomic_write_text, load_json, read_status
 from sweeplab.execute.job import Job
-from sweeplab.execute.sweep import read_status
 
 MASTER_FILE = "master.csv"
 LEAD_COLUMNS = ["run", "state", "duration_s", "error", "config_hash"]
@@ -35,11 +34,9 @@ def run_row(job: Job, varying: list[str]) -> dict[str, Any]:
     """The master row of one job, read from its run directory (pending if absent)."""
     run_dir = Path(job.run_dir)
     status = read_status(run_dir)
-    state = status.get("state", "pending")
-    if state == "done" and status.get("config_hash") != job.config_hash:
+    state = status.shown
+    if state == "done" and status.config_hash != job.config_hash:
         state = "pending"
-    elif state == "failed" and status.get("interrupted"):
-        state = "interrupted"
     row: dict[str, Any] = {
         "run": job.name,
         "state": state,
@@ -51,7 +48,7 @@ def run_row(job: Job, varying: list[str]) -> dict[str, Any]:
         row[key] = _cell(job.config[key])
     if state == "done":
         try:
-            final = load_json(run_dir / "final.json")
+            final = load_json(run_dir / FINAL_FILE)
         except (OSError, ValueError):
             final = {}
         for key, value in final.items():

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from sweeplab.core.checkpoint import CheckpointError, checkpoint_files, load_checkpoint
-from sweeplab.execute.sweep import process_alive
+from sweeplab.core.rundir import RunStatus
 
 DONE_FILES = ("config.yaml", "status.json", "final.json", "metrics.jsonl", "provenance.json")
 """Files every finished run has."""
@@ -41,8 +41,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def is_stale(status: dict[str, Any]) -> bool:
-    """A ``running`` status whose process is gone (the run was killed)."""
-    return status.get("state") == "running" and not process_alive(status)
+    """A ``running`` status (as read from status.json) whose process is gone."""
+    return RunStatus.from_dict(status).stale()
 
 
 def jsonl_problem(path: Path) -> str | None:

@@ -21,35 +21,37 @@ import sys
 import time
 import traceback
 from contextlib import nullcontext, suppress
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sweeplab.core.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
 from sweeplab.core.config import StudyConfig
 from sweeplab.core.context import RunContext
-from sweeplab.core.disk import disk_full_file, is_disk_full, save_small_json
-from sweeplab.core.experiment import load_json, save_json, save_yaml, set_seeds
-from sweeplab.core.liveness import this_process
+from sweeplab.core.disk import disk_full_file, is_disk_full
+from sweeplab.core.experiment import set_seeds
 from sweeplab.core.provenance import collect_provenance
 from sweeplab.core.registry import Study
+from sweeplab.core.rundir import (
+    CONFIG_FILE,
+    FINAL_FILE,
+    METRICS_JSONL,
+    OUTPUTS,
+    PROVENANCE_FILE,
+    RUN_LOG,
+    RunResult,
+    RunStatus,
+    now,
+    read_status,
+    record_run_failure,
+    save_json,
+    save_yaml,
+    write_status,
+)
 from sweeplab.track.config import TrackingConfig
+from sweeplab.track.local import run_context
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-
-
-@dataclass
-class RunResult:
-    """Outcome of one run: its directory, state (done/failed/interrupted), final metrics,
-    error, and for a run stopped by a full disk the file that found no space."""
-
-    run_dir: Path
-    state: str
-    final: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    duration_s: float = 0.0
-    disk_full: str | None = None
 
 
 class RunLogHandler(logging.FileHandler):
@@ -61,10 +63,6 @@ class RunLogHandler(logging.FileHandler):
         if is_disk_full(sys.exc_info()[1]):
             return
         super().handleError(record)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def write_run_header(
@@ -83,12 +81,8 @@ def write_run_header(
     }
     if study.ref is not None:
         header.update(study_ref=study.ref, study_dir=study.base_dir)
-    save_yaml(header, run_dir / "config.yaml")
-    save_json(collect_provenance(seed=getattr(cfg, "seed", None)), run_dir / "provenance.json")
-
-
-OUTPUTS = ("metrics.jsonl", "metrics.csv", "final.json", "logs/train.log")
-"""Files a run starting over (no usable checkpoint) must not inherit."""
+    save_yaml(header, run_dir / CONFIG_FILE)
+    save_json(collect_provenance(seed=getattr(cfg, "seed", None)), run_dir / PROVENANCE_FILE)
 
 
 def resume_point(cfg: StudyConfig, run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -109,7 +103,7 @@ def resume_point(cfg: StudyConfig, run_dir: Path) -> tuple[dict[str, Any] | None
             f"checkpoint {path} belongs to config {checkpoint.get('config_hash')}, "
             f"not {cfg.config_hash()}; use a new run directory for a changed config"
         )
-    jsonl = run_dir / "metrics.jsonl"
+    jsonl = run_dir / METRICS_JSONL
     size = jsonl.stat().st_size if jsonl.exists() else 0
     if checkpoint["metrics"]["offset"] > size:
         return None, f"checkpoint {path} covers more metrics than metrics.jsonl; starting over"
@@ -124,11 +118,12 @@ class RunInProgress:
     cfg: StudyConfig
     run_dir: Path
     ctx: RunContext
-    status: dict[str, Any]
+    status: RunStatus
     handler: logging.Handler
     log_target: logging.Logger
     trackers: list[Any]
     started: float
+    name: str = ""
 
 
 def start_run(
@@ -148,23 +143,18 @@ def start_run(
     """
     run_dir = Path(run_dir)
     checkpoint, unusable = resume_point(cfg, run_dir) if resume else (None, None)
-    previous = _read_status(run_dir)
+    previous = read_status(run_dir)
     if checkpoint is None:
         for name in OUTPUTS:
             (run_dir / name).unlink(missing_ok=True)
     write_run_header(study, cfg, run_dir, cli)
-    status: dict[str, Any] = {
-        "state": "running",
-        "started": _now(),
-        "config_hash": cfg.config_hash(),
-        **this_process(),
-        "attempt": int(previous.get("attempt", 1)) + 1 if previous else 1,
-    }
+    status = RunStatus()
+    status.started_by_this_process(cfg.config_hash(), previous)
     if checkpoint is not None:
-        status["resumed_from_epoch"] = int(checkpoint["epoch"])
-    save_json(status, run_dir / "status.json")
+        status.resumed_from_epoch = int(checkpoint["epoch"])
+    write_status(run_dir, status)
 
-    handler = RunLogHandler(run_dir / "logs" / "run.log", encoding="utf-8")
+    handler = RunLogHandler(run_dir / RUN_LOG, encoding="utf-8")
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger("sweeplab")
     if root.level == logging.NOTSET or root.level > logging.INFO:
@@ -173,7 +163,7 @@ def start_run(
     target = log if logger_name else root
     target.addHandler(handler)
     try:
-        ctx = RunContext(run_dir, cfg, logger=log, resume=checkpoint, step_key=study.step_key)
+        ctx = run_context(run_dir, cfg, logger=log, resume=checkpoint, step_key=study.step_key)
         log.info("run %s of study %s started in %s", cfg.config_hash(), study.name, run_dir)
         trackers = _trackers(tracking, study, cfg, run_dir, run_name, ctx)
     except BaseException:  # the next run of this process must not log into this one's file
@@ -186,7 +176,7 @@ def start_run(
         log.info("resuming from the checkpoint at epoch %d", checkpoint["epoch"])
         ctx.train_log.event(f"resumed from the checkpoint at epoch {checkpoint['epoch']}")
     return RunInProgress(study, cfg, run_dir, ctx, status, handler, target, trackers,
-                         time.time())
+                         time.time(), run_name or run_dir.name)
 
 
 def finish_done(run: RunInProgress, final: dict[str, Any]) -> RunResult:
@@ -201,15 +191,15 @@ def finish_done(run: RunInProgress, final: dict[str, Any]) -> RunResult:
         tracker.summary(final)
     if run.ctx.warnings:
         final.setdefault("warnings", list(run.ctx.warnings))
-    save_json(final, run.run_dir / "final.json")
+    save_json(final, run.run_dir / FINAL_FILE)
     duration = time.time() - run.started
-    run.status.update(state="done", ended=_now(), duration_s=duration)
-    save_json(run.status, run.run_dir / "status.json")
+    run.status.state, run.status.ended, run.status.duration_s = "done", now(), duration
+    write_status(run.run_dir, run.status)
     run.ctx.logger.info("run done in %.2fs", duration)
     with suppress(OSError):  # the run is recorded done: a lost log line changes nothing
         run.ctx.train_log.event(f"done in {duration:.2f}s")
     _close(run, "done", best_effort=True)
-    return RunResult(run.run_dir, "done", final=final, duration_s=duration)
+    return RunResult(run.name, "done", final=final, duration_s=duration, run_dir=run.run_dir)
 
 
 def disk_full_error(path: str) -> str:
@@ -233,13 +223,13 @@ def finish_failed(run: RunInProgress, exc: BaseException) -> RunResult:
     log.error("run failed after %.2fs: %s", duration, error)
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     log.info("traceback of the failure:\n%s", trace.rstrip())
-    run.status.update(state="failed", ended=_now(), duration_s=duration, error=error)
+    _ended(run.status, duration, error)
     if interrupted:
-        run.status["interrupted"] = True
+        run.status.interrupted = True
         run.ctx.train_log.event(f"interrupted: {error}")
-    save_json(run.status, run.run_dir / "status.json")
+    write_status(run.run_dir, run.status)
     _close(run, "interrupted" if interrupted else "failed")
-    return RunResult(run.run_dir, "failed", error=error, duration_s=duration)
+    return RunResult(run.name, "failed", error=error, duration_s=duration, run_dir=run.run_dir)
 
 
 def finish_disk_full(run: RunInProgress, path: str) -> RunResult:
@@ -252,28 +242,32 @@ def finish_disk_full(run: RunInProgress, path: str) -> RunResult:
     duration = time.time() - run.started
     error = disk_full_error(path)
     run.ctx.logger.info("run interrupted after %.2fs: %s", duration, error)
-    run.status.update(state="failed", interrupted=True, ended=_now(), duration_s=duration,
-                      error=error)
-    save_small_json(run.status, run.run_dir / "status.json")
+    _ended(run.status, duration, error)
+    run.status.interrupted = True
+    write_status(run.run_dir, run.status, small=True)
     with suppress(OSError):
         run.ctx.train_log.event(f"interrupted: {error}")
     _close(run, "interrupted", best_effort=True)
-    return RunResult(run.run_dir, "interrupted", error=error, duration_s=duration,
-                     disk_full=path)
+    return RunResult(run.name, "interrupted", error=error, duration_s=duration,
+                     disk_full=path, run_dir=run.run_dir)
 
 
-def record_disk_full(run_dir: Path, config_hash: str, exc: BaseException) -> RunResult | None:
+def _ended(status: RunStatus, duration: float, error: str) -> None:
+    status.state, status.ended, status.duration_s, status.error = "failed", now(), duration, error
+
+
+def record_disk_full(run_dir: Path, config_hash: str, exc: BaseException,
+                     name: str | None = None) -> RunResult | None:
     """For a run that a full disk stopped before it started (``exc``): mark it
     interrupted and return its result; ``None`` when ``exc`` is no full disk."""
-    from sweeplab.execute.sweep import record_run_failure
-
     full = disk_full_file(exc)
     if full is None:
         return None
     path = full or str(run_dir)
     error = disk_full_error(path)
     record_run_failure(run_dir, config_hash, error, interrupted=True)
-    return RunResult(run_dir, "interrupted", error=error, disk_full=path)
+    return RunResult(name or Path(run_dir).name, "interrupted", error=error, disk_full=path,
+                     run_dir=Path(run_dir))
 
 
 def execute_run(
@@ -298,7 +292,7 @@ def execute_run(
     try:
         run = start_run(study, cfg, run_dir, cli, resume, tracking, run_name)
     except OSError as exc:
-        stopped = record_disk_full(Path(run_dir), cfg.config_hash(), exc)
+        stopped = record_disk_full(Path(run_dir), cfg.config_hash(), exc, run_name)
         if stopped is None:
             raise
         return stopped
@@ -312,13 +306,6 @@ def execute_run(
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
         return result
-
-
-def _read_status(run_dir: Path) -> dict[str, Any]:
-    try:
-        return load_json(run_dir / "status.json")
-    except (OSError, ValueError):
-        return {}
 
 
 def _trackers(

@@ -1,6 +1,6 @@
 """The Slurm executor: a grid's jobs as ONE Slurm job array, submitted with submitit.
 
-submitit pickles :func:`~sweeplab.execute.job.run_job` (by reference) with each job, writes an
+submitit pickles :func:`~sweeplab.execute.worker.run_job` (by reference) with each job, writes an
 sbatch script that runs ``python -m submitit.core._submit`` with this very interpreter
 (``sys.executable``) on every array task, and pickles each task's return value next to its
 logs in ``folder``. This module submits, watches and collects:
@@ -13,7 +13,7 @@ logs in ``folder``. This module submits, watches and collects:
   ``squeue --states=all`` shows finished tasks too (for ``MinJobAge``, 300 s by default,
   far longer than a poll); a task no longer listed at all has left the queue.
 - *Collecting*: a task's result pickle means it ended on its own (``job.result()`` returns
-  the :class:`~sweeplab.execute.job.JobResult`, or raises the task's own traceback); a task
+  the :class:`~sweeplab.core.rundir.RunResult`, or raises the task's own traceback); a task
   that ended without one (cancelled, timed out, out of memory, node failure) becomes a
   ``failed`` result naming its Slurm state and reason, never an exception.
 """
@@ -33,9 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sweeplab.core.rundir import RunResult
 from sweeplab.errors import SweeplabError
 from sweeplab.execute.base import Executor, OnDone, OnStart
-from sweeplab.execute.job import Job, JobResult, run_job
+from sweeplab.execute.job import Job
+from sweeplab.execute.worker import run_job
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +81,7 @@ def _require_submitit() -> Any:
     return submitit
 
 
-def run_task(job: Job, imports: tuple[str, ...] = ()) -> JobResult:
+def run_task(job: Job, imports: tuple[str, ...] = ()) -> RunResult:
     """What each array task runs: import ``imports`` (modules registering studies that are
     neither built in nor entry points), then :func:`run_job`."""
     for module in imports:
@@ -248,7 +250,7 @@ class SlurmExecutor(Executor):
 
     def _outcome(
         self, job: Job, handle: Any, task: TaskState | None, ended_at: float | None
-    ) -> JobResult | None:
+    ) -> RunResult | None:
         """The job's result if its task has ended, else None (still queued or running, or
         ended on its own a moment ago and its result pickle may still be on its way)."""
         if handle.paths.result_pickle.exists():
@@ -260,29 +262,29 @@ class SlurmExecutor(Executor):
             return None
         return self._died(job, handle, task)
 
-    def _collect(self, job: Job, handle: Any) -> JobResult:
+    def _collect(self, job: Job, handle: Any) -> RunResult:
         """The task's own result, or its traceback as a failed result."""
         try:
             result = handle.result()
         except Exception as exc:  # noqa: BLE001 - the task raised: its failure is data
-            return JobResult(
+            return RunResult(
                 job.name, "failed",
                 error=f"{_last_line(str(exc))} (Slurm task {handle.job_id}; "
                       f"log {handle.paths.stderr})",
             )
-        if not isinstance(result, JobResult):
-            return JobResult(job.name, "failed", error=f"Slurm task {handle.job_id} returned "
-                             f"{type(result).__name__}, not a JobResult")
+        if not isinstance(result, RunResult):
+            return RunResult(job.name, "failed", error=f"Slurm task {handle.job_id} returned "
+                             f"{type(result).__name__}, not a RunResult")
         return result
 
-    def _died(self, job: Job, handle: Any, task: TaskState) -> JobResult:
+    def _died(self, job: Job, handle: Any, task: TaskState) -> RunResult:
         """A failed result for a task that ended without a result pickle."""
         reason = f" ({task.reason})" if task.reason else ""
         error = f"Slurm task {handle.job_id} ended {task.state}{reason} without a result"
         stderr = _slurm_says(handle.paths.stderr)
         if stderr:
             error += f": {stderr}"
-        return JobResult(job.name, "failed", error=f"{error} (log {handle.paths.stderr})")
+        return RunResult(job.name, "failed", error=f"{error} (log {handle.paths.stderr})")
 
     def _cancel(self, handles: Sequence[Any]) -> None:
         """Cancel the given array tasks with one ``scancel``; never raises."""

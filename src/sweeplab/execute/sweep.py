@@ -18,10 +18,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from sweeplab.core.disk import is_disk_full, save_small_json
-from sweeplab.core.experiment import atomic_write_text, load_json, safe_name, save_json
+from sweeplab.core.experiment import safe_name
 from sweeplab.core.grid import GridSpec, expand, spec_study, validate_runs
-from sweeplab.core.liveness import is_alive
+from sweeplab.core.rundir import (
+    atomic_write_text,
+    can_resume,
+    is_finished,
+    load_json,
+    save_json,
+)
 from sweeplab.errors import ConfigError
 from sweeplab.execute.job import Job
 
@@ -116,7 +121,8 @@ def plan_grid(
         )
     plan = GridPlan(grid_dir, spec, jobs, varying=_varying_keys(jobs))
     for job in jobs:
-        (plan.done if is_finished(job) and not rerun_done else plan.todo).append(job)
+        finished = is_finished(job.run_dir, job.config_hash)
+        (plan.done if finished and not rerun_done else plan.todo).append(job)
     return plan
 
 
@@ -127,66 +133,6 @@ def _preflight(study: Any, validated: list) -> None:
             study.preflight(cfg)
         except ConfigError as exc:
             raise exc.located(f"run {planned.name}") from None
-
-
-def record_failure(job: Job, error: str, interrupted: bool = False) -> None:
-    """Mark a run failed (or ``interrupted``) when its process died before it could.
-
-    A worker killed mid-run (crash, OOM, Slurm cancel, a grid stopped by a full disk)
-    leaves ``running`` behind; the executor knows better, and the run directory must
-    say so.
-    """
-    record_run_failure(Path(job.run_dir), job.config_hash, error, interrupted)
-
-
-def record_run_failure(run_dir: Path, config_hash: str, error: str,
-                       interrupted: bool = False) -> None:
-    """:func:`record_failure` of the run in ``run_dir``.
-
-    A status the run recorded itself stays (``done``; ``failed``, unless this is an
-    interruption and that failure is an earlier attempt's). On a full disk the status
-    is rewritten in place (:func:`~sweeplab.core.disk.save_small_json`), or, failing
-    that, left ``running`` for liveness to judge.
-    """
-    status = read_status(run_dir)
-    state = status.get("state")
-    if state == "done" or (state == "failed" and (status.get("interrupted") or not interrupted)):
-        return
-    status.update(state="failed", error=error, config_hash=config_hash,
-                  ended=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    if interrupted:
-        status["interrupted"] = True
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        return
-    save_small_json(status, run_dir / "status.json")
-
-
-def is_finished(job: Job) -> bool:
-    """True when the job's directory holds a finished run of the same config."""
-    status = read_status(Path(job.run_dir))
-    return (
-        status.get("state") == "done"
-        and status.get("config_hash") == job.config_hash
-        and (Path(job.run_dir) / "final.json").is_file()
-    )
-
-
-def process_alive(status: dict[str, Any]) -> bool:
-    """Is the process that wrote a ``running`` status still there (the same process, not
-    another that got its pid)? See :func:`sweeplab.core.liveness.is_alive`."""
-    return is_alive(status)
-
-
-def read_status(run_dir: Path) -> dict[str, Any]:
-    """A run's status.json, or ``{}`` when missing or unreadable."""
-    try:
-        return load_json(run_dir / "status.json")
-    except (OSError, ValueError):
-        return {}
 
 
 def prepare_grid_dir(plan: GridPlan, command: list[str], executor: str) -> None:
@@ -216,21 +162,8 @@ def prepare_grid_dir(plan: GridPlan, command: list[str], executor: str) -> None:
         return  # a staged study's run directory is its cache: it invalidates stages itself
     for job in plan.todo:
         run_dir = Path(job.run_dir)
-        if run_dir.exists() and not can_resume(job):
+        if run_dir.exists() and not can_resume(run_dir, job.config_hash):
             shutil.rmtree(run_dir)
-
-
-def can_resume(job: Job) -> bool:
-    """True when the job's directory has a checkpoint of the same config that loads."""
-    from sweeplab.core.checkpoint import CheckpointError, checkpoint_path, load_checkpoint
-
-    path = checkpoint_path(job.run_dir)
-    if not path.is_file():
-        return False
-    try:
-        return load_checkpoint(path).get("config_hash") == job.config_hash
-    except CheckpointError:
-        return False
 
 
 def _read_grid_info(grid_dir: Path) -> dict[str, Any]:

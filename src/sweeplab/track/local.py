@@ -28,24 +28,21 @@ import math
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
+from sweeplab.core.context import MetricSink, RunContext
 from sweeplab.core.disk import naming
-from sweeplab.core.experiment import atomic_write_bytes
+from sweeplab.core.rundir import METRICS_CSV, METRICS_JSONL, TRAIN_LOG, atomic_write_bytes
+from sweeplab.track.trainlog import TrainLog
+
+__all__ = ["LocalMetricsWriter", "MetricSink", "read_metrics", "read_metrics_from",
+           "run_context"]
 
 FLUSH_ROWS = 512
 _monotonic = time.monotonic
 _ORJSON = orjson.OPT_SERIALIZE_NUMPY
-
-
-class MetricSink(Protocol):
-    """Anything that receives a run's metrics (local files, wandb, mlflow, ...)."""
-
-    def log(self, step: int, metrics: Mapping[str, float]) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def _clean(value: Any) -> Any:
@@ -74,8 +71,8 @@ class LocalMetricsWriter:
         self.run_dir = Path(run_dir)
         self.step_key = step_key
         self.flush_seconds = flush_seconds
-        self.jsonl_path = self.run_dir / "metrics.jsonl"
-        self.csv_path = self.run_dir / "metrics.csv"
+        self.jsonl_path = self.run_dir / METRICS_JSONL
+        self.csv_path = self.run_dir / METRICS_CSV
         self._pending: list[dict[str, Any]] = []
         if truncate_at is not None:
             self._truncate(truncate_at)
@@ -225,3 +222,27 @@ def read_metrics_from(path: str | Path, offset: int) -> tuple[list[dict[str, Any
                     break
             end += len(line)
     return rows, end
+
+
+def run_context(
+    run_dir: str | Path,
+    config: Any,
+    *,
+    resume: dict[str, Any] | None = None,
+    step_key: str = "epoch",
+    logger: Any = None,
+    sinks: Any = (),
+) -> RunContext:
+    """A :class:`~sweeplab.core.context.RunContext` writing the run's local files:
+    ``metrics.jsonl``/``metrics.csv`` (cut back to the checkpoint ``resume`` covers) and
+    ``logs/train.log``, plus any further ``sinks``."""
+    run_dir = Path(run_dir)
+    metrics = LocalMetricsWriter(run_dir, step_key=step_key,
+                                 truncate_at=resume["metrics"]["offset"] if resume else 0)
+    try:
+        train_log = TrainLog(run_dir / TRAIN_LOG, step_key=step_key)
+    except BaseException:
+        metrics.close()
+        raise
+    return RunContext(run_dir, config, metrics, train_log, sinks=sinks, logger=logger,
+                      resume=resume)

@@ -18,14 +18,14 @@ import pytest
 import torch
 
 from sweeplab.core.checkpoint import checkpoint_path, load_checkpoint
-from sweeplab.core.context import RunContext, RunInterrupted
+from sweeplab.core.context import RunInterrupted
 from sweeplab.core.experiment import make_experiment_dir
 from sweeplab.core.registry import get_study
 from sweeplab.errors import NonFiniteError
 from sweeplab.execute.single import execute_run
 from sweeplab.studies.implicit_bias.batched import batch_key, run_batch
 from sweeplab.studies.implicit_bias.batched_train import data_layout
-from sweeplab.track.local import read_metrics
+from sweeplab.track.local import read_metrics, run_context
 
 STUDY = get_study("implicit-bias")
 RTOL = ATOL = 1e-9
@@ -39,7 +39,7 @@ def _cfg(**overrides):
 
 def _batch(tmp_path, cfgs, hook=None):
     dirs = [make_experiment_dir(tmp_path / "batch", str(i)) for i in range(len(cfgs))]
-    ctxs = [RunContext(d, c) for d, c in zip(dirs, cfgs)]
+    ctxs = [run_context(d, c) for d, c in zip(dirs, cfgs)]
     if hook is not None:
         hook(ctxs)
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sweeplab.core.rundir import save_npz
 from sweeplab.studies.volume.checks import IMAGE_SIDE, check_data
 from sweeplab.studies.volume.config import VolumeConfig
 
@@ -114,8 +115,4 @@ def load_volume_data(cfg: VolumeConfig) -> VolumeData:
 
 def save_split(data: VolumeData, path: Path) -> Path:
     """The split indices and labels, written atomically as ``.npz``; returns ``path``."""
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(tmp, **data.split_arrays())
-    tmp.replace(path)
-    return path
+    return save_npz(path, data.split_arrays())

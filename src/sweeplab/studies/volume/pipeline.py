@@ -42,7 +42,7 @@ import pandas as pd
 import torch
 
 from sweeplab.core.context import RunContext
-from sweeplab.core.experiment import save_json
+from sweeplab.core.rundir import save_json, save_npz, save_table, save_torch
 from sweeplab.errors import SweeplabError
 from sweeplab.studies.volume.config import STAGES, VolumeConfig
 from sweeplab.studies.volume.crossings import coarse_to_fine, first_crossings
@@ -196,7 +196,7 @@ class Pipeline:
                 self.ctx.train_log.event(f"train/m{m}: continuing from epoch {partial['epoch']}")
 
         def save_partial(state: dict[str, Any]) -> None:
-            _atomic_torch_save({"key": self.train_key(m), "state": state}, partial_path)
+            save_torch({"key": self.train_key(m), "state": state}, partial_path)
 
         def log(epoch: int, loss: float, acc: float) -> None:
             self.ctx.train_log.event(f"train/m{m}: epoch {epoch} loss {loss:.4g} acc {acc:.4f}")
@@ -205,9 +205,8 @@ class Pipeline:
         loss, acc = evaluate(model, x, y)
         path = self.ctx.path("models", f"m{m}.pt")
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        _atomic_torch_save({"state_dict": state, "m": m, "train_size": size,
-                            "train_loss": loss, "train_acc": acc,
-                            "n_params": n_parameters(model)}, path)
+        save_torch({"state_dict": state, "m": m, "train_size": size, "train_loss": loss,
+                    "train_acc": acc, "n_params": n_parameters(model)}, path)
         partial_path.unlink(missing_ok=True)
         return [path]
 
@@ -263,7 +262,7 @@ class Pipeline:
                        coarse_loss=np.concatenate([p["coarse_loss"] for p in parts]),
                        coarse_acc=np.concatenate([p["coarse_acc"] for p in parts]))
         path = self.ctx.path("perturb", f"m{m}.npz")
-        _atomic_savez(path, out)
+        save_npz(path, out)
         return [path]
 
     def crossings(self, m: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -305,10 +304,7 @@ class Pipeline:
                                  **{key: row[key] for key in ("cutoff", "landscape_size",
                                                               "log_volume", "n_uncrossed",
                                                               "n_used")}})
-        by_k_path = self.ctx.path("volume_by_k.csv")
-        tmp = by_k_path.with_name(by_k_path.name + ".tmp")
-        pd.DataFrame(by_k).to_csv(tmp, index=False)
-        tmp.replace(by_k_path)
+        by_k_path = save_table(by_k, self.ctx.path("volume_by_k.csv"))
         return [*_write_table(self.ctx, "volume", rows), by_k_path]
 
     def cutoff(self) -> None:
@@ -331,7 +327,7 @@ class Pipeline:
                              "crossed": size is not None,
                              "first_crossing_size": first if first is not None else np.nan})
         curves_path = self.ctx.path("cutoffs", "loss_curves.npz")
-        _atomic_savez(curves_path, curves)
+        save_npz(curves_path, curves)
         return [*_write_table(self.ctx, "cutoffs", rows), curves_path]
 
     def test(self) -> None:
@@ -358,25 +354,9 @@ def coefficient_grid(cfg: VolumeConfig) -> np.ndarray:
     return cfg.max_coefficient * (t ** 2 if cfg.coefficient_grid == "quadratic" else t)
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
-
-
-def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
-
-
 def _write_table(ctx: RunContext, name: str, rows: list[dict[str, Any]]) -> list[Path]:
     """``<name>.csv`` and ``<name>.json`` (a list of records) in the run directory."""
-    csv_path = ctx.path(f"{name}.csv")
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    tmp.replace(csv_path)
-    return [csv_path, save_json(rows, ctx.path(f"{name}.json"))]
+    return [save_table(rows, ctx.path(f"{name}.csv")), save_json(rows, ctx.path(f"{name}.json"))]
 
 
 def run_pipeline(cfg: VolumeConfig, ctx: RunContext) -> dict[str, float]:
