@@ -163,6 +163,8 @@ def _nan(value: Any) -> bool:
 
 
 def _show(value: Any) -> str:
+    if value is None or _nan(value):
+        return "n/a"
     if isinstance(value, float):
         return f"{value:.3g}"
     if isinstance(value, (list, tuple)):

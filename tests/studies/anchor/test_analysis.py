@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from sweeplab.analysis import plotting
-from sweeplab.analysis.spec import BUILTIN_ANALYSES, get_analysis
+from sweeplab.analysis.spec import get_analysis
 from sweeplab.cli.main import main
+from sweeplab.core.registry import study_names
 from sweeplab.studies.anchor import analysis
 
 TINY = {
@@ -98,7 +99,7 @@ def _finals(grid_dir: Path) -> pd.DataFrame:
 
 
 def test_both_studies_registered():
-    assert set(BUILTIN_ANALYSES) >= {"anchor-composite", "inverse-sequence"}
+    assert set(study_names()) >= {"anchor-composite", "inverse-sequence"}
     assert get_analysis("anchor-composite") is analysis.COMPOSITE_ANALYSIS
     assert get_analysis("inverse-sequence") is analysis.INVERSE_ANALYSIS
 
@@ -126,12 +127,15 @@ def test_phase_diagram_cells_are_seed_means(grids, tmp_path, monkeypatch):
 
     finals = _finals(grids["phase"])
     assert len(finals) == 8
-    assert len(drawn) == 2  # composite, symmetric
-    for table, metric in zip(drawn, ("composite_acc", "symmetric_acc")):
+    total = finals["composite_acc"] + finals["symmetric_acc"]
+    finals["composite_share"] = finals["composite_acc"] / total.where(total > 0)
+    panels = ("composite_acc", "symmetric_acc", "composite_share", "train_acc")
+    assert len(drawn) == len(panels)
+    for table, metric in zip(drawn, panels):
         expected = finals.groupby(["n_layers", "gamma"])[metric].mean()
         assert list(table.index) == [1, 2] and list(table.columns) == [0.5, 1.0]
         for (layers, gamma), value in expected.items():
-            assert table.loc[layers, gamma] == pytest.approx(value, abs=1e-12)
+            assert table.loc[layers, gamma] == pytest.approx(value, abs=1e-12, nan_ok=True)
 
     tex = (out / "tables" / "final_metrics.tex").read_text()
     summary = pd.read_csv(out / "summary.csv")
@@ -141,6 +145,42 @@ def test_phase_diagram_cells_are_seed_means(grids, tmp_path, monkeypatch):
     assert "L=1, gamma=0.5 & 2 &" in body  # each row names its condition and seed count
     assert all(f"| L={layer}, gamma={g:g} | 2 |" in report for layer in (1, 2) for g in (0.5, 1))
     assert "(depth, gamma) cells" in report
+
+
+def test_report_marks_unfit_conditions_and_has_the_reproduction_table(grids, tmp_path):
+    """Two epochs on 300 samples fit nothing: every condition is 'not fit' in the solutions
+    table, the findings say so, and every claim of the paper is 'not run' (the phase
+    claims need fitted runs at the paper's gammas, the ablations their settings)."""
+    out = tmp_path / "analysis"
+    report = _analyze(grids["phase"], out)
+    finals = _finals(grids["phase"])
+    assert (finals["train_acc"] < 0.95).all()  # the premise
+    solutions = pd.read_csv(out / "tables" / "solutions.csv")
+    assert len(solutions) == 4 and set(solutions["solution"]) == {"not fit"}
+    assert "training not fit (train < 95.0%) in 4" in report
+    assert (out / "tables" / "solutions.tex").is_file()
+    repro = pd.read_csv(out / "tables" / "reproduction.csv")
+    assert set(repro["verdict"]) == {"not run"}
+    assert len(repro) == 11 and "## Paper vs this run" in report
+    assert "11 not run" in report
+
+
+def test_inverse_report_has_the_reproduction_table(grids, tmp_path):
+    """The tiny inverse grid ran at gamma 1.0, 1 layer: no claim's setting (2 layers,
+    gamma 0.6) ran, so every claim is 'not run'."""
+    out = tmp_path / "analysis"
+    report = _analyze(grids["inverse"], out)
+    repro = pd.read_csv(out / "tables" / "reproduction.csv")
+    assert len(repro) == 9 and set(repro["verdict"]) == {"not run"}
+    assert "Chen, Lin, Wang & Xu (2025)" in report
+
+
+def test_composite_share_of_each_run():
+    runs = pd.DataFrame({"final.composite_acc": [0.6, 0.0, 0.2],
+                         "final.symmetric_acc": [0.2, 0.0, 0.6]})
+    share = analysis.prepare(runs)["final.composite_share"]
+    assert share[0] == pytest.approx(0.75) and np.isnan(share[1])
+    assert share[2] == pytest.approx(0.25)
 
 
 def test_ablation_bars_by_model(grids, tmp_path):
@@ -196,6 +236,15 @@ def test_inverse_findings_say_when_accuracy_is_at_chance():
         "; OOD indistinguishable from chance (20%)")
     assert analysis.versus_chance(row((0.9, 0.99), (0.3, 0.4))) == ""
     assert analysis.versus_chance(pd.Series({"test_acc_ci_low": float("nan")})) == ""
+
+
+def test_a_condition_that_did_not_fit_has_no_solution():
+    row = _row((0.9, 0.05), (0.1, 0.05))
+    row["train_acc_mean"] = 0.94
+    assert analysis.solution_of(row) == "not fit"
+    assert "did not fit its training set" in analysis.composite_sentence(row)
+    row["train_acc_mean"] = 0.95
+    assert analysis.solution_of(row) == "composite"
 
 
 def test_findings_name_a_winner_only_when_intervals_separate():

@@ -15,8 +15,11 @@ from sweeplab.studies.anchor.models import MODEL_TYPES, build_model
 from sweeplab.studies.anchor.train import resolve_device
 
 TINY = ["--n_train", "256", "--n_test", "64", "--d_state", "16", "--epochs", "25",
-        "--lr", "0.01", "--batch_size", "32", "--log_interval", "25", "--save_interval", "0",
+        "--lr", "0.003", "--batch_size", "32", "--log_interval", "25", "--save_interval", "0",
         "--gamma", "0.5", "--device", "cpu", "-q"]
+"""lr 0.003: with the paper's reading of the gamma init (embeddings by their one-hot
+width) the Transformer stalls near 0.96 train accuracy at lr 0.01; at 0.003 all three
+models reach 1.0 (seeds 42 and 1)."""
 
 BAD = [
     ("anchor-composite", ["--model_type", "bogus"], "invalid model_type=bogus",

@@ -1,7 +1,7 @@
 """Models of the "Achilles' Heel of Mamba" study: shapes, causality, the SSD quadratic form
 against its recurrence, the residual around the convolution, the Transformer against naive
-attention, gamma initialisation of every weight matrix, the frozen ones-kernel, and that a
-tiny configuration learns."""
+attention, gamma initialisation of every weight matrix (the embeddings and the conv under
+each option), the frozen ones-kernel, and that a tiny configuration learns."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from sweeplab.errors import ConfigError
-from sweeplab.studies.anchor.mamba import Mamba2Mixer, segsum_decay, ssd_quadratic
+from sweeplab.studies.anchor.mamba import (
+    CausalDepthwiseConv,
+    Mamba2Mixer,
+    segsum_decay,
+    ssd_quadratic,
+)
 from sweeplab.studies.anchor.models import MODEL_TYPES, build_model, gamma_init_
 from sweeplab.studies.anchor.transformer import CausalSelfAttention
 
@@ -136,39 +141,96 @@ def test_causal_conv_matches_torch_conv1d():
     torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-6)
 
 
+def assert_std(w: torch.Tensor, target: float, name: str = "") -> None:
+    """Sample std within 5 standard errors of ``target``, mean ~ 0 (normal draws)."""
+    rel_se = (2.0 / (w.numel() - 1)) ** 0.5  # standard error of a sample std, relative
+    assert abs(w.std().item() / target - 1) < 5 * rel_se, (name, w.std().item(), target)
+    assert abs(w.mean().item()) < 5 * target / w.numel() ** 0.5, name
+
+
 @pytest.mark.parametrize("gamma", [0.5, 1.0])
 def test_gamma_init_std(gamma):
+    """nn.Linear: d1 = in_features; an embedding table: d1 = its rows (the one-hot input
+    width, the paper's reading) or its columns (d_model, torch's fan_in); norms and the
+    Linear's bias keep their defaults."""
     big = nn.Sequential(nn.Linear(256, 512), nn.LayerNorm(512), nn.Embedding(300, 200))
-    gamma_init_(big, gamma)
     lin, norm, emb = big
+    gamma_init_(big, gamma)
     assert lin.weight.std().item() == pytest.approx(256 ** (-gamma), rel=0.03)
     assert lin.weight.mean().abs().item() < 0.01 * 256 ** (-gamma)
-    assert emb.weight.std().item() == pytest.approx(200 ** (-gamma), rel=0.03)  # fan_in = dim
+    assert emb.weight.std().item() == pytest.approx(300 ** (-gamma), rel=0.03)  # rows
+    gamma_init_(big, gamma, embedding_fan_in="d_model")
+    assert emb.weight.std().item() == pytest.approx(200 ** (-gamma), rel=0.03)  # columns
     bound = 256**-0.5  # nn.Linear's default bias: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     assert lin.bias.abs().max().item() <= bound
     assert torch.equal(norm.weight, torch.ones(512)) and torch.equal(norm.bias, torch.zeros(512))
 
 
+def test_unknown_init_option_names_allowed():
+    with pytest.raises(ConfigError, match="embedding_fan_in=rows: allowed values are one_hot"):
+        gamma_init_(nn.Linear(2, 2), 1.0, embedding_fan_in="rows")
+    with pytest.raises(ConfigError, match="conv_init=xavier: allowed values are gamma, pyt"):
+        gamma_init_(nn.Linear(2, 2), 1.0, conv_init="xavier")
+
+
+EMBEDDING_ROWS = {"embed": 50, "pos_embed": 8}  # vocabulary, positions
+
+
 @pytest.mark.parametrize("model_type", MODEL_TYPES)
 @pytest.mark.parametrize("gamma", [0.5, 1.0])
-def test_every_weight_matrix_has_the_gamma_variance(model_type, gamma):
-    """Each nn.Linear / nn.Embedding weight of every model ~ N(0, (fan_in^-gamma)^2):
-    sample std within 5 standard errors of fan_in^-gamma, mean ~ 0."""
-    model = build_model(model_type, 50, 8, 2, d_model=64, d_state=32, gamma=gamma, seed=3)
-    matrices = [(name, m.weight) for name, m in model.named_modules()
+@pytest.mark.parametrize("embedding_fan_in", ["one_hot", "d_model"])
+def test_every_weight_matrix_has_the_gamma_variance(model_type, gamma, embedding_fan_in):
+    """Each nn.Linear weight of every model ~ N(0, (in_features^-gamma)^2); each embedding
+    table ~ N(0, (d1^-gamma)^2) with d1 its rows (vocabulary 50, or 8 positions) under
+    ``one_hot`` and d_model (64) under ``d_model``."""
+    model = build_model(model_type, 50, 8, 2, d_model=64, d_state=32, gamma=gamma, seed=3,
+                        embedding_fan_in=embedding_fan_in)
+    matrices = [(name, m) for name, m in model.named_modules()
                 if isinstance(m, (nn.Linear, nn.Embedding))]
     n_expected = 2 + (model_type != "mamba_standard" and model_type != "mamba_ones_conv")
     n_expected += 2 * (2 if model_type.startswith("mamba") else 4)  # per block
     assert len(matrices) == n_expected, [name for name, _ in matrices]
-    for name, w in matrices:
-        target = w.shape[1] ** (-gamma)
-        rel_se = (2.0 / (w.numel() - 1)) ** 0.5  # standard error of a sample std, relative
-        assert abs(w.std().item() / target - 1) < 5 * rel_se, name
-        assert abs(w.mean().item()) < 5 * target / w.numel() ** 0.5, name
+    for name, m in matrices:
+        if isinstance(m, nn.Linear):
+            d1 = m.in_features
+        else:
+            d1 = EMBEDDING_ROWS[name] if embedding_fan_in == "one_hot" else 64
+        assert_std(m.weight, d1 ** (-gamma), name)
+
+
+def convs(model: nn.Module) -> list:
+    return [m for m in model.modules() if isinstance(m, CausalDepthwiseConv)]
+
+
+@pytest.mark.parametrize("model_type", ["mamba_standard", "mamba_ones_conv",
+                                        "transformer_with_conv"])
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_conv_init_options(model_type, gamma):
+    """``conv_init=gamma``: kernel and bias ~ N(0, (d_conv^-gamma)^2) (d_conv 4: std 0.5 at
+    gamma 0.5, 0.0625 at gamma 2); ``pytorch``: U(+-1/sqrt(d_conv)) = U(+-0.5) whatever
+    gamma, variance 0.5^2 / 3. The all-ones kernel stays ones under both."""
+    for conv_init in ("gamma", "pytorch"):
+        model = build_model(model_type, 50, 8, 2, d_model=64, d_state=32, gamma=gamma,
+                            seed=3, conv_init=conv_init)
+        layers = convs(model)
+        assert len(layers) == 2
+        for conv in layers:
+            kernel = conv.weight
+            if model_type == "mamba_ones_conv":
+                assert torch.equal(kernel, torch.ones_like(kernel))
+                kernel = None
+            for w in (kernel, conv.bias):
+                if w is None:
+                    continue
+                if conv_init == "gamma":
+                    assert_std(w, 4 ** (-gamma))
+                else:
+                    assert w.abs().max().item() <= 0.5
+                    assert_std(w, 0.5 / 3**0.5)
 
 
 @pytest.mark.parametrize("gamma", [0.5, 1.0])
-def test_build_model_applies_gamma_only_to_matrices(gamma):
+def test_build_model_applies_gamma_only_to_weights(gamma):
     model = build_model("mamba_standard", 50, 8, 1, d_model=64, d_state=32, gamma=gamma, seed=3)
     mixer = model.blocks[0].mixer
     assert mixer.in_proj.weight.std().item() == pytest.approx(64 ** (-gamma), rel=0.03)
@@ -178,7 +240,6 @@ def test_build_model_applies_gamma_only_to_matrices(gamma):
     assert torch.equal(mixer.D, torch.ones(128))  # one per channel of d_inner (App. B)
     assert 1.0 <= mixer.A_log.exp().item() <= 16.0
     assert 1e-3 <= F.softplus(mixer.dt_bias).item() <= 1e-1 + 1e-6
-    assert mixer.conv.weight.abs().max().item() <= 0.5  # U(+-1/sqrt(d_conv))
     assert torch.equal(mixer.norm.weight, torch.ones(128))
     assert torch.equal(model.blocks[0].norm.weight, torch.ones(64))
 
@@ -244,15 +305,6 @@ def test_unknown_model_type_names_allowed():
 def test_too_long_sequence_rejected():
     with pytest.raises(ValueError, match="seq_len"):
         tiny("transformer")(torch.zeros(2, SEQ + 1, dtype=torch.long))
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny ops run fastest on one thread (and a shared CI box stays responsive)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize("model_type", ["mamba_standard", "transformer"])

@@ -28,17 +28,29 @@ class AnchorTrainingConfig(StudyConfig):
 
     Identity version 1: the tasks and models as corrected against the paper's App. B-E
     (residue split by 1-based position, test-rule held-out keys, the inverse task's
-    split and separators, the residual Mamba's conv-to-SSM path). Run directories made
+    split and separators, the residual Mamba's conv-to-SSM path). Version 2: the gamma
+    initialization reads the paper's input width for the embeddings (``embedding_fan_in:
+    one_hot``) and draws the causal conv from it too (``conv_init: gamma``); before, the
+    embeddings used d_model and the conv kept PyTorch's U(+-0.5). Run directories made
     before carry other hashes, so a resumed grid runs them again instead of counting them.
     """
 
-    IDENTITY_VERSION: ClassVar[int] = 1
+    IDENTITY_VERSION: ClassVar[int] = 2
 
     model_type: ModelType = Field("mamba_standard", description="architecture variant")
     n_layers: int = Field(2, ge=1, description="number of residual blocks",
                           **aliases("depth", "L", "layers", "num_layers"))
     gamma: float = Field(
-        1.0, gt=0, description="initialization rate: every weight matrix ~ N(0, (fan_in^-gamma)^2)"
+        1.0, gt=0, description="initialization rate: every weight matrix W in R^{d1 x d2} "
+        "~ N(0, (d1^-gamma)^2), d1 its input width"
+    )
+    embedding_fan_in: Literal["one_hot", "d_model"] = Field(
+        "one_hot", description="d1 of the embedding tables in the gamma init: one_hot (the "
+        "paper's input width: vocabulary, or number of positions) or d_model (torch's fan_in)"
+    )
+    conv_init: Literal["gamma", "pytorch"] = Field(
+        "gamma", description="causal conv kernel and bias: gamma (N(0, (d_conv^-gamma)^2)) or "
+        "pytorch (Conv1d's default U(+-1/sqrt(d_conv)), whatever gamma)"
     )
     seed: int = Field(42, description="seed of initialization, data and batch order")
     d_model: int = Field(32, ge=1, description="model width")

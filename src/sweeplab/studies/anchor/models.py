@@ -17,13 +17,26 @@ logits (batch, vocab).
 Gamma initialisation (Chen et al. 2025, section "Mamba biases composite solution", after
 Zhang et al. 2024, "Initialization is critical to whether transformers fit composite
 functions by reasoning or memorizing", and the initialization rate of Luo et al. 2021): a
-weight W in R^{d1 x d2} is drawn from N(0, (d1^-gamma)^2), d1 its input width in the
-paper's row-vector convention (x W): the fan_in. Here every weight matrix -- all nn.Linear
-weights (the projections, the FFN, the LM head) and the embedding tables -- gets std
-``W.shape[1] ** -gamma``, fan_in as torch.nn.init defines it for a 2-D tensor (an
-nn.Linear's input width; d_model for an embedding table). Larger gamma = smaller init
-(gamma > 0.5 is the "small" regime). Biases, norm weights, the depthwise conv kernels (a
-(channels, 1, k) filter bank, not a matrix), A_log, D and dt_bias keep their defaults.
+parameter W in R^{d1 x d2} is drawn from N(0, (d1^-gamma)^2), d1 its input width in the
+paper's row-vector convention (x W). Larger gamma = smaller init (gamma > 0.5 is the
+"small" regime). :func:`gamma_init_` applies it to
+
+- every nn.Linear weight (the projections, the FFN, the head): d1 = in_features;
+- the embedding tables, with d1 chosen by ``embedding_fan_in``: ``one_hot`` (default, the
+  paper's reading) treats a table as the linear map of a one-hot input, so d1 is its
+  number of rows: the vocabulary (111 for the composite task, 201 for the inverse task)
+  for the tokens, ``seq_len`` for the positions; ``d_model`` is torch's fan_in of a
+  2-D (rows, d_model) tensor, ``W.shape[1]``, which this module used before;
+- the causal depthwise convolutions (Mamba's conv over x, B, C and the conv on q, k, v of
+  transformer_with_conv), chosen by ``conv_init``: ``gamma`` (default) draws kernel and
+  bias from N(0, (d_conv^-gamma)^2), each output channel being a linear map of a window
+  of d_conv inputs plus a bias (the fan_in PyTorch itself uses for both); ``pytorch``
+  keeps torch's Conv1d default, U(+-1/sqrt(d_conv)) = U(+-0.5) at d_conv 4 whatever gamma.
+  The paper states no conv rule; its argument (Sec. "Nonlinear convolution introduces
+  asymmetry") is about how unequal the trained kernel weights are, so both are offered.
+  The all-ones kernel of mamba_ones_conv stays ones; its bias follows ``conv_init``.
+
+Norm weights and biases, A_log, D and dt_bias keep their defaults (Mamba-2's, App. B).
 """
 
 from __future__ import annotations
@@ -32,8 +45,11 @@ import torch
 from torch import nn
 
 from sweeplab.errors import ConfigError
-from sweeplab.studies.anchor.mamba import Mamba2Mixer
+from sweeplab.studies.anchor.mamba import CausalDepthwiseConv, Mamba2Mixer
 from sweeplab.studies.anchor.transformer import FFN, CausalSelfAttention
+
+EMBEDDING_FAN_INS: tuple[str, ...] = ("one_hot", "d_model")
+CONV_INITS: tuple[str, ...] = ("gamma", "pytorch")
 
 MODEL_TYPES: tuple[str, ...] = (
     "mamba_standard",
@@ -111,15 +127,33 @@ class SequenceClassifier(nn.Module):
         return self.head(h if all_positions else h[:, -1])
 
 
-def gamma_init_(model: nn.Module, gamma: float) -> nn.Module:
-    """Redraw every nn.Linear / nn.Embedding weight W ~ N(0, (W.shape[1] ** -gamma)^2).
+def gamma_init_(model: nn.Module, gamma: float, embedding_fan_in: str = "one_hot",
+                conv_init: str = "gamma") -> nn.Module:
+    """Redraw every weight matrix W ~ N(0, (d1 ** -gamma)^2), d1 its input width.
 
-    In place; returns the model. See the module docstring for fan_in and the source.
+    nn.Linear: d1 = in_features. nn.Embedding: d1 = its rows (``one_hot``) or its columns
+    (``d_model``). Causal depthwise convs: kernel (unless frozen) and bias ~ N(0,
+    (d_conv ** -gamma)^2) under ``conv_init="gamma"``, left alone under ``"pytorch"``.
+    In place; returns the model. The module docstring gives the source and the reasons.
     """
+    if embedding_fan_in not in EMBEDDING_FAN_INS:
+        raise ConfigError("embedding_fan_in", embedding_fan_in,
+                          "allowed values are " + ", ".join(EMBEDDING_FAN_INS))
+    if conv_init not in CONV_INITS:
+        raise ConfigError("conv_init", conv_init, "allowed values are " + ", ".join(CONV_INITS))
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.Linear, nn.Embedding)):
-                module.weight.normal_(0.0, module.weight.shape[1] ** (-gamma))
+            if isinstance(module, nn.Linear):
+                module.weight.normal_(0.0, module.in_features ** (-gamma))
+            elif isinstance(module, nn.Embedding):
+                rows, cols = module.weight.shape
+                fan_in = rows if embedding_fan_in == "one_hot" else cols
+                module.weight.normal_(0.0, fan_in ** (-gamma))
+            elif isinstance(module, CausalDepthwiseConv) and conv_init == "gamma":
+                std = module.kernel_size ** (-gamma)
+                if module.weight.requires_grad:  # the frozen all-ones kernel stays ones
+                    module.weight.normal_(0.0, std)
+                module.bias.normal_(0.0, std)
     return model
 
 
@@ -134,11 +168,14 @@ def build_model(
     d_conv: int = 4,
     gamma: float = 1.0,
     seed: int | None = None,
+    embedding_fan_in: str = "one_hot",
+    conv_init: str = "gamma",
 ) -> SequenceClassifier:
     """One of MODEL_TYPES, gamma-initialised; ``seed`` makes it reproducible without
     touching the global RNG state. Paper sizes (App. E): d_model 32 (composite task) or 128
     (inverse task), d_state 128, expand 2, d_conv 4. The Transformer uses ``expand`` for its
     value width and ``d_conv`` for transformer_with_conv; ``d_state`` is Mamba's alone.
+    ``embedding_fan_in`` and ``conv_init``: see :func:`gamma_init_`.
     """
     if model_type not in MODEL_TYPES:
         raise ConfigError("model_type", model_type, "allowed values are " + ", ".join(MODEL_TYPES))
@@ -163,5 +200,5 @@ def build_model(
             final_norm = nn.LayerNorm(d_model)
             pos = True
         model = SequenceClassifier(blocks, vocab_size, d_model, seq_len, pos, final_norm)
-        gamma_init_(model, gamma)
+        gamma_init_(model, gamma, embedding_fan_in, conv_init)
     return model

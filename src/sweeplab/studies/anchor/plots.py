@@ -2,7 +2,9 @@
 
 - ``plot_phase_diagrams``: composite and symmetric accuracy on the held-out anchor pair
   over depth (rows) x initialization rate gamma (columns), each cell the mean across seeds
-  (Chen et al. 2025, Fig. 3); one figure per combination of any other varying key;
+  (Chen et al. 2025, Fig. 4), beside the composite share and the train accuracy; cells
+  whose training did not fit are hatched; one figure per combination of any other varying
+  key;
 - ``plot_accuracy_bars``: final accuracies per condition (ablations, inverse task), bars
   at the mean, error bars +-1 std across seeds, every seed drawn as a dot, and the chance
   level as a dashed line where there is one (the inverse task's 20%, Chen et al. 2025,
@@ -27,7 +29,8 @@ from matplotlib.ticker import MaxNLocator
 from sweeplab.analysis import plotting
 from sweeplab.analysis.style import FIG_SIZE, new_figure, save_figure, styled
 
-PHASE_METRICS = {"composite_acc": "composite solution", "symmetric_acc": "symmetric solution"}
+PHASE_METRICS = {"composite_acc": "composite solution", "symmetric_acc": "symmetric solution",
+                 "composite_share": "composite / (comp. + sym.)", "train_acc": "train accuracy"}
 """Heatmap panels of the phase diagram (metric -> panel title)."""
 
 BAND_NOTE = "mean $\\pm$ std across seeds"
@@ -52,13 +55,16 @@ def phase_groups(finals: Any, other_keys: Sequence[str]) -> list[tuple[str, Any]
 
 @styled
 def plot_phase_diagrams(
-    finals: Any, savepath_prefix: str | Path, other_keys: Sequence[str] = ()
+    finals: Any, savepath_prefix: str | Path, other_keys: Sequence[str] = (),
+    fit_acc: float | None = None,
 ) -> list[tuple[Path, str]]:
-    """Composite and symmetric accuracy over depth x gamma, one panel each, cells annotated.
+    """The PHASE_METRICS present over depth x gamma, one panel each, cells annotated.
 
     Rows: ``n_layers``; columns: ``gamma``; cell: ``<metric>_mean`` (mean across seeds),
-    colours on the fixed range [0, 1] so figures of different grids compare. Returns
-    (path, tag) for every file written; tag names the other keys' values ("" if none).
+    colours on the fixed range [0, 1] so figures of different grids compare. With
+    ``fit_acc``, cells whose mean train accuracy is below it are hatched in every panel.
+    Returns (path, tag) for every file written; tag names the other keys' values ("" if
+    none).
     """
     present = {m: t for m, t in PHASE_METRICS.items() if f"{m}_mean" in finals}
     written: list[tuple[Path, str]] = []
@@ -66,21 +72,39 @@ def plot_phase_diagrams(
         pivots = {m: plotting.heatmap_table(rows, "n_layers", "gamma", m) for m in present}
         if not pivots:
             continue
+        unfit = None
+        if fit_acc is not None and "train_acc" in pivots:
+            unfit = pivots["train_acc"].to_numpy(dtype=float) < fit_acc
         width, height = plotting.heatmap_size(next(iter(pivots.values())))
-        fig, axes = new_figure(1, len(pivots), figsize=(width * len(pivots), height),
+        ncols = min(len(pivots), 2)
+        nrows = -(-len(pivots) // ncols)
+        fig, axes = new_figure(nrows, ncols, figsize=(width * ncols, height * nrows),
                                squeeze=False)
-        for index, (ax, (metric, table)) in enumerate(zip(axes[0], pivots.items())):
+        for index, (ax, (metric, table)) in enumerate(zip(axes.ravel(), pivots.items())):
             image = plotting.draw_heatmap(ax, table, fmt="{:.2f}", xlabel=r"$\gamma$",
-                                          ylabel="depth (layers)" if index == 0 else "",
+                                          ylabel="depth (layers)" if index % ncols == 0 else "",
                                           vmin=0.0, vmax=1.0)
-            plotting.add_colourbar(fig, image, ax, label="accuracy" if index else None)
+            plotting.add_colourbar(fig, image, ax, label="accuracy" if index % ncols else None)
             ax.set_title(present[metric])
+            if unfit is not None:
+                _hatch(ax, unfit)
+        for ax in axes.ravel()[len(pivots):]:
+            ax.set_visible(False)
         if tag:
             fig.suptitle(tag.replace(",", ", "))
         fig.tight_layout()
         name = f"{savepath_prefix}_{_slug(tag)}" if tag else str(savepath_prefix)
         written += [(p, tag) for p in save_figure(fig, name)]
     return written
+
+
+def _hatch(ax: Any, mask: np.ndarray) -> None:
+    """Hatch the heatmap cells where ``mask`` is True (rows x columns, as drawn)."""
+    from matplotlib.patches import Rectangle
+
+    for i, j in zip(*np.nonzero(mask)):
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="///",
+                               edgecolor="0.5", linewidth=0))
 
 
 def seed_values(runs: Any, run_ids: Sequence[str], metric: str) -> np.ndarray:

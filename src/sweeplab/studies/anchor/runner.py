@@ -43,7 +43,9 @@ def _fit(
     _link_train_log(ctx)
     device = resolve_device(cfg.device)
     model = build_model(cfg.model_type, vocab, seq_len, cfg.n_layers, cfg.d_model,
-                        cfg.d_state, cfg.expand, cfg.d_conv, cfg.gamma, seed=cfg.seed).to(device)
+                        cfg.d_state, cfg.expand, cfg.d_conv, cfg.gamma, seed=cfg.seed,
+                        embedding_fan_in=cfg.embedding_fan_in,
+                        conv_init=cfg.conv_init).to(device)
     ctx.logger.info("%s with %d parameters on %s", cfg.model_type,
                     sum(p.numel() for p in model.parameters()), device)
     tokens, labels = train_split["tokens"], train_split["labels"]
