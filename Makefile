@@ -23,7 +23,7 @@ $(BIN)/sweeplab: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet $(PIP_LOCAL) "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet $(PIP_LOCAL) -e ".[dev,slurm,track,llm]"
+	$(BIN)/pip install --quiet $(PIP_LOCAL) -e ".[all,dev]"
 	@touch $@
 
 setup: $(BIN)/sweeplab

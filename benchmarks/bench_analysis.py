@@ -35,8 +35,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from sweeplab.analysis.aggregate import DEFAULT_GROUP_KEYS, aggregate_curves, aggregate_final
+from sweeplab.analysis.aggregate import aggregate_curves, aggregate_final
 from sweeplab.analysis.load import load_metrics, load_runs
+from sweeplab.studies.implicit_bias.analysis import CONDITION_KEYS
 
 METRICS = (
     "loss", "train_acc", "test_acc", "angle_svm", "angle_logreg", "angle_lp_max_margin",
@@ -169,9 +170,9 @@ def main(argv: list[str] | None = None) -> int:
               f"skipped {len(loaded.skipped)} + {len(loaded.metrics_skipped)}")
         metrics = list(METRICS)
         agg, t_final = timed("aggregate_final", lambda: aggregate_final(
-            loaded.runs, DEFAULT_GROUP_KEYS, metrics))
+            loaded.runs, CONDITION_KEYS, metrics))
         curves, t_curves = timed("aggregate_curves", lambda: aggregate_curves(
-            frame, loaded.runs, DEFAULT_GROUP_KEYS, metrics))
+            frame, loaded.runs, CONDITION_KEYS, metrics))
         print(f"  {len(agg)} conditions; curves {curves.shape[0]:,} rows x {curves.shape[1]}")
 
         total = t_warm + t_final + t_curves

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeplab.cli.main import _verbs
+from sweeplab.cli.main import all_verbs
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -41,7 +41,7 @@ def test_links_and_named_files_exist(page):
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_every_sweeplab_command_names_a_real_verb(page):
-    verbs = set(_verbs())
+    verbs = set(all_verbs())
     for line in _code_lines(page.read_text(encoding="utf-8")):
         line = line.split("#", 1)[0].strip()
         if not line.startswith(("sweeplab ", ".venv/bin/sweeplab ")):

@@ -14,7 +14,6 @@ import yaml
 
 from sweeplab.analysis import load as load_mod
 from sweeplab.analysis.aggregate import (
-    DEFAULT_GROUP_KEYS,
     aggregate_curves,
     aggregate_final,
     condition_label,
@@ -29,6 +28,7 @@ from sweeplab.analysis.load import (
     load_metrics,
     load_runs,
 )
+from sweeplab.studies.implicit_bias.analysis import CONDITION_KEYS
 
 T_975_2 = 4.302652729911275  # t_{0.975, 2}: 95% two-sided, 3 samples
 
@@ -84,7 +84,7 @@ def grid(tmp_path: Path) -> Path:
 
 def test_final_statistics_match_a_hand_computation(grid):
     loaded = load_runs([grid])
-    agg = aggregate_final(loaded.runs, DEFAULT_GROUP_KEYS, ["angle_svm", "margin"])
+    agg = aggregate_final(loaded.runs, CONDITION_KEYS, ["angle_svm", "margin"])
     a = agg.set_index("condition").loc["L=2"]
     assert a["count"] == 3 and a["angle_svm_count"] == 3
     assert a["angle_svm_mean"] == pytest.approx(2.0)
@@ -122,30 +122,32 @@ def test_group_keys_choose_the_conditions(grid):
     assert list(by_potential["count"]) == [4]
     assert by_potential["angle_svm_mean"].iloc[0] == pytest.approx((1 + 2 + 3 + 7) / 4)
     assert "not_a_column" not in by_potential.columns
-    by_default = aggregate_final(runs, DEFAULT_GROUP_KEYS, ["angle_svm"])
+    by_default = aggregate_final(runs, CONDITION_KEYS, ["angle_svm"])
     assert list(by_default["L"]) == [1, 2] and list(by_default["count"]) == [1, 3]
-    for key in DEFAULT_GROUP_KEYS:
+    for key in CONDITION_KEYS:
         assert key in by_default.columns
 
 
 def test_labels_leave_out_keys_every_run_shares(grid):
     runs = load_runs([grid]).runs
-    assert varying_keys(runs, DEFAULT_GROUP_KEYS) == ["L"]
+    assert varying_keys(runs, CONDITION_KEYS) == ["L"]
     row = {"potential": "lp", "p": 1.5, "L": 2, "digits": (3, 5), "pca": None}
     assert condition_label(row, ["potential", "p", "L"]) == "potential=lp, p=1.5, L=2"
     assert condition_label(row, ["digits", "pca"]) == "digits=3-5, pca=none"
     assert condition_label(row, []) == "all runs"
-    assert set(aggregate_final(runs, metrics=["angle_svm"])["condition"]) == {"L=1", "L=2"}
+    agg = aggregate_final(runs, CONDITION_KEYS, metrics=["angle_svm"])
+    assert set(agg["condition"]) == {"L=1", "L=2"}
 
 
 def test_boolean_final_metrics_aggregate_as_fractions(grid):
-    agg = aggregate_final(load_runs([grid]).runs, metrics=["final.separable"])
+    agg = aggregate_final(load_runs([grid]).runs, CONDITION_KEYS, metrics=["final.separable"])
     assert list(agg["separable_mean"]) == [0.0, 1.0]
 
 
 def test_a_metric_no_run_recorded_is_left_out_and_named(grid):
     # e.g. align_min in a grid of depth-1 runs: a study's metric list fits every grid
-    agg = aggregate_final(load_runs([grid]).runs, metrics=["angle_svm", "align_min"])
+    agg = aggregate_final(load_runs([grid]).runs, CONDITION_KEYS,
+                          metrics=["angle_svm", "align_min"])
     assert "angle_svm_mean" in agg.columns
     assert not any(c.startswith("align_min") for c in agg.columns)
     assert agg.attrs["missing_metrics"] == ["align_min"]
@@ -159,7 +161,7 @@ def test_curves_are_mean_std_count_per_condition_and_epoch(grid):
     long = load_metrics(loaded)
     assert list(long.columns) == ["run_id", "epoch", "loss"]
     assert long["loss"].dtype == np.float64 and len(long) == 3 * 3 + 2
-    curves = aggregate_curves(long, loaded.runs, DEFAULT_GROUP_KEYS, ["loss"])
+    curves = aggregate_curves(long, loaded.runs, CONDITION_KEYS, ["loss"])
     a = curves[curves["condition"] == "L=2"].set_index("epoch")
     # seeds 0, 1, 2 log seed+1+epoch: mean epoch+2, std 1
     assert list(a.index) == [0, 1, 2]
@@ -180,7 +182,7 @@ def test_missing_values_are_nan_and_left_out_of_the_curves(tmp_path):
     loaded = load_runs([g])
     long = load_metrics(loaded)
     assert long["acc"].isna().sum() == 3
-    curves = aggregate_curves(long, loaded.runs)
+    curves = aggregate_curves(long, loaded.runs, CONDITION_KEYS)
     assert list(curves["acc_count"]) == [1, 0] and list(curves["acc_mean"][:1]) == [0.5]
     only = load_metrics(loaded, ["acc", "absent"])
     assert list(only.columns) == ["run_id", "epoch", "acc", "absent"]
@@ -225,7 +227,7 @@ def test_unusable_runs_are_listed_and_the_rest_analysed(grid):
     assert len(metric_reasons) == 2
     torn_rows = long[long["run_id"] == f"{grid.name}/torn"]
     assert list(torn_rows["epoch"]) == [0, 1, 2]                      # torn line dropped
-    agg = aggregate_final(loaded.runs, metrics=["angle_svm"])
+    agg = aggregate_final(loaded.runs, CONDITION_KEYS, metrics=["angle_svm"])
     assert agg["count"].sum() == 7
 
 
@@ -324,7 +326,7 @@ def test_a_broken_cache_is_rebuilt_from_the_jsonl(grid):
 
 
 def test_latex_table_is_booktabs_with_escaped_text(grid):
-    agg = aggregate_final(load_runs([grid]).runs, metrics=["angle_svm"])
+    agg = aggregate_final(load_runs([grid]).runs, CONDITION_KEYS, metrics=["angle_svm"])
     agg["note"] = ["50% & #1", "a_b"]
     tex = to_latex(agg, [("condition", "Condition"), ("note", "note_x"),
                          ("angle_svm", "angle_svm"), ("count", "n")],
@@ -341,7 +343,7 @@ def test_latex_table_is_booktabs_with_escaped_text(grid):
 
 
 def test_condition_json_files_hold_every_statistic_and_run(grid, tmp_path):
-    agg = aggregate_final(load_runs([grid]).runs, metrics=["angle_svm", "margin"])
+    agg = aggregate_final(load_runs([grid]).runs, CONDITION_KEYS, metrics=["angle_svm", "margin"])
     paths = write_condition_json(agg, tmp_path / "conditions")
     assert [p.name for p in paths] == ["L=1.json", "L=2.json"]
     doc = json.loads(paths[1].read_text())
@@ -365,12 +367,12 @@ def test_a_real_grid_made_by_sweeplab(tmp_path):
     assert main(["grid", str(spec), "--out_dir", str(tmp_path), "--executor", "inline"]) == 0
     loaded = load_runs([tmp_path])
     assert len(loaded.runs) == 4 and not loaded.skipped and loaded.studies == {"implicit-bias"}
-    agg = aggregate_final(loaded.runs, DEFAULT_GROUP_KEYS, ["angle_svm", "loss"])
+    agg = aggregate_final(loaded.runs, CONDITION_KEYS, ["angle_svm", "loss"])
     assert len(agg) == 4 and list(agg["count"]) == [1] * 4
-    assert varying_keys(loaded.runs, DEFAULT_GROUP_KEYS) == ["potential", "p", "L"]
+    assert varying_keys(loaded.runs, CONDITION_KEYS) == ["potential", "p", "L"]
     long = load_metrics(loaded, ["loss", "angle_svm"])
     assert not loaded.metrics_skipped
-    curves = aggregate_curves(long, loaded.runs, DEFAULT_GROUP_KEYS, ["loss"])
+    curves = aggregate_curves(long, loaded.runs, CONDITION_KEYS, ["loss"])
     for run_dir in loaded.runs["run_dir"]:
         lines = Path(run_dir, "metrics.jsonl").read_text().splitlines()
         assert len(long[long["run_id"].str.endswith(Path(run_dir).name)]) == len(lines)

@@ -12,10 +12,14 @@ import json
 import subprocess
 import sys
 import typing
+from importlib import metadata
 
 import pytest
 
-from sweeplab.core.registry import BUILTIN_STUDIES
+from sweeplab.core.registry import STUDY_ENTRY_POINTS, study_names
+
+INSTALLED = {ep.name: ep.module for ep in metadata.entry_points(group=STUDY_ENTRY_POINTS)}
+"""The studies sweeplab ships, as its entry points register them."""
 
 HEAVY = ("torch", "sklearn", "scipy", "matplotlib", "pandas")
 
@@ -37,7 +41,13 @@ def _python(code: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("study", sorted(BUILTIN_STUDIES))
+def test_the_shipped_studies_are_entry_points():
+    assert set(INSTALLED) == {"implicit-bias", "anchor-composite", "inverse-sequence",
+                              "minima-volume"}
+    assert set(INSTALLED) <= set(study_names())
+
+
+@pytest.mark.parametrize("study", sorted(INSTALLED))
 def test_the_driver_plans_a_grid_without_heavy_imports(study):
     key = "model_seed" if study == "minima-volume" else "seed"
     out = _python(PLAN.format(study=study, key=key, heavy=HEAVY))
@@ -46,7 +56,7 @@ def test_the_driver_plans_a_grid_without_heavy_imports(study):
         assert out["keys"][0] is not None and out["keys"][0] == out["keys"][1]
 
 
-@pytest.mark.parametrize("module", sorted(set(BUILTIN_STUDIES.values())))
+@pytest.mark.parametrize("module", sorted(set(INSTALLED.values())))
 def test_a_worker_imports_the_warm_modules_before_its_first_job(module):
     code = (f"import json, sys; from sweeplab.execute.local import _init_worker; "
             f"_init_worker(1, ({module!r},)); "

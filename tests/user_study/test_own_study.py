@@ -141,3 +141,51 @@ def test_bad_values_are_refused_before_anything_runs(user_dir, capsys):
     assert "\n" not in err and "run lr=-0.5,seed=0: invalid lr=-0.5: must be > 0" in err
     assert not out.exists() or find_run_dirs(out) == []
     assert not (user_dir / "calls").exists()  # the function never ran
+
+
+OWN_ANALYSIS = '''\
+from sweeplab import RunContext, StudyConfig, register_study
+from sweeplab.analysis.spec import StudyAnalysis
+
+
+class Cfg(StudyConfig):
+    a: int = 1
+    b: int = 1
+    seed: int = 0
+
+
+def findings(data):
+    return [f"own finding: {len(data.finals)} conditions of {len(data.runs)} runs"]
+
+
+@register_study("own-analysed", config=Cfg,
+                analysis=StudyAnalysis(group_keys=("a",), final_metrics=("y",),
+                                       findings=findings))
+def analysed(cfg: Cfg, ctx: RunContext):
+    return {"y": cfg.a * cfg.b + cfg.seed}
+
+
+@register_study("own-grouped", config=Cfg, group_keys=("b",))
+def grouped(cfg: Cfg, ctx: RunContext):
+    return {"y": cfg.a * cfg.b + cfg.seed}
+'''
+
+
+@pytest.mark.parametrize("ref,key,finding", [
+    ("./own.py:own-analysed", "a", "own finding: 2 conditions of 8 runs"),
+    ("./own.py:own-grouped", "b", None),
+])
+def test_a_study_of_ones_own_declares_its_analysis_or_its_conditions(tmp_path, capsys, ref,
+                                                                     key, finding):
+    (tmp_path / "own.py").write_text(OWN_ANALYSIS)
+    spec = tmp_path / "own.yaml"
+    spec.write_text(yaml.safe_dump({"study": ref, "grid": {"a": [1, 2], "b": [1, 2],
+                                                           "seed": [0, 1]}}))
+    out, report = tmp_path / "out", tmp_path / "report"
+    assert main(["grid", str(spec), "--executor", "inline", "--out_dir", str(out)]) == 0
+    (grid,) = out.iterdir()
+    assert main(["analyze", str(grid), "--output_dir", str(report)]) == 0, capsys.readouterr()
+    summary = pd.read_csv(report / "summary.csv")
+    assert list(summary[key]) == [1, 2] and list(summary["y_count"]) == [4, 4]
+    text = (report / "report.md").read_text()
+    assert (finding in text) if finding else "No study-specific findings" in text

@@ -253,3 +253,14 @@ def analyze_agent_runs(run_dirs: list[Path], out_dir: Path) -> tuple[Path, Path]
     for run_dir in run_dirs:
         _run_section(report, run_dir, out_dir)
     return write_report(report, out_dir)
+
+
+def analyze_inputs(inputs: list[str], out_dir: str | Path) -> tuple[str, Path, Path] | None:
+    """``sweeplab analyze``'s hook (the ``sweeplab.analyzers`` entry point): the agent
+    runs among ``inputs`` analysed into ``out_dir`` as ``(what, report.md, report.html)``,
+    or None when there are none (the runs are then a grid's)."""
+    runs = find_agent_runs(list(inputs))
+    if not runs:
+        return None
+    md, page = analyze_agent_runs(runs, Path(out_dir))
+    return f"analysed {len(runs)} agent run(s)", md, page

@@ -1,10 +1,10 @@
 """Aggregate runs across seeds: per-condition statistics of final metrics and curves.
 
-A *condition* is one combination of the group keys (by default the implicit-bias
-study's ``potential, p, L, dataset, digits, pca``); the runs of a condition differ only
-in what is not grouped on, typically the seed. For each condition and metric this gives
-the mean, the sample standard deviation (ddof=1), min, max and a 95% Student-t
-confidence interval of the mean (:func:`sweeplab.analysis.stats.t_interval`),
+A *condition* is one combination of the group keys (a study's analysis names them); the
+runs of a condition differ only in what is not grouped on, typically the seed. For each
+condition and metric this gives the mean, the sample standard deviation (ddof=1), min,
+max and a 95% Student-t confidence interval of the mean
+(:func:`sweeplab.analysis.stats.t_interval`),
 
     mean +- t_{0.975, n-1} * std / sqrt(n).
 
@@ -26,9 +26,6 @@ import pandas as pd
 from sweeplab.analysis.load import AnalysisInputError
 from sweeplab.analysis.stats import t_interval
 from sweeplab.core.experiment import safe_name, save_json
-
-DEFAULT_GROUP_KEYS = ("potential", "p", "L", "dataset", "digits", "pca")
-"""The implicit-bias study's conditions; the seed (and nothing else) varies within one."""
 
 STATS = ("count", "mean", "std", "min", "max", "ci_low", "ci_high")
 """The statistics :func:`aggregate_final` gives per metric, as ``<metric>_<stat>``."""
@@ -100,7 +97,7 @@ def _sort_key(value: Any) -> tuple:
     return (2, str(value))
 
 
-def assign_conditions(runs: pd.DataFrame, group_keys: Sequence[str] = DEFAULT_GROUP_KEYS
+def assign_conditions(runs: pd.DataFrame, group_keys: Sequence[str]
                       ) -> tuple[np.ndarray, pd.DataFrame]:
     """Which condition each run belongs to.
 
@@ -161,7 +158,7 @@ def _as_float(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").astype("float64").to_numpy()
 
 
-def aggregate_final(runs: pd.DataFrame, group_keys: Sequence[str] = DEFAULT_GROUP_KEYS,
+def aggregate_final(runs: pd.DataFrame, group_keys: Sequence[str],
                     metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """One row per condition: statistics of each final metric across its runs.
 
@@ -202,7 +199,7 @@ def aggregate_final(runs: pd.DataFrame, group_keys: Sequence[str] = DEFAULT_GROU
 
 
 def aggregate_curves(metrics_long: pd.DataFrame, runs: pd.DataFrame,
-                     group_keys: Sequence[str] = DEFAULT_GROUP_KEYS,
+                     group_keys: Sequence[str],
                      metrics: Sequence[str] | None = None) -> pd.DataFrame:
     """Per condition and epoch: mean, std (ddof=1) and count of each metric across runs.
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from sweeplab.analysis.aggregate import (
     aggregate_curves,
@@ -31,8 +32,14 @@ from sweeplab.analysis.aggregate import (
 from sweeplab.analysis.load import load_metrics, load_runs
 from sweeplab.analysis.report import Bullets, Figure, Heading, Paragraph, Report, Table
 from sweeplab.analysis.report import write_report as _write_report
-from sweeplab.analysis.spec import AnalysisData, StudyAnalysis, generic_analysis, get_analysis
-from sweeplab.core.experiment import atomic_write_text
+from sweeplab.analysis.spec import (
+    AnalysisData,
+    StudyAnalysis,
+    analysis_of,
+    find_study,
+    generic_analysis,
+)
+from sweeplab.core.rundir import CONFIG_FILE, atomic_write_text, load_yaml
 
 RUN_COLUMNS = ("run_id", "run_dir", "grid", "study", "state", "duration_s", "config_hash")
 
@@ -54,6 +61,20 @@ def config_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in runs.columns if c not in RUN_COLUMNS and not c.startswith("final.")]
 
 
+def _study_reference(runs: pd.DataFrame, study: str) -> tuple[Any, str | None]:
+    """How the runs' study is found: the reference and folder their config.yaml records
+    (a user's own study), else its name."""
+    for run_dir in runs.loc[runs["study"] == study, "run_dir"] if "study" in runs else ():
+        try:
+            header = load_yaml(Path(run_dir) / CONFIG_FILE)
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(header, dict) and header.get("study_ref") is not None:
+            return header["study_ref"], header.get("study_dir") or None
+        break
+    return study, None
+
+
 def run_analysis(
     input_dirs: Sequence[str | Path], output_dir: str | Path, study: str | None = None
 ) -> AnalysisOutcome:
@@ -61,12 +82,14 @@ def run_analysis(
     out = Path(output_dir)
     loaded = load_runs([Path(p) for p in input_dirs], study=study)
     study_name = study or next(iter(loaded.studies))
-    spec = get_analysis(study_name)
+    found = find_study(*_study_reference(loaded.runs, study_name))
+    spec = analysis_of(found)
     metrics_long = None
     if spec is None:  # the default analysis: every metric any run logged
         metrics_long = load_metrics(loaded)
         logged = [c for c in metrics_long.columns if c not in ("run_id", "epoch")]
-        spec = generic_analysis(loaded.runs, config_columns(loaded.runs), logged)
+        spec = generic_analysis(loaded.runs, config_columns(loaded.runs), logged,
+                                found.group_keys if found is not None else ())
     runs = spec.prepare(loaded.runs.copy()) if spec.prepare else loaded.runs.copy()
     group_keys = [k for k in spec.group_keys if k in runs.columns]
     varying = [k for k in group_keys if runs[k].astype(str).nunique() > 1]

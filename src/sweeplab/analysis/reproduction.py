@@ -13,15 +13,15 @@ plain verdict:
 
 The data file::
 
-    paper: "Fan, Sandlund & Ko (2025), arXiv 2511.04808"
+    paper: "Author & Author (2025), arXiv 2501.00000"
     claims:
-      - id: poison_lowers_volume            # what the study's measure() returns it under
-        claim: "log-volume falls as poison is added"
+      - id: noise_lowers_accuracy           # what the study's measure() returns it under
+        claim: "test accuracy falls as label noise is added"
         source: "Fig. 3, Sec. 4.2"
         paper: -1.0                          # the paper's value (a number, or text)
         compare: sign                        # how a measurement is judged, see below
         tolerance: 0.1                       # for close / at_least / at_most
-        scale: "MNIST, 6,000 + {0..2000} poison, MLP 784-256-128-10, 1,000 directions"
+        scale: "MNIST, 6,000 + {0..2000} noisy labels, MLP 784-256-128-10, 5 seeds"
 
 ``compare`` is one of ``close`` (``|m - paper| <= tolerance``; direction only when
 ``m`` and ``paper`` have the same sign), ``at_least`` (``m >= paper - tolerance``),

@@ -1,16 +1,17 @@
 """What the analysis of a study consists of: grouping, metrics, tables, figures, findings.
 
-A study may declare a :class:`StudyAnalysis` (the implicit-bias study does, in
-``sweeplab.studies.implicit_bias.analysis``); any other study gets
-:func:`generic_analysis`: grouped by every parameter that varies except the seeds, with
-every numeric final metric aggregated across seeds and tabulated (LaTeX too), a curve
-of every logged metric with seed bands and a heatmap for every pair of numeric
-parameters (:mod:`sweeplab.analysis.default_report`).
+A study may declare a :class:`StudyAnalysis` (``register_study(..., analysis=...)``,
+usually as ``"package.module:ANALYSIS"`` so it is imported only by the analysis); any
+other study gets :func:`generic_analysis`: grouped by the study's ``group_keys``, else by
+every parameter that varies except the seeds, with every numeric final metric
+aggregated across seeds and tabulated (LaTeX too), a curve of every logged metric with
+seed bands and a heatmap for every pair of numeric parameters
+(:mod:`sweeplab.analysis.default_report`).
 """
 
 from __future__ import annotations
 
-import importlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +22,7 @@ import pandas as pd
 SEED_KEYS = ("seed", "data_seed", "model_seed")
 """Parameters that are replicates, never conditions."""
 
-BUILTIN_ANALYSES = {
-    "implicit-bias": "sweeplab.studies.implicit_bias.analysis",
-    "anchor-composite": "sweeplab.studies.anchor.analysis",
-    "inverse-sequence": "sweeplab.studies.anchor.analysis_inverse",
-    "minima-volume": "sweeplab.studies.volume.analysis",
-}
-"""Study -> module defining ``ANALYSIS`` (imported lazily: no torch for analysis)."""
+log = logging.getLogger("sweeplab.analysis")
 
 
 @dataclass(frozen=True)
@@ -88,12 +83,14 @@ class StudyAnalysis:
 
 
 def generic_analysis(runs: pd.DataFrame, config_keys: list[str],
-                     curve_metrics: tuple[str, ...] | list[str] = ()) -> StudyAnalysis:
-    """Group by the varying parameters (not seeds); aggregate every numeric final metric
-    and ``curve_metrics`` (the logged ones); draw the default figures."""
+                     curve_metrics: tuple[str, ...] | list[str] = (),
+                     group_keys: tuple[str, ...] | list[str] = ()) -> StudyAnalysis:
+    """Group by ``group_keys`` (a study's own), else by the varying parameters (not
+    seeds); aggregate every numeric final metric and ``curve_metrics`` (the logged ones);
+    draw the default figures."""
     from sweeplab.analysis.default_report import default_figures
 
-    varying = [
+    varying = list(group_keys) or [
         k
         for k in config_keys
         if k not in SEED_KEYS and k in runs and runs[k].astype(str).nunique() > 1
@@ -115,9 +112,37 @@ def generic_analysis(runs: pd.DataFrame, config_keys: list[str],
                          figures=default_figures)
 
 
-def get_analysis(study: str) -> StudyAnalysis | None:
-    """The study's declared analysis, or None (then the caller uses the generic one)."""
-    module = BUILTIN_ANALYSES.get(study)
-    if module is None:
+def find_study(study: Any, base_dir: str | None = None) -> Any:
+    """The :class:`~sweeplab.core.registry.Study` of runs made by ``study`` (a name or a
+    reference, relative to ``base_dir``), or None when it cannot be found here (a user's
+    file moved away, a study no longer installed): its runs still get the default
+    report."""
+    from sweeplab.core.registry import resolve_study
+    from sweeplab.errors import SweeplabError
+
+    try:
+        return resolve_study(study, base_dir)
+    except SweeplabError as exc:
+        log.info("study %s not found (%s); the default analysis applies", study, exc)
         return None
-    return importlib.import_module(module).ANALYSIS
+
+
+def analysis_of(study: Any) -> StudyAnalysis | None:
+    """The analysis a :class:`~sweeplab.core.registry.Study` declares (None: none)."""
+    from sweeplab.core.registry import load_object
+
+    if study is None or study.analysis is None:
+        return None
+    analysis = load_object(study.analysis)
+    if not isinstance(analysis, StudyAnalysis) and callable(analysis):
+        analysis = analysis()
+    if not isinstance(analysis, StudyAnalysis):
+        raise TypeError(f"study {study.name}: its analysis is {type(analysis).__name__}, "
+                        "not a StudyAnalysis")
+    return analysis
+
+
+def get_analysis(study: Any, base_dir: str | None = None) -> StudyAnalysis | None:
+    """The declared analysis of ``study`` (a name or reference), or None (then the
+    caller uses the generic one)."""
+    return analysis_of(find_study(study, base_dir))

@@ -2,6 +2,8 @@
 
 Aggregates finished runs across seeds into tables, figures and a report (Markdown and
 self-contained HTML). Bad runs (failed, missing or corrupt files) are listed and skipped.
+A plugin whose folders are not runs (an agent's) analyses them through its
+``sweeplab.analyzers`` entry point. Needs the ``analysis`` extra.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from pathlib import Path
 
 from sweeplab.cli.console import console
 from sweeplab.cli.flags import OneLineParser, reject_unknown
+from sweeplab.core.registry import analyzers, require
 from sweeplab.errors import ConfigError
 
 ALLOWED = ["--input_dir", "--output_dir", "--study"]
+REQUIRES = ("pandas", "pyarrow", "scipy", "matplotlib")
+"""What the analysis imports (the ``analysis`` extra installs it)."""
 
 
 def build_parser() -> OneLineParser:
@@ -62,14 +67,13 @@ def main(argv: list[str]) -> int:
 
 def analyze(input_dirs: list[str], output_dir: str | Path, study: str | None = None) -> int:
     """Run the analysis and print where its outputs are (also used by ``grid --analyze``)."""
-    from sweeplab.agent.report import analyze_agent_runs, find_agent_runs
-
-    agent_runs = find_agent_runs(input_dirs)
-    if agent_runs:
-        md, page = analyze_agent_runs(agent_runs, Path(output_dir))
-        console.print(f"analysed {len(agent_runs)} agent run(s); report: [bold]{md}[/bold] "
-                      f"and {page}", highlight=False)
-        return 0
+    require("sweeplab analyze", REQUIRES, "sweeplab[analysis]")
+    for analyzer in analyzers():
+        done = analyzer(input_dirs, Path(output_dir))
+        if done is not None:
+            what, md, page = done
+            console.print(f"{what}; report: [bold]{md}[/bold] and {page}", highlight=False)
+            return 0
     from sweeplab.analysis.pipeline import run_analysis
 
     outcome = run_analysis(input_dirs, output_dir, study=study)

@@ -1,5 +1,9 @@
 """``sweeplab`` entry point: dispatch to one module per verb, turn errors into exit codes.
 
+The framework's verbs are listed here; a plugin adds verbs of its own (a study through
+its ``commands``, anything else through the ``sweeplab.commands`` entry points), found
+only when a verb is not the framework's, so ``sweeplab --help`` imports no plugin.
+
 Exit status: 0 success, 1 a run failed, 2 bad input or an unusable environment (one
 line on stderr, nothing written), 130 interrupted.
 """
@@ -21,11 +25,9 @@ verbs:
   grid SPEC.yaml            a grid of runs, in parallel and resumable
   status DIR                counts, ETA, slowest and failed runs of a grid
   analyze DIR [DIR ...]     tables, figures and a report across seeds
-  studies [STUDY]           the registered studies and their parameters
-  volume run SPEC.yaml      the minima-volume pipeline over a grid
+  studies [STUDY]           the installed studies: parameters, verbs, templates
   new study NAME            a runnable one-file study and its grid spec
-  new volume-experiment N   scaffold a new minima-volume experiment config
-  agent --goal TEXT         search model architectures toward a goal
+  new KIND NAME             a template a study offers (sweeplab new --help)
 
 monitoring and housekeeping (docs/monitoring.md):
   ls [DIR] [--where E]      query runs, e.g. --where 'potential=lp and L=2'
@@ -36,28 +38,37 @@ monitoring and housekeeping (docs/monitoring.md):
 """
 
 
-def _verbs() -> dict[str, Callable[[list[str]], int]]:
-    from sweeplab.cli import (
-        agent,
-        analyze,
-        check,
-        clean,
-        errors,
-        grid,
-        logs,
-        ls,
-        new,
-        run,
-        status,
-        studies,
-        volume,
-    )
+VERBS = ("run", "grid", "status", "analyze", "studies", "ls", "logs", "errors", "check",
+         "clean", "new")
+"""The framework's verbs, each the ``main`` of the ``sweeplab.cli`` module of its name."""
 
-    return {"run": run.main, "grid": grid.main, "status": status.main,
-            "analyze": analyze.main, "studies": studies.main, "ls": ls.main,
-            "logs": logs.main, "errors": errors.main, "check": check.main,
-            "clean": clean.main, "volume": volume.main, "new": new.main,
-            "agent": agent.main}
+
+def _usage() -> str:
+    """The usage text, with the verbs of installed plugins (names from their metadata)."""
+    from sweeplab.core.plugins import command_names
+
+    plugins = command_names()
+    more = f"  {', '.join(plugins):<24}  verbs of installed plugins\n" if plugins else ""
+    return (USAGE + "\nplugins (sweeplab VERB --help):\n" + more
+            + f"  {'(verbs of studies)':<24}  listed by sweeplab studies\n")
+
+
+def _verb(name: str) -> Callable[[list[str]], int] | None:
+    """The function behind verb ``name``: the framework's, else a plugin's, else None."""
+    if name in VERBS:
+        import importlib
+
+        return importlib.import_module(f"sweeplab.cli.{name}").main
+    from sweeplab.core.registry import find_command
+
+    return find_command(name)
+
+
+def all_verbs() -> list[str]:
+    """Every verb there is, plugins' and studies' included (imports the studies)."""
+    from sweeplab.core.registry import command_names, study_commands
+
+    return [*VERBS, *command_names(), *study_commands()]
 
 
 def _sigterm(signum: int, frame: object) -> None:
@@ -68,21 +79,24 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``sweeplab`` with ``argv`` (default: the process arguments)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("-h", "--help"):
-        sys.stdout.write(USAGE)
+        sys.stdout.write(_usage())
         return 0
     if not argv:
-        sys.stderr.write(USAGE)
-        return fail("give a verb, e.g. sweeplab run implicit-bias (sweeplab --help)")
+        sys.stderr.write(_usage())
+        return fail("give a verb, e.g. sweeplab run ./mystudy.py:run (sweeplab --help)")
     if argv[0] == "--version":
         from importlib.metadata import version
 
         console.print(f"sweeplab {version('sweeplab')}")
         return 0
-    verbs = _verbs()
-    verb = verbs.get(argv[0])
+    try:
+        verb = _verb(argv[0])
+    except (SweeplabError, ImportError) as exc:
+        return fail(f"verb {argv[0]!r} cannot be loaded: {exc}")
     if verb is None:
         from sweeplab.suggest import did_you_mean
 
+        verbs = all_verbs()
         return fail(f"unknown verb {argv[0]!r}{did_you_mean(argv[0], verbs)}; "
                     f"allowed verbs: {', '.join(verbs)}")
     return run_verb(verb, argv[1:])

@@ -75,7 +75,7 @@ def main(argv: list[str], prog: str | None = None) -> int:
             sys.stdout.write(usage)
             return 0
         sys.stderr.write(usage)
-        return fail("give a study, e.g. sweeplab run implicit-bias")
+        return fail("give a study, e.g. sweeplab run ./mystudy.py:run")
     saved = None
     if argv[0].startswith("--resume"):
         saved = _saved_run(_resume_arg(argv))
@@ -95,6 +95,7 @@ def main(argv: list[str], prog: str | None = None) -> int:
         run_dir = Path(ns.resume)
     else:
         cfg = study.config.from_mapping(explicit)
+    study.check_requirements()
     if study.preflight is not None:
         study.preflight(cfg)
     setup_logging(verbose=ns.verbose)

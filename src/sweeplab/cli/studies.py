@@ -1,5 +1,5 @@
-"""``sweeplab studies [STUDY ...]``: the registered studies (or the ones named, your own
-``./mystudy.py:run`` too) and their parameters."""
+"""``sweeplab studies [STUDY ...]``: the installed studies (or the ones named, your own
+``./mystudy.py:run`` too), their parameters, and the verbs and templates they add."""
 
 from __future__ import annotations
 
@@ -20,4 +20,13 @@ def main(argv: list[str]) -> int:
             table.add_row(key, str(field.get_default(call_default_factory=True)),
                           field.description or "")
         console.print(table)
+        for verb in study.commands:
+            console.print(f"  verb: sweeplab {verb} ... (sweeplab {verb} --help)",
+                          highlight=False, markup=False)
+        for template in study.templates:
+            console.print(f"  template: sweeplab new {template.kind} NAME: "
+                          f"{template.description}", highlight=False, markup=False)
+        if study.extra:
+            console.print(f"  installed by: pip install '{study.extra}'",
+                          highlight=False, markup=False)
     return 0

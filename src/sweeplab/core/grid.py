@@ -4,7 +4,7 @@ A grid spec is a YAML file in one of two forms.
 
 General form, for any study (``runs/configs/example_grid.yaml`` documents every key)::
 
-    study: implicit-bias          # a registered name, ./file.py:function, pkg.mod:function
+    study: my-study               # a registered name, ./file.py:function, pkg.mod:function
     command: python train.py      # or, instead of study: an unchanged program (with params:)
     name: my-grid                 # optional
     description: ...              # optional
@@ -24,13 +24,11 @@ unchanged program run once per run (:mod:`sweeplab.core.command`).
 a parameter unset in that run, so the study config's default applies and the run's name
 does not show it.
 
-Flat form, the implicit-bias study only (recognised when there is no ``study:``,
-``command:``, ``grid:``, ``fixed:``, ``zip:`` or ``exclude:`` key): the plural keys of
-:data:`FLAT_AXES` are lists to sweep, every other key is fixed. ``p_values`` apply to
-the ``lp`` potential only, so ``potentials: [quadratic, lp]`` with ``p_values: [1.5,
-3.0]`` gives three potential settings (quadratic, lp 1.5, lp 3.0). The flat form is
-translated into the general form (a zip axis for the potential settings), so there is
-one expansion path.
+A study may also read a flat form of its own (recognised when there is no ``study:``,
+``command:``, ``grid:``, ``fixed:``, ``zip:`` or ``exclude:`` key): plural list keys to
+sweep, every other key fixed (:mod:`sweeplab.core.spec_dialect`). It is translated into
+the general form, so there is one expansion path. The shape of either form is a pydantic
+model (:mod:`sweeplab.core.spec_model`), which words every error.
 
 Expansion (:func:`expand`) is the product of the grid axes (in spec order, the last
 varying fastest) and then the zip axes, minus the excluded runs. Each run is named after
@@ -41,14 +39,13 @@ in the grid stops the grid before its first run.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 import itertools
 import json
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +53,23 @@ import yaml
 
 from sweeplab.core.config import StudyConfig
 from sweeplab.core.experiment import safe_name
+from sweeplab.core.spec_model import (
+    DEFAULT,
+    DEFAULT_TEXT,
+    TOP_LEVEL_KEYS,
+    GeneralSpec,
+    GridSpec,
+    _Default,
+    copy_value,
+    freeze,
+    show,
+    validated,
+)
 from sweeplab.errors import ConfigError
 from sweeplab.suggest import closest_file, did_you_mean
 
 __all__ = [
     "DEFAULT",
-    "FLAT_AXES",
-    "FLAT_STUDY",
     "GridSpec",
     "PlannedRun",
     "SpecSyntaxError",
@@ -74,54 +81,11 @@ __all__ = [
     "validate_runs",
 ]
 
-TOP_LEVEL_KEYS = ("study", "name", "description", "run_name", "tracking", "fixed", "grid", "zip",
-                  "exclude", "command", "params")
-TRACKING_KEYS = ("wandb_project", "wandb_entity", "wandb_mode", "wandb_dir", "mlflow_uri",
-                 "mlflow_experiment")
-"""Keys of a spec's ``tracking:`` section (the same as the trackers' CLI flags)."""
-"""Keys allowed at the top of a general-form spec."""
-
 GENERAL_MARKERS = ("study", "command", "grid", "fixed", "zip", "exclude")
 """A spec with any of these keys is in the general form (none is a study parameter)."""
 
-FLAT_STUDY = "implicit-bias"
-"""The study a flat-form spec runs."""
-
-FLAT_AXES = {
-    "potentials": "potential",
-    "p_values": "p",
-    "depths": "L",
-    "seeds": "seed",
-    "lrs": "lr",
-    "widths": "width",
-    "init_scales": "init_scale",
-    "digit_pairs": "digits",
-    "pcas": "pca",
-    "losses": "loss",
-}
-"""Flat-form list key -> the config parameter it sweeps."""
-
-DEFAULT_TEXT = "<default>"
-"""How a spec writes :data:`DEFAULT` (a value that leaves its parameter unset)."""
-
 MAX_NAME_LENGTH = 200
 """Longer run names are cut and given a hash suffix (file names stop at 255 bytes)."""
-
-
-class _Default(enum.Enum):
-    """Type of :data:`DEFAULT` (an enum member, so it survives pickling and copying)."""
-
-    DEFAULT = "default"
-
-    def __repr__(self) -> str:
-        return DEFAULT_TEXT
-
-
-DEFAULT = _Default.DEFAULT
-"""A grid value meaning "leave this parameter unset": the study's default applies.
-
-Written ``<default>`` in YAML, e.g. ``zip: {potential: [quadratic, lp], p: [<default>, 3]}``.
-"""
 
 
 class SpecSyntaxError(ConfigError):
@@ -136,36 +100,6 @@ class SpecSyntaxError(ConfigError):
     def _message(self) -> str:
         place = f"{self.path}, line {self.line}" if self.line is not None else self.path
         return f"{place}: invalid YAML: {self.problem}"
-
-
-@dataclass(frozen=True)
-class GridSpec:
-    """A parsed grid spec in the general form (a flat-form spec is translated into it).
-
-    ``grid`` maps each product axis to its values; ``zip`` holds one mapping per zipped
-    axis (equal-length value lists); ``exclude`` the partial mappings of dropped runs.
-    ``order`` is every parameter in the order it appears in the spec (run names follow
-    it); ``source`` names where the spec came from (a file path) and ``source_text`` is
-    the YAML as given, so a grid directory can keep it verbatim.
-
-    ``study`` is the study reference as the spec gives it (a name, a file or module
-    reference, or a command mapping); ``base_dir`` is the folder its relative paths
-    start from (the spec file's folder). :func:`spec_study` resolves it.
-    """
-
-    study: Any
-    fixed: dict[str, Any] = field(default_factory=dict)
-    grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    zip: tuple[dict[str, tuple[Any, ...]], ...] = ()
-    exclude: tuple[dict[str, Any], ...] = ()
-    name: str | None = None
-    description: str | None = None
-    source_text: str = ""
-    source: str = "grid spec"
-    order: tuple[str, ...] = ()
-    tracking: dict[str, Any] = field(default_factory=dict)
-    run_name: str | None = None
-    base_dir: str = ""
 
 
 @dataclass(frozen=True)
@@ -250,9 +184,9 @@ def parse_grid_spec(
     """
     if not isinstance(mapping, Mapping) or not mapping:
         raise ConfigError(
-            "spec", _show(mapping),
+            "spec", show(mapping),
             "a grid spec is a non-empty YAML mapping (general form: study, fixed, grid, "
-            f"zip, exclude; or the flat {FLAT_STUDY} form)",
+            "zip, exclude; or a study's flat form)",
             where=source,
         )
     for key in mapping:
@@ -264,7 +198,10 @@ def parse_grid_spec(
     if any(key in mapping for key in GENERAL_MARKERS) or default_study is not None:
         spec = _parse_general(mapping, source, source_text, default_study)
     else:
-        spec = _parse_flat(mapping, source, source_text)
+        from sweeplab.core.spec_dialect import flat_study, parse_flat
+
+        study, dialect = flat_study(mapping, source)
+        spec = parse_flat(mapping, study, dialect, source, source_text)
     return replace(spec, base_dir=base)
 
 
@@ -279,65 +216,16 @@ def _dump(mapping: Mapping[str, Any], source: str) -> str:
 
 def _parse_general(data: Mapping[str, Any], source: str, text: str,
                    default_study: Any = None) -> GridSpec:
-    """Check every section of a general-form spec; a parameter lives in one section only."""
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
-            raise ConfigError(key, _show(data[key]), "unknown top-level key"
-                              + did_you_mean(key, TOP_LEVEL_KEYS) + "; allowed keys: "
-                              + ", ".join(TOP_LEVEL_KEYS), source)
-    study = _study_ref(data, source, default_study)
-    for key in ("name", "description", "run_name"):
-        if data.get(key) is not None and not isinstance(data[key], str):
-            raise ConfigError(key, data[key], "must be a string", source)
+    """Check every section of a general-form spec (:class:`GeneralSpec`)."""
 
-    fixed = {k: _unset(v) for k, v in _mapping(data.get("fixed"), "fixed", source).items()}
-    grid = {k: _values(v, f"grid.{k}", source)
-            for k, v in _mapping(data.get("grid"), "grid", source).items()}
-    zips = _zip_groups(data.get("zip"), source)
-    owner: dict[str, str] = {}
-    for section, keys in [("fixed", fixed), ("grid", grid)] + [("zip", g) for g in zips]:
-        for key in keys:
-            if key in owner:
-                raise ConfigError(key, _show(keys[key]), f"set in both {owner[key]} and "
-                                  f"{section}; give each parameter in one place", source)
-            owner[key] = section
-    exclude = _exclude(data.get("exclude"), owner, source)
+    def unknown(key: str, value: Any) -> ConfigError:
+        return ConfigError(key, show(value), "unknown top-level key"
+                           + did_you_mean(key, TOP_LEVEL_KEYS) + "; allowed keys: "
+                           + ", ".join(TOP_LEVEL_KEYS))
 
-    order: list[str] = []
-    for section in data:
-        if section == "fixed":
-            order += list(fixed)
-        elif section == "grid":
-            order += list(grid)
-        elif section == "zip":
-            order += [k for group in zips for k in group]
-    return GridSpec(study, fixed, grid, tuple(zips), tuple(exclude), data.get("name"),
-                    data.get("description"), text, source, tuple(order),
-                    _tracking(data.get("tracking"), source), data.get("run_name"))
-
-
-def _study_ref(data: Mapping[str, Any], source: str, default: Any) -> Any:
-    """The spec's study reference: ``study:``, or ``command:`` (+ ``params:``), or ``default``."""
-    study = data.get("study")
-    if "command" in data:
-        if study is not None:
-            raise ConfigError("command", _show(data["command"]), "give either study: or "
-                              "command: (an unchanged program), not both", source)
-        study = {"command": data["command"]}
-        if data.get("params") is not None:
-            study["params"] = data["params"]
-    elif "params" in data:
-        raise ConfigError("params", _show(data["params"]), "types the parameters of a "
-                          "command: study; give command: too, or drop params:", source)
-    if study is None:
-        study = default
-    if isinstance(study, Mapping) and study and all(isinstance(k, str) for k in study):
-        return dict(study)
-    if not isinstance(study, str) or not study.strip():
-        raise ConfigError("study", study, "required: a registered study name, "
-                          "./file.py:function, package.module:function, or command: "
-                          "followed by the program to run", source)
-    return study
+    model = validated(GeneralSpec, data, source, unknown,
+                      context={"default_study": default_study})
+    return model.to_grid_spec(data, source, text)
 
 
 def spec_study(spec: GridSpec) -> Any:
@@ -368,149 +256,6 @@ def param_values(spec: GridSpec) -> dict[str, list[Any]]:
     return out
 
 
-def _tracking(value: Any, source: str) -> dict[str, Any]:
-    """The ``tracking:`` section: known keys with string values (or null)."""
-    section = _mapping(value, "tracking", source)
-    for key, item in section.items():
-        if key not in TRACKING_KEYS:
-            raise ConfigError(f"tracking.{key}", _show(item), "unknown key"
-                              + did_you_mean(key, TRACKING_KEYS) + "; allowed keys: "
-                              + ", ".join(TRACKING_KEYS), source)
-        if item is not None and not isinstance(item, str):
-            raise ConfigError(f"tracking.{key}", _show(item), "must be a string", source)
-    return dict(section)
-
-
-def _unset(value: Any) -> Any:
-    """``<default>`` as written in a spec becomes :data:`DEFAULT`; anything else stays."""
-    return DEFAULT if isinstance(value, str) and value == DEFAULT_TEXT else value
-
-
-def _mapping(value: Any, key: str, source: str) -> dict[str, Any]:
-    """A section that maps parameter names to values (missing or null: empty)."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise ConfigError(key, _show(value), "must be a mapping of parameter -> value", source)
-    return dict(value)
-
-
-def _values(value: Any, key: str, source: str, distinct: bool = True) -> tuple[Any, ...]:
-    """A non-empty list (distinct values unless zipped) as a tuple, or a ConfigError."""
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError(key, _show(value), "must be a list of values, e.g. [1, 2]", source)
-    if not value:
-        raise ConfigError(key, [], "must be a non-empty list of values", source)
-    value = [_unset(v) for v in value]
-    seen: set[Any] = set()
-    for item in value if distinct else ():
-        frozen = _freeze(item)
-        if frozen in seen:
-            raise ConfigError(key, _show(value), f"values must be distinct; {_show(item)} "
-                              "appears twice", source)
-        seen.add(frozen)
-    return tuple(value)
-
-
-def _zip_groups(value: Any, source: str) -> list[dict[str, tuple[Any, ...]]]:
-    """The zip axes: each a mapping of equal-length lists whose rows are distinct."""
-    if value is None:
-        return []
-    groups = [value] if isinstance(value, Mapping) else value
-    allowed = "a mapping of parameter -> list (equal lengths), or a list of such mappings"
-    if not isinstance(groups, list) or not groups:
-        raise ConfigError("zip", _show(value), allowed, source)
-    out = []
-    for i, group in enumerate(groups):
-        key = "zip" if isinstance(value, Mapping) else f"zip[{i}]"
-        if not isinstance(group, Mapping) or not group:
-            raise ConfigError(key, _show(group), allowed, source)
-        lists = {k: _values(v, f"{key}.{k}", source, distinct=False)
-                 for k, v in _mapping(group, key, source).items()}
-        lengths = [len(v) for v in lists.values()]
-        if len(set(lengths)) > 1:
-            shown = ", ".join(f"{k} has {len(v)}" for k, v in lists.items())
-            first = next(iter(lists))
-            raise ConfigError(f"{key}.{first}", _show(group[first]),
-                              f"zipped lists must have equal lengths ({shown})", source)
-        rows = {tuple(_freeze(v[j]) for v in lists.values()) for j in range(lengths[0])}
-        if len(rows) < lengths[0]:
-            raise ConfigError(key, _show(group), "zipped entries must be distinct", source)
-        out.append(lists)
-    return out
-
-
-def _exclude(value: Any, owner: Mapping[str, str], source: str) -> list[dict[str, Any]]:
-    """The exclude entries: non-empty partial runs over the grid's own parameters."""
-    if value is None:
-        return []
-    allowed = "a list of partial runs, e.g. [{potential: quadratic, L: 2}]"
-    if not isinstance(value, list):
-        raise ConfigError("exclude", _show(value), allowed, source)
-    out = []
-    for i, entry in enumerate(value):
-        if not isinstance(entry, Mapping) or not entry:
-            raise ConfigError(f"exclude[{i}]", _show(entry), allowed, source)
-        for key in entry:
-            if key not in owner:
-                raise ConfigError(f"exclude[{i}].{key}", _show(entry[key]),
-                                  "not a parameter of this grid; parameters: "
-                                  + ", ".join(owner), source)
-        out.append({k: _unset(v) for k, v in entry.items()})
-    return out
-
-
-def _parse_flat(data: Mapping[str, Any], source: str, text: str) -> GridSpec:
-    """Translate the flat implicit-bias form into the general form."""
-    from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
-
-    fields = ImplicitBiasConfig.model_fields
-    meta = {k: data.get(k) for k in ("name", "description", "tracking")}
-    for key, value in meta.items():
-        if key != "tracking" and value is not None and not isinstance(value, str):
-            raise ConfigError(key, value, "must be a string", source)
-    axes: dict[str, tuple[Any, ...]] = {}
-    fixed: dict[str, Any] = {}
-    order: list[str] = []
-    for key, value in data.items():
-        if key in meta:
-            continue
-        if key in FLAT_AXES:
-            param = FLAT_AXES[key]
-            if param in data:
-                raise ConfigError(key, _show(value), f"{param} is also set; give either "
-                                  f"{param} (fixed) or {key} (a list to sweep)", source)
-            axes[param] = _values(value, key, source)
-        elif key in fields:
-            fixed[key] = _unset(value)
-        else:
-            hint = (did_you_mean(key, [*meta, *FLAT_AXES, *fields])  # depth: -> depths:
-                    or did_you_mean(key, fields, ImplicitBiasConfig.field_aliases()))
-            raise ConfigError(key, _show(value), f"unknown key of the flat {FLAT_STUDY} "
-                              f"spec{hint}; allowed keys: name, description, tracking, "
-                              "the list axes "
-                              + ", ".join(FLAT_AXES) + ", and the parameters "
-                              + ", ".join(fields), source)
-        order.append(FLAT_AXES.get(key, key))
-    for pair in axes.get("digits", ()):
-        if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
-            raise ConfigError("digit_pairs", _show(list(axes["digits"])),
-                              "must be a list of pairs, e.g. [[0, 1], [3, 5]]", source)
-
-    zips: list[dict[str, tuple[Any, ...]]] = []
-    if "potential" in axes and "p" in axes:
-        potentials, ps = axes.pop("potential"), axes.pop("p")
-        if "lp" not in potentials:
-            raise ConfigError("p_values", _show(list(ps)), "apply to the lp potential only, "
-                              "and potentials has no lp", source)
-        settings = [(pot, p) for pot in potentials for p in (ps if pot == "lp" else [DEFAULT])]
-        zips.append({"potential": tuple(s[0] for s in settings),
-                     "p": tuple(s[1] for s in settings)})
-    return GridSpec(FLAT_STUDY, fixed, axes, tuple(zips), (), meta["name"],
-                    meta["description"], text, source, tuple(order),
-                    _tracking(meta["tracking"], source))
-
-
 # --- expansion -----------------------------------------------------------------------
 
 
@@ -526,14 +271,14 @@ def expand(spec: GridSpec) -> list[PlannedRun]:
     runs = list(_iter_params(spec, matched))
     for i, entry in enumerate(spec.exclude):
         if i not in matched:
-            raise ConfigError(f"exclude[{i}]", _show(entry), "matches no run of the grid; "
+            raise ConfigError(f"exclude[{i}]", show(entry), "matches no run of the grid; "
                               "check its keys and values", spec.source)
     if not runs:
-        raise ConfigError("exclude", _show(list(spec.exclude)), "drops every run of the "
+        raise ConfigError("exclude", show(list(spec.exclude)), "drops every run of the "
                           "grid; keep at least one", spec.source)
     keys = list(spec.order) + [k for r in runs for k in r if k not in spec.order]
     keys = list(dict.fromkeys(keys))
-    varying = [k for k in keys if len({_freeze(r.get(k, DEFAULT)) for r in runs}) > 1]
+    varying = [k for k in keys if len({freeze(r.get(k, DEFAULT)) for r in runs}) > 1]
     if spec.run_name:
         names = [_templated_name(spec, r) for r in runs]
     else:
@@ -555,19 +300,19 @@ def _iter_params(spec: GridSpec, matched: set[int]) -> Iterator[dict[str, Any]]:
     for group in spec.zip:
         n = len(next(iter(group.values())))
         axes.append([{k: vals[i] for k, vals in group.items()} for i in range(n)])
-    exclude = [{k: _freeze(v) for k, v in e.items()} for e in spec.exclude]
+    exclude = [{k: freeze(v) for k, v in e.items()} for e in spec.exclude]
     rank = {k: i for i, k in enumerate(spec.order)}
     for combo in itertools.product(*axes):
         params = dict(spec.fixed)
         for part in combo:
             params.update(part)
         hits = [i for i, e in enumerate(exclude)
-                if all(_freeze(params.get(k, DEFAULT)) == v for k, v in e.items())]
+                if all(freeze(params.get(k, DEFAULT)) == v for k, v in e.items())]
         if hits:
             matched.update(hits)
             continue
         ordered = sorted(params, key=lambda k: rank.get(k, len(rank)))
-        yield {k: _copy(params[k]) for k in ordered if params[k] is not DEFAULT}
+        yield {k: copy_value(params[k]) for k in ordered if params[k] is not DEFAULT}
 
 
 def _templated_name(spec: GridSpec, params: Mapping[str, Any]) -> str:
@@ -616,35 +361,6 @@ def _hash(spec: GridSpec, params: Mapping[str, Any]) -> str:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def _freeze(value: Any) -> Any:
-    """A hashable stand-in for ``value`` (lists -> tuples, mappings -> sorted items)."""
-    if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, Mapping):
-        return tuple(sorted((str(k), _freeze(v)) for k, v in value.items()))
-    try:
-        hash(value)
-    except TypeError:
-        return repr(value)
-    return value
-
-
-def _copy(value: Any) -> Any:
-    """Lists and mappings copied, so runs never share a mutable value."""
-    if isinstance(value, (list, tuple)):
-        return [_copy(v) for v in value]
-    if isinstance(value, Mapping):
-        return {k: _copy(v) for k, v in value.items()}
-    return value
-
-
-def _show(value: Any) -> Any:
-    """A value for an error message: containers as plain lists/dicts, long ones cut."""
-    value = _copy(value)
-    text = repr(value)
-    return text[:117] + "..." if len(text) > 120 else value
-
-
 # --- validation ----------------------------------------------------------------------
 
 
@@ -682,7 +398,7 @@ def _check_keys(spec: GridSpec, cls: type[StudyConfig], study: str) -> None:
         for key, value in params.items():
             if key not in cls.model_fields:
                 raise ConfigError(
-                    f"{section}.{key}", _show(value),
+                    f"{section}.{key}", show(value),
                     f"not a parameter of study {study}"
                     + did_you_mean(key, cls.ordered_fields(), cls.field_aliases())
                     + "; allowed keys: " + ", ".join(cls.ordered_fields()), spec.source,

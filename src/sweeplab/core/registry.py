@@ -1,8 +1,17 @@
-"""The study registry: name -> (typed config, run function), and study references.
+"""The study registry: name -> (typed config, run function, everything study-specific).
 
-A study registers itself with :func:`register_study`. Built-in studies are imported
-lazily on first lookup (so ``sweeplab --help`` does not import torch); third-party
-studies join through the ``sweeplab.studies`` entry-point group.
+A study registers itself with :func:`register_study`. Every installed study, the ones
+sweeplab ships included, joins through the ``sweeplab.studies`` entry-point group: the
+entry point names the study and the module that registers it, which is imported on
+first lookup only (so ``sweeplab --help`` imports no study)::
+
+    [project.entry-points."sweeplab.studies"]
+    my-study = "mypkg.study"
+
+A :class:`Study` carries what the framework must never know by name: its analysis, its
+spec dialect, its CLI verbs, its templates, its grouping keys and the pip extra it
+needs. CLI verbs that are not studies (an agent, a tool) join through the
+``sweeplab.commands`` group (verb -> ``module:function``).
 
 A study is also found without being installed: :func:`resolve_study` takes any *study
 reference* (a registered name, ``./file.py:function``, ``package.module:function`` or a
@@ -13,23 +22,95 @@ sweeplab (the CLI, the grid planner, each worker) turns one into a :class:`Study
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+import importlib.util
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from typing import Any
 
 from sweeplab.core.config import StudyConfig
-from sweeplab.errors import UnknownStudyError
+from sweeplab.core.plugins import (
+    ANALYZER_ENTRY_POINTS,
+    COMMAND_ENTRY_POINTS,
+    STUDY_ENTRY_POINTS,
+    command_names,
+)
+from sweeplab.core.plugins import entry_points as _entry_points
+from sweeplab.errors import ConfigError, SweeplabError, UnknownStudyError
+
+__all__ = ["STUDY_ENTRY_POINTS", "Study", "Template", "command_names", "get_study",
+           "register_study", "resolve_study", "study_names"]
 
 StudyFn = Callable[..., dict[str, float]]
 
-BUILTIN_STUDIES = {
-    "implicit-bias": "sweeplab.studies.implicit_bias.study",
-    "anchor-composite": "sweeplab.studies.anchor.study",
-    "inverse-sequence": "sweeplab.studies.anchor.study",
-    "minima-volume": "sweeplab.studies.volume.study",
-}
-"""Name -> module that registers the study when imported."""
+log = logging.getLogger("sweeplab.registry")
+
+
+class MissingExtraError(SweeplabError):
+    """A study (or a verb) needs packages that are not installed; the message names the
+    ``pip install`` that adds them: ``extra`` (e.g. ``sweeplab[analysis]``), else
+    the missing packages themselves."""
+
+    def __init__(self, what: str, missing: list[str], extra: str = ""):
+        self.what = what
+        self.missing = missing
+        self.extra = extra
+        install = f"pip install '{extra}'" if extra else "pip install " + " ".join(missing)
+        super().__init__(f"{what} needs {', '.join(missing)}, which "
+                         f"{'is' if len(missing) == 1 else 'are'} not installed: {install}")
+
+
+DISTRIBUTIONS = {"sklearn": "scikit-learn", "yaml": "PyYAML"}
+"""Import name -> the name pip installs it by, where they differ."""
+
+
+def require(what: str, modules: tuple[str, ...] | list[str], extra: str = "") -> None:
+    """Raise :class:`MissingExtraError` if any of ``modules`` cannot be imported here.
+
+    Looks the modules up without importing them (torch's import takes seconds).
+    """
+    missing = [DISTRIBUTIONS.get(name, name) for name in modules if not _importable(name)]
+    if missing:
+        raise MissingExtraError(what, missing, extra)
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def load_object(ref: Any) -> Any:
+    """``"package.module:attribute"`` imported and looked up; anything else as it is.
+
+    Studies name their heavy parts (an analysis, a CLI verb) this way, so they are
+    imported only when used.
+    """
+    if not isinstance(ref, str):
+        return ref
+    module, _, attr = ref.partition(":")
+    target: Any = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        target = getattr(target, part)
+    return target
+
+
+@dataclass(frozen=True)
+class Template:
+    """A scaffold a study offers through ``sweeplab new KIND NAME``.
+
+    ``make(name, folder)`` returns the files to write into ``folder`` (file name ->
+    text); it may be given as ``"module:function"``. ``folder`` is where the files go
+    without ``--dir``; ``next`` is the line said after writing them, with ``{path}``
+    standing for the first file written.
+    """
+
+    kind: str
+    make: Any
+    folder: str = "."
+    description: str = ""
+    next: str = ""
 
 
 @dataclass(frozen=True)
@@ -68,6 +149,22 @@ class Study:
     ``imported`` (torch only if the study's code has imported it: a user's file that
     never uses torch does not pay its import) or ``none`` (a command study, whose work
     runs in a child process).
+
+    What only the study knows, the study carries:
+
+    - ``analysis``: how ``sweeplab analyze`` treats its runs, a
+      :class:`~sweeplab.analysis.spec.StudyAnalysis` or ``"module:NAME"`` naming one
+      (imported by the analysis only); None: the default report;
+    - ``group_keys``: the parameters that make a condition, for the default report of
+      a study without an analysis (default: every varying parameter but the seeds);
+    - ``dialect``: a :class:`~sweeplab.core.spec_dialect.SpecDialect`, a flat spec form
+      of its own (list keys to sweep, every other key fixed);
+    - ``commands``: CLI verbs (``sweeplab VERB ...``), verb -> ``"module:function"``
+      taking the arguments after the verb and returning the exit status;
+    - ``templates``: :class:`Template` scaffolds for ``sweeplab new``;
+    - ``extra`` and ``requires``: what to ``pip install`` for the modules its runs
+      import (``sweeplab[analysis]``, ``mypkg[gpu]``), and those modules; a run is
+      refused up front, in one line naming the install, when one is missing.
     """
 
     name: str
@@ -86,6 +183,13 @@ class Study:
     ref: Any = None
     base_dir: str = ""
     seeds: str = "all"
+    analysis: Any = None
+    group_keys: tuple[str, ...] = ()
+    dialect: Any = None
+    commands: Mapping[str, Any] = field(default_factory=dict)
+    templates: tuple[Template, ...] = ()
+    extra: str = ""
+    requires: tuple[str, ...] = ()
 
     @property
     def reference(self) -> Any:
@@ -96,6 +200,10 @@ class Study:
     def batchable(self) -> bool:
         """Whether the study can train several runs as one batched computation."""
         return self.batch_key is not None and self.run_batch is not None
+
+    def check_requirements(self) -> None:
+        """Raise :class:`MissingExtraError` when a module its runs need is missing."""
+        require(f"study {self.name}", self.requires, self.extra)
 
 
 _REGISTRY: dict[str, Study] = {}
@@ -112,11 +220,19 @@ def register_study(
     step_key: str = "epoch",
     summary_keys: tuple[str, ...] = (),
     warm: tuple[str, ...] = (),
+    analysis: Any = None,
+    group_keys: tuple[str, ...] = (),
+    dialect: Any = None,
+    commands: Mapping[str, Any] | None = None,
+    templates: tuple[Template, ...] = (),
+    extra: str = "",
+    requires: tuple[str, ...] = (),
 ) -> Callable[[StudyFn], StudyFn]:
     """Decorator registering ``fn(cfg, ctx) -> final_metrics`` as study ``name``.
 
     ``batch_key`` and ``run_batch`` (both or neither) opt the study into batched runs;
-    ``staged`` marks a study that caches its stages in the run directory (see :class:`Study`).
+    ``staged`` marks a study that caches its stages in the run directory; the rest is
+    described at :class:`Study`.
     """
     if (batch_key is None) != (run_batch is None):
         raise TypeError(f"study {name}: give both batch_key and run_batch, or neither")
@@ -127,6 +243,9 @@ def register_study(
             name, config, fn, preflight, doc[0] if doc else "", dict(grid_defaults or {}),
             module=fn.__module__, batch_key=batch_key, run_batch=run_batch, staged=staged,
             step_key=step_key, summary_keys=tuple(summary_keys), warm=tuple(warm),
+            analysis=analysis, group_keys=tuple(group_keys), dialect=dialect,
+            commands=dict(commands or {}), templates=tuple(templates), extra=extra,
+            requires=tuple(requires),
         )
         return fn
 
@@ -143,23 +262,17 @@ def warm_up(module: str) -> None:
 
 
 def study_names() -> list[str]:
-    """Every study that can be looked up: built-in, entry points and registered ones."""
-    names = set(BUILTIN_STUDIES) | set(_REGISTRY)
-    names |= {ep.name for ep in metadata.entry_points(group="sweeplab.studies")}
-    return sorted(names)
+    """Every study that can be looked up: installed (entry points) and registered ones."""
+    return sorted(set(_REGISTRY) | set(_entry_points(STUDY_ENTRY_POINTS)))
 
 
 def get_study(name: str) -> Study:
-    """Look up a study by name, importing its module on first use."""
+    """Look up a study by name, importing the module its entry point names on first use."""
     if name not in _REGISTRY:
-        module = BUILTIN_STUDIES.get(name)
-        if module is None:
-            eps = {ep.name: ep for ep in metadata.entry_points(group="sweeplab.studies")}
-            if name in eps:
-                module = eps[name].module
-        if module is None:
+        entry = _entry_points(STUDY_ENTRY_POINTS).get(name)
+        if entry is None:
             raise UnknownStudyError(name, study_names())
-        importlib.import_module(module)
+        importlib.import_module(entry.module)
     if name not in _REGISTRY:
         raise UnknownStudyError(name, study_names())
     return _REGISTRY[name]
@@ -170,11 +283,63 @@ def registered_studies() -> list[Study]:
     return list(_REGISTRY.values())
 
 
+def installed_studies() -> list[Study]:
+    """Every installed study, importing each one's registering module (light by rule).
+
+    For what only a study can answer (its dialect, verbs, templates). A study whose
+    module fails to import is left out with a warning: one broken plugin must not take
+    the others down.
+    """
+    for name, entry in sorted(_entry_points(STUDY_ENTRY_POINTS).items()):
+        if name in _REGISTRY:
+            continue
+        try:
+            importlib.import_module(entry.module)
+        except Exception as exc:  # noqa: BLE001 - a third party's module: report, go on
+            log.warning("study %s (%s) cannot be loaded: %s: %s", name, entry.module,
+                        type(exc).__name__, exc)
+    return [_REGISTRY[n] for n in sorted(_REGISTRY)]
+
+
+def find_command(verb: str) -> Callable[[list[str]], int] | None:
+    """The function behind a plugin verb: an entry point of ``sweeplab.commands``, else
+    a verb an installed study declares (``commands``); None if no plugin has it."""
+    entry = _entry_points(COMMAND_ENTRY_POINTS).get(verb)
+    if entry is not None:
+        return entry.load()
+    for study in installed_studies():
+        if verb in study.commands:
+            return load_object(study.commands[verb])
+    return None
+
+
+def analyzers() -> list[Callable[..., Any]]:
+    """The ``sweeplab.analyzers`` hooks, loaded."""
+    return [ep.load() for _, ep in sorted(_entry_points(ANALYZER_ENTRY_POINTS).items())]
+
+
+def study_commands() -> dict[str, str]:
+    """Verb -> the study that declares it, over every installed study."""
+    return {verb: study.name for study in installed_studies() for verb in study.commands}
+
+
+def study_templates() -> dict[str, Template]:
+    """``sweeplab new`` kind -> its template, over every installed study."""
+    out: dict[str, Template] = {}
+    for study in installed_studies():
+        for template in study.templates:
+            if template.kind in out:
+                raise ConfigError("template", template.kind, f"offered by both {study.name} "
+                                  "and another study; kinds must be unique")
+            out[template.kind] = template
+    return out
+
+
 def resolve_study(ref: Any, base_dir: str | None = None,
                   values: dict[str, list[Any]] | None = None) -> Study:
     """The study a reference names; the one place references are understood.
 
-    ``ref`` is a registered name (``implicit-bias``), a file and function
+    ``ref`` is a registered name (``my-study``), a file and function
     (``./mystudy.py:run``; ``./mystudy.py:my-study`` finds the function registered in
     that file as ``my-study``), a module and function (``mypkg.train:run``), or a
     mapping ``{command: "python train.py", params: {...}}`` that runs an unchanged

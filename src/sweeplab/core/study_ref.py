@@ -2,7 +2,7 @@
 
 A reference is plain data, so it crosses process and machine boundaries as it is:
 
-- a registered name: ``implicit-bias`` (built in, an entry point, or registered in this
+- a registered name: ``my-study`` (an installed study's entry point, or registered in this
   process);
 - a file and a function: ``./mystudy.py:run``. The function's first parameter is typed
   with its :class:`~sweeplab.core.config.StudyConfig` (``def run(cfg: MyConfig, ctx)``,

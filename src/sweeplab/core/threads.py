@@ -2,7 +2,7 @@
 
 The studies' models are small, so a run is fastest on one thread; extra threads only
 spin and, when several runs share the cores, oversubscribe them (a 2-core machine ran a
-1000-epoch implicit-bias run ~10x slower with 2 torch threads while another process
+1000-epoch run of a small network ~10x slower with 2 torch threads while another process
 was busy). Parallelism belongs across runs (grids), not inside them.
 """
 

@@ -96,6 +96,7 @@ def plan_grid(
     anything runs if any expanded config is invalid.
     """
     study = spec_study(spec)
+    study.check_requirements()
     runs = [replace(run, params={**study.grid_defaults, **run.params, **(overrides or {})})
             for run in expand(spec)]
     validated = validate_runs(spec, runs)

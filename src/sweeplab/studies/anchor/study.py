@@ -20,6 +20,8 @@ from sweeplab.core.registry import register_study
 from sweeplab.studies.anchor.config import AnchorTrainingConfig, CompositeConfig, InverseConfig
 
 RUNNER = "sweeplab.studies.anchor.runner"
+REQUIRES = ("torch", "matplotlib", "pandas")
+"""What its runs import (the ``anchor`` extra installs them)."""
 
 
 def preflight(cfg: AnchorTrainingConfig) -> None:
@@ -33,7 +35,9 @@ def preflight(cfg: AnchorTrainingConfig) -> None:
 
 @register_study("anchor-composite", config=CompositeConfig, preflight=preflight,
                 summary_keys=("train_loss", "train_acc", "test_acc", "composite_acc",
-                              "symmetric_acc"), warm=(RUNNER,))
+                              "symmetric_acc"), warm=(RUNNER,),
+                analysis="sweeplab.studies.anchor.analysis:COMPOSITE_ANALYSIS",
+                extra="sweeplab[anchor]", requires=REQUIRES)
 def run_composite(cfg: CompositeConfig, ctx: RunContext) -> dict[str, float]:
     """Anchor-function composite task: composite vs symmetric solution of pair (4, 3)."""
     from sweeplab.studies.anchor.runner import run_composite as run
@@ -43,7 +47,8 @@ def run_composite(cfg: CompositeConfig, ctx: RunContext) -> dict[str, float]:
 
 @register_study("inverse-sequence", config=InverseConfig, preflight=preflight,
                 summary_keys=("train_loss", "train_acc", "test_acc", "ood_acc"),
-                warm=(RUNNER,))
+                warm=(RUNNER,), analysis="sweeplab.studies.anchor.analysis_inverse:ANALYSIS",
+                extra="sweeplab[anchor]", requires=REQUIRES)
 def run_inverse(cfg: InverseConfig, ctx: RunContext) -> dict[str, float]:
     """Inverse sequence matching: find the key whose reversal is the query."""
     from sweeplab.studies.anchor.runner import run_inverse as run

@@ -228,8 +228,11 @@ def figures(data: AnalysisData, figs: Path) -> list[tuple[str, str]]:
     return out
 
 
+CONDITION_KEYS = ("potential", "p", "L", "dataset", "digits", "pca")
+"""What makes a condition of this study; the seed (and nothing else) varies within one."""
+
 ANALYSIS = StudyAnalysis(
-    group_keys=("setting", "potential", "p", "L", "dataset", "digits", "pca"),
+    group_keys=("setting", *CONDITION_KEYS),
     final_metrics=FINAL_METRICS,
     curve_metrics=CURVE_METRICS,
     tables=TABLES,

@@ -20,9 +20,13 @@ from sweeplab.core.registry import register_study
 from sweeplab.data import check_dataset_available
 from sweeplab.studies.implicit_bias.batch_keys import batch_key
 from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
+from sweeplab.studies.implicit_bias.spec import FLAT_SPEC
 
 RUNNER = "sweeplab.studies.implicit_bias.runner"
 BATCHED = "sweeplab.studies.implicit_bias.batched"
+ANALYSIS = "sweeplab.studies.implicit_bias.analysis:ANALYSIS"
+REQUIRES = ("torch", "sklearn", "cvxpy", "scipy", "matplotlib", "pandas")
+"""What its runs import (the ``implicit-bias`` extra installs them)."""
 
 
 def preflight(cfg: ImplicitBiasConfig) -> None:
@@ -48,6 +52,10 @@ def run_batch(cfgs: list[ImplicitBiasConfig], ctxs: list[RunContext]) -> list[An
                   "angle_lp_max_margin", "angle_linear_md", "margin_l2", "margin_p",
                   "margin_p_ratio", "align_min", "rank1_min", "balance_drift_max"),
     warm=(RUNNER, BATCHED),
+    analysis=ANALYSIS,
+    dialect=FLAT_SPEC,
+    extra="sweeplab[implicit-bias]",
+    requires=REQUIRES,
 )
 def run(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
     """Mirror descent on a deep linear network: angles, margins, alignment, balance."""

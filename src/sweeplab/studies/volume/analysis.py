@@ -665,4 +665,4 @@ ANALYSIS = StudyAnalysis(
     figures=figures, findings=findings, report_tables=report_tables,
     paper_values=Path(__file__).with_name("paper_values.yaml"), reproduction=reproduction,
 )
-"""``minima-volume``'s analysis (registered in ``sweeplab.analysis.spec.BUILTIN_ANALYSES``)."""
+"""``minima-volume``'s analysis (named by the study's registration, ``analysis=``)."""

@@ -9,7 +9,7 @@ such runs is what ``sweeplab volume run CONFIG`` executes in parallel.
 from __future__ import annotations
 
 from sweeplab.core.context import RunContext
-from sweeplab.core.registry import register_study
+from sweeplab.core.registry import Template, register_study
 from sweeplab.studies.volume.checks import check_data
 from sweeplab.studies.volume.config import VolumeConfig
 
@@ -17,9 +17,20 @@ PIPELINE = "sweeplab.studies.volume.pipeline"
 """The stages' work (torch), imported by a worker before its first run, never by the
 grid's driver."""
 
+EXPERIMENT = Template(
+    "volume-experiment", "sweeplab.studies.volume.template:experiment_files",
+    folder="runs/configs/volume",
+    description="a minima-volume experiment config: every parameter with its description",
+    next="run it with: sweeplab volume run {path}",
+)
+
 
 @register_study("minima-volume", config=VolumeConfig, preflight=check_data, staged=True,
-                step_key="m", warm=(PIPELINE,))
+                step_key="m", warm=(PIPELINE,),
+                analysis="sweeplab.studies.volume.analysis:ANALYSIS",
+                commands={"volume": "sweeplab.studies.volume.cli:main"},
+                templates=(EXPERIMENT,), extra="sweeplab[volume]",
+                requires=("torch", "sklearn", "scipy", "matplotlib", "pandas"))
 def run_minima_volume(cfg: VolumeConfig, ctx: RunContext) -> dict[str, float]:
     """Volume of minima vs data: train, perturb, volume, cutoff and test stages, cached."""
     from sweeplab.studies.volume.pipeline import run_pipeline

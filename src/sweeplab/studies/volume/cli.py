@@ -1,4 +1,5 @@
-"""``sweeplab volume run CONFIG`` and ``sweeplab volume stage NAME CONFIG``.
+"""``sweeplab volume run CONFIG`` and ``sweeplab volume stage NAME CONFIG``: the study's
+own verb (its ``commands``; CLI code, so it may use ``sweeplab.cli``).
 
 The minima-volume pipeline over a grid (``runs/configs/volume/*.yaml``), in parallel with
 the grid's executors and flags (``--out_dir``, ``--executor``, ``-j``, ...). Every run of
@@ -30,7 +31,7 @@ def main(argv: list[str]) -> int:
     from sweeplab.cli import grid
 
     if not argv or argv[0] in ("-h", "--help"):
-        console.print(USAGE, highlight=False)
+        console.print(USAGE, highlight=False, markup=False)
         return 0
     action, rest = argv[0], argv[1:]
     if action not in ACTIONS:

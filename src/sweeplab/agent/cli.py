@@ -7,6 +7,9 @@ the sandbox trains it (kernel isolation: see ``--check-isolation``), the agent s
 its predictions over a few seeds, and the planner decides whether to continue, refine or
 stop. Everything goes to ``run_<timestamp>/``
 (``experiments/registry.json``); see docs/agent.md.
+
+The agent is a plugin of sweeplab (its ``sweeplab.commands`` entry point), with its own
+pip extra: ``pip install 'sweeplab[agent]'`` (``[llm]`` for an LLM planner).
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ from pathlib import Path
 
 from sweeplab.cli.console import Interrupted, say, setup_logging
 from sweeplab.cli.flags import OneLineParser, reject_unknown
+from sweeplab.core.registry import require
 from sweeplab.errors import ConfigError
+
+REQUIRES = ("torch", "optuna", "sklearn", "scipy", "matplotlib", "pandas")
+"""What the agent imports (the ``agent`` extra installs it)."""
+LLM_REQUIRES = ("httpx", "tenacity")
+"""What an LLM planner needs besides (the ``llm`` extra)."""
 
 API_KEY_ENV = ("SWEEPLAB_LLM_API_KEY", "OPENAI_API_KEY")
 
@@ -107,6 +116,9 @@ def main(argv: list[str]) -> int:
     if ns.memory_mb < 1024:
         raise ConfigError("memory-mb", ns.memory_mb, "must be >= 1024 (torch alone takes "
                           "about 600 MB of address space)")
+    require("sweeplab agent", REQUIRES, "sweeplab[agent]")
+    if ns.llm_base_url:
+        require("sweeplab agent --llm-base-url", LLM_REQUIRES, "sweeplab[llm]")
     setup_logging(verbose=ns.verbose)
     from sweeplab.core.threads import limit_threads
 
