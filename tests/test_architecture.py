@@ -158,3 +158,48 @@ def test_imports_inside_functions_count(tmp_path):
     path = PACKAGE / "core" / "registry.py"
     found = dict((target, line) for line, target in imports(path))
     assert "sweeplab.core.study_ref" in found  # imported inside resolve_study only
+
+
+def graph_of(package: str) -> dict[str, set[str]]:
+    """Module -> the modules of ``package`` it imports (anywhere in the file)."""
+    modules = {module_name(p): p for p in sorted((PACKAGE / package).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for _, target in imports(path):
+            while target and target not in modules:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                targets.add(target)
+        graph[name] = targets
+    return graph
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` (empty: none)."""
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str]:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        state[node] = 2
+        path.pop()
+        return []
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+def test_execute_has_no_import_cycle():
+    """The job is data (job.py), the worker runs it (worker.py): no module of execute
+    imports one that imports it back, even lazily."""
+    assert cycle(graph_of("execute")) == []
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]

@@ -19,8 +19,8 @@ import toy_studies  # noqa: F401 - registers toy-fill here; workers import it th
 import yaml
 
 from sweeplab.cli.main import main
-from sweeplab.core.disk import save_small_json
 from sweeplab.core.experiment import save_json
+from sweeplab.core.rundir import save_small_json
 
 ROWS, WIDTH, RUNS = 400, 40, 8
 """A run writes ~0.4 MB of metrics: eight fill a 2 MB disk with room to spare."""

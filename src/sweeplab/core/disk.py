@@ -8,25 +8,24 @@ later write would meet it too.
 Marking a run interrupted needs a write of its own, to ``status.json``, on that full
 disk. An atomic write (a new temporary file) needs a new block and fails there; but the
 status is a few hundred bytes, and the file already holds a block of its own since the
-run's start. :func:`save_small_json` therefore falls back to rewriting the file over its
-old bytes, in place, when the new content fits in the space the file already holds:
-file systems that overwrite in place (ext4 and tmpfs among them) need no new block. A
-rewrite in place is not atomic, but a torn status reads as no status, and a run without
-one runs again: the safe direction. Where even that fails (a copy-on-write file system,
-a status never written), the status still says ``running`` and the process that wrote
-it is gone: liveness (:meth:`sweeplab.core.rundir.RunStatus.stale`) tells a resume so,
-and it runs again all the same.
+run's start. :func:`sweeplab.core.rundir.save_small_json` therefore falls back to
+rewriting the file over its old bytes, in place (:func:`rewrite_in_place`), when the new
+content fits in the space the file already holds: file systems that overwrite in place
+(ext4 and tmpfs among them) need no new block. A rewrite in place is not atomic, but a
+torn status reads as no status, and a run without one runs again: the safe direction.
+Where even that fails (a copy-on-write file system, a status never written), the status
+still says ``running`` and the process that wrote it is gone: liveness
+(:meth:`sweeplab.core.rundir.RunStatus.stale`) tells a resume so, and it runs again all
+the same.
 """
 
 from __future__ import annotations
 
 import errno
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from sweeplab.errors import SweeplabError
 
@@ -116,27 +115,3 @@ def rewrite_in_place(path: str | Path, payload: bytes) -> bool:
     finally:
         os.close(fd)
     return True
-
-
-def save_small_json(obj: Any, path: str | Path) -> bool:
-    """Save a small JSON file (a run's status) even on a full disk; True if written.
-
-    Atomically where there is space; else in place over the old content, written
-    compactly to fit (see the module doc); else not at all (False), and the old content
-    stays. Errors other than a full disk propagate.
-    """
-    from sweeplab.core.rundir import save_json, to_jsonable
-
-    try:
-        save_json(obj, path)
-        return True
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-    payload = (json.dumps(to_jsonable(obj), separators=(",", ":")) + "\n").encode()
-    try:
-        return rewrite_in_place(path, payload)
-    except OSError as exc:
-        if not is_disk_full(exc):
-            raise
-        return False

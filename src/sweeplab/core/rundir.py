@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from sweeplab.core.disk import is_disk_full, naming, save_small_json
+from sweeplab.core.disk import is_disk_full, naming, rewrite_in_place
 from sweeplab.core.liveness import is_alive, this_process
 
 CONFIG_FILE = "config.yaml"
@@ -120,6 +120,28 @@ def save_json(obj: Any, path: str | Path) -> Path:
     stays valid JSON that any reader accepts.
     """
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def save_small_json(obj: Any, path: str | Path) -> bool:
+    """Save a small JSON file (a run's status) even on a full disk; True if written.
+
+    Atomically where there is space; else in place over the old content, written
+    compactly to fit (see the module doc); else not at all (False), and the old content
+    stays. Errors other than a full disk propagate.
+    """
+    try:
+        save_json(obj, path)
+        return True
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+    payload = (json.dumps(to_jsonable(obj), separators=(",", ":")) + "\n").encode()
+    try:
+        return rewrite_in_place(path, payload)
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        return False
 
 
 def save_yaml(obj: Any, path: str | Path) -> Path:
@@ -289,7 +311,7 @@ def write_status(run_dir: str | Path, status: RunStatus, small: bool = False) ->
     """Write ``status.json`` atomically; True if written.
 
     ``small``: on a full disk fall back to a rewrite in place
-    (:func:`~sweeplab.core.disk.save_small_json`), and give up quietly (False) if even
+    (:func:`save_small_json`), and give up quietly (False) if even
     that finds no room, leaving the old status for liveness to judge.
     """
     path = Path(run_dir) / STATUS_FILE

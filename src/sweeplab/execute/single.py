@@ -236,7 +236,7 @@ def finish_disk_full(run: RunInProgress, path: str) -> RunResult:
     """Record a run stopped by a full disk at ``path``: interrupted, to be run again.
 
     Every write here may meet the full disk too: the status falls back to a rewrite in
-    place (:func:`~sweeplab.core.disk.save_small_json`), the rest is best effort, and
+    place (:func:`~sweeplab.core.rundir.save_small_json`), the rest is best effort, and
     nothing is printed (the caller reports the stop once).
     """
     duration = time.time() - run.started
