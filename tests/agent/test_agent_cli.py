@@ -204,7 +204,10 @@ def test_an_interrupted_agent_keeps_every_finished_iteration(tmp_path):
         [sys.executable, "-X", "faulthandler", "-m", "sweeplab", "agent",
          "--goal", "an MLP for digits targeting 100%", "--max-iterations", "50",
          "--epochs", "20", "--seeds", "0", "--out_dir", str(out), "--verbose", *CLI_FLAGS],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # a shell without job control (CI's `make test &`) starts its jobs with SIGINT
+        # ignored, and Python keeps an inherited SIG_IGN: give the agent a terminal's Ctrl-C
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         found = list(out.glob("run_*/experiments/registry.json"))

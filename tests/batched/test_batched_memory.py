@@ -73,6 +73,7 @@ def test_the_plan_is_logged_and_a_small_budget_only_changes_the_units(contexts, 
     model = make(runs[0])
     cost = step_cost(model, per_sample_ce, data.inputs[:16], data.targets[:16])
     budget = 2 * per_run_bytes(cost, 2, False) + 1
+    caplog.clear()  # the first call logs too whenever an earlier test left INFO enabled
     with caplog.at_level(logging.INFO):
         split = train_batched(make, per_sample_ce, data, runs,
                               TrainSettings(batch_size=16, memory_budget=budget))

@@ -114,7 +114,8 @@ def test_phase_diagram_cells_are_seed_means(grids, tmp_path, monkeypatch):
 
     monkeypatch.setattr(plotting, "draw_heatmap", spy)
     # run directories named as the layout (L2_G0.5_S42), with the run's own files
-    names = sorted(p.name for p in grids["phase"].iterdir() if p.is_dir())
+    names = sorted(p.name for p in grids["phase"].iterdir()
+                   if p.is_dir() and not p.name.startswith("."))
     assert names == [f"L{n}_G{g}_S{s}" for n in (1, 2) for g in (0.5, 1.0) for s in (1, 2)]
     for name in ("model.pt", "metrics.json", "config.yaml", "train.log"):
         assert (grids["phase"] / "L1_G0.5_S1" / name).is_file(), name
