@@ -50,5 +50,10 @@ def test_spec_mnist_command_finds_files_via_env(tmp_path, mnist_format_dir):
     rows = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert len(rows) == 21
     final = json.loads((run_dir / "final.json").read_text())
-    # 20 full-batch steps at lr 0.02 from small init: short training, above chance
-    assert final["train_acc"] > 0.55 and "test_acc" in final
+    # 20 full-batch steps at lr 0.02 from a small init barely move the loss (0.35-0.59
+    # train accuracy across seeds): the run either learned or says in final.json that it
+    # did not, with what to change
+    stalled = [w for w in final.get("warnings", []) if "the run learned nothing" in w]
+    assert "test_acc" in final and 0.0 <= final["train_acc"] <= 1.0
+    assert stalled or final["train_acc"] >= 0.75, final
+    assert not stalled or "try a larger --lr" in stalled[0]

@@ -14,12 +14,16 @@ from sweeplab.errors import ConfigError
 from sweeplab.studies.anchor.models import MODEL_TYPES, build_model
 from sweeplab.studies.anchor.train import resolve_device
 
-TINY = ["--n_train", "256", "--n_test", "64", "--d_state", "16", "--epochs", "25",
-        "--lr", "0.003", "--batch_size", "32", "--log_interval", "25", "--save_interval", "0",
+TINY = ["--n_train", "128", "--n_test", "64", "--d_state", "16", "--epochs", "50",
+        "--lr", "0.005", "--batch_size", "32", "--log_interval", "25", "--save_interval", "0",
         "--gamma", "0.5", "--device", "cpu", "-q"]
-"""lr 0.003: with the paper's reading of the gamma init (embeddings by their one-hot
-width) the Transformer stalls near 0.96 train accuracy at lr 0.01; at 0.003 all three
-models reach 1.0 (seeds 42 and 1)."""
+"""128 samples, 200 AdamW steps at lr 5e-3: every model fits with a wide margin. Measured
+over seeds 0-9 and 42, 1 and 2 threads, AVX-512, AVX2 and plain kernels
+(``ATEN_CPU_CAPABILITY``), both gamma-init readings of the embeddings: train accuracy 1.0
+in every run, the right logit ahead of the best wrong one by >= 4.3 on every sample. The
+old 256 samples at lr 1e-2 (also 200 steps) sat on the edge: the Transformer's loss
+spiked late and it ended anywhere from 0.86 to 1.0, the residual Mamba 0.94 to 1.0, as
+floating-point rounding decided; 40 epochs at lr 1e-2 did not help (0.875)."""
 
 BAD = [
     ("anchor-composite", ["--model_type", "bogus"], "invalid model_type=bogus",
@@ -48,14 +52,14 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, study
                                               ("anchor-composite", "transformer"),
                                               ("inverse-sequence", "mamba_residual")])
 def test_tiny_configuration_fits_its_training_set(tmp_path, capsys, study, model_type):
-    """256 samples, 25 epochs: training accuracy reaches 100% (Mamba, Transformer and the
+    """128 samples, 50 epochs: training accuracy reaches 100% (Mamba, Transformer and the
     residual Mamba, through the study's own training loop), every run file is written."""
     extra = ["--n_heldout", "64"] if study == "anchor-composite" else ["--n_ood", "64"]
     assert main(["run", study, "--model_type", model_type, *TINY, *extra,
                  "--out_dir", str(tmp_path)]) == 0
     run_dir = Path(capsys.readouterr().out.strip().splitlines()[-1])
     final = json.loads((run_dir / "final.json").read_text())
-    assert final["train_acc"] >= 0.99, final
+    assert final["train_acc"] == 1.0, final
     assert json.loads((run_dir / "metrics.json").read_text()) == final
     for name in ("model.pt", "config.yaml", "train.log"):
         assert (run_dir / name).is_file(), name
