@@ -24,6 +24,7 @@ from sweeplab.execute.driver import (
     EXECUTORS,
     GridDiskFullError,
     GridInterrupted,
+    GridResult,
     make_executor,
     run_grid,
 )
@@ -141,7 +142,7 @@ def _again(prog: str, grid_dir: Path, command: list[str]) -> str:
     return f"sweeplab grid --resume {grid_dir}" if prog == "sweeplab grid" else " ".join(command)
 
 
-def _report(ns: argparse.Namespace, result: Any) -> int:
+def _report(ns: argparse.Namespace, result: GridResult) -> int:
     """The grid's last lines (counts, master table, what to do next); the exit status."""
     failed = result.failed
     total = len(result.plan.jobs)

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from sweeplab.cli.console import err_console
+from sweeplab.core.spec_model import TRACKING_KEYS
 from sweeplab.track.config import TrackingConfig, prepare_tracking
 
-TRACKING_KEYS = ("wandb_project", "wandb_entity", "wandb_mode", "wandb_dir", "mlflow_uri",
-                 "mlflow_experiment")
 TRACKING_FLAGS = [f"--{key}" for key in TRACKING_KEYS]
 
 
