@@ -227,8 +227,11 @@ class RunStatus:
     ``state`` is one of :data:`STATES`; ``interrupted`` marks a failed run that a signal
     or a full disk stopped (it runs again on resume). ``host``, ``pid`` and
     ``pid_started`` name the process that wrote a ``running`` status, so a reader can
-    tell a live run from a killed one (:meth:`stale`). Keys this class does not know are
-    kept in ``extra`` and written back.
+    tell a live run from a killed one (:meth:`stale`). ``cpu_s`` is the CPU time (every
+    thread of the process, user + system) the run used, summed over its attempts, so a
+    config's cost on another machine can be read off a grid run on a busy one; runs that
+    trained as one batch share their process, and each records the batch's time. Keys
+    this class does not know are kept in ``extra`` and written back.
     """
 
     state: str = "pending"
@@ -241,6 +244,7 @@ class RunStatus:
     resumed_from_epoch: int | None = None
     ended: str | None = None
     duration_s: float | None = None
+    cpu_s: float | None = None
     error: str | None = None
     interrupted: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -296,6 +300,15 @@ class RunStatus:
         me = this_process()
         self.host, self.pid, self.pid_started = me["host"], me["pid"], me["pid_started"]
         self.attempt = (int(previous.attempt or 1) + 1) if previous and previous.exists else 1
+        self.cpu_s = previous.cpu_s if previous and previous.exists else None
+
+    def ended_now(self, state: str, wall_s: float, cpu_s: float, error: str | None = None
+                  ) -> None:
+        """Record the end of this attempt: ``wall_s`` seconds, ``cpu_s`` of CPU time."""
+        self.state, self.ended, self.duration_s = state, now(), wall_s
+        self.cpu_s = round((self.cpu_s or 0.0) + cpu_s, 3)
+        if error is not None:
+            self.error = error
 
 
 def read_status(run_dir: str | Path) -> RunStatus:

@@ -21,7 +21,7 @@ import sys
 import time
 import traceback
 from contextlib import nullcontext, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,6 @@ from sweeplab.core.rundir import (
     RUN_LOG,
     RunResult,
     RunStatus,
-    now,
     read_status,
     record_run_failure,
     save_json,
@@ -124,6 +123,11 @@ class RunInProgress:
     trackers: list[Any]
     started: float
     name: str = ""
+    cpu_started: float = field(default_factory=time.process_time)
+
+    def elapsed(self) -> tuple[float, float]:
+        """Wall and CPU seconds since the run started."""
+        return time.time() - self.started, time.process_time() - self.cpu_started
 
 
 def start_run(
@@ -192,8 +196,8 @@ def finish_done(run: RunInProgress, final: dict[str, Any]) -> RunResult:
     if run.ctx.warnings:
         final.setdefault("warnings", list(run.ctx.warnings))
     save_json(final, run.run_dir / FINAL_FILE)
-    duration = time.time() - run.started
-    run.status.state, run.status.ended, run.status.duration_s = "done", now(), duration
+    duration, cpu = run.elapsed()
+    run.status.ended_now("done", duration, cpu)
     write_status(run.run_dir, run.status)
     run.ctx.logger.info("run done in %.2fs", duration)
     with suppress(OSError):  # the run is recorded done: a lost log line changes nothing
@@ -216,14 +220,14 @@ def finish_failed(run: RunInProgress, exc: BaseException) -> RunResult:
     full = disk_full_file(exc)
     if full is not None:
         return finish_disk_full(run, full or str(run.run_dir))
-    duration = time.time() - run.started
+    duration, cpu = run.elapsed()
     interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
     error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
     log = run.ctx.logger
     log.error("run failed after %.2fs: %s", duration, error)
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     log.info("traceback of the failure:\n%s", trace.rstrip())
-    _ended(run.status, duration, error)
+    run.status.ended_now("failed", duration, cpu, error)
     if interrupted:
         run.status.interrupted = True
         run.ctx.train_log.event(f"interrupted: {error}")
@@ -239,10 +243,10 @@ def finish_disk_full(run: RunInProgress, path: str) -> RunResult:
     place (:func:`~sweeplab.core.rundir.save_small_json`), the rest is best effort, and
     nothing is printed (the caller reports the stop once).
     """
-    duration = time.time() - run.started
+    duration, cpu = run.elapsed()
     error = disk_full_error(path)
     run.ctx.logger.info("run interrupted after %.2fs: %s", duration, error)
-    _ended(run.status, duration, error)
+    run.status.ended_now("failed", duration, cpu, error)
     run.status.interrupted = True
     write_status(run.run_dir, run.status, small=True)
     with suppress(OSError):
@@ -250,10 +254,6 @@ def finish_disk_full(run: RunInProgress, path: str) -> RunResult:
     _close(run, "interrupted", best_effort=True)
     return RunResult(run.name, "interrupted", error=error, duration_s=duration,
                      disk_full=path, run_dir=run.run_dir)
-
-
-def _ended(status: RunStatus, duration: float, error: str) -> None:
-    status.state, status.ended, status.duration_s, status.error = "failed", now(), duration, error
 
 
 def record_disk_full(run_dir: Path, config_hash: str, exc: BaseException,
