@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from pydantic import Field
@@ -19,11 +20,16 @@ class ToyConfig(StudyConfig):
     fail_at: int | None = None
     seed: int = 0
     interrupt: bool = False
+    spin_s: float = 0.0
 
 
 @register_study("toy-lifecycle", config=ToyConfig)
 def toy(cfg: ToyConfig, ctx: RunContext) -> dict[str, float]:
-    """Counts up; fails or is interrupted on request."""
+    """Counts up (spinning the CPU ``spin_s`` seconds first); fails or is interrupted on
+    request."""
+    end = time.process_time() + cfg.spin_s
+    while time.process_time() < end:
+        pass
     for step in range(cfg.steps):
         if cfg.fail_at == step:
             raise RuntimeError(f"boom at {step}")
@@ -45,6 +51,17 @@ def test_done_run_has_final_metrics_and_warnings(tmp_path):
     final = json.loads((r.run_dir / "final.json").read_text())
     assert final == {"last": 2.0, "warnings": ["a warning worth keeping"]}
     assert json.loads((r.run_dir / "status.json").read_text())["state"] == "done"
+
+
+def test_status_records_the_cpu_time_of_every_attempt(tmp_path):
+    r = _go(tmp_path, spin_s=0.3)
+    status = json.loads((r.run_dir / "status.json").read_text())
+    assert status["cpu_s"] >= 0.3 and status["duration_s"] > 0
+    from sweeplab.core.rundir import RunStatus
+    again = RunStatus()
+    again.started_by_this_process("abc", RunStatus.from_dict(status))
+    again.ended_now("done", 1.0, 0.5)
+    assert again.cpu_s == pytest.approx(status["cpu_s"] + 0.5) and again.attempt == 2
 
 
 def test_failure_is_data_with_traceback_in_the_log(tmp_path):
