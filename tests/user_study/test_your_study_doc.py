@@ -66,6 +66,9 @@ def test_every_command_of_your_study_md_works(tmp_path):
         rows = (train / run / "metrics.jsonl").read_text().splitlines()
         assert [json.loads(r)["step"] for r in rows] == list(range(20))
         assert "step 19: x=" in (train / run / "logs" / "stdout.log").read_text()
+    (single,) = (tmp_path / "runs_out").glob("*_train.py")  # sweeplab run --command
+    assert json.loads((single / "status.json").read_text())["state"] == "done"
+    assert "--seed 3" in (single / "logs" / "run.log").read_text()
     (gd_grid,) = (tmp_path / "runs_out").glob("*_gd")
     assert len([p for p in gd_grid.iterdir() if (p / "final.json").is_file()]) == 4
     help_text = next(out for cmd, out in outputs if cmd == "python gd.py --help")

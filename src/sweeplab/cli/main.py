@@ -22,6 +22,7 @@ USAGE = """usage: sweeplab VERB [...]     (sweeplab VERB --help for a verb's fla
 verbs:
   run STUDY [--flags]       one run of a study in its own directory
                             (STUDY: a name, ./mystudy.py:run or mypkg.train:run)
+                            or: run --command "python train.py" --lr 0.1
   grid SPEC.yaml            a grid of runs, in parallel and resumable
   status DIR                counts, ETA, slowest and failed runs of a grid
   analyze DIR [DIR ...]     tables, figures and a report across seeds

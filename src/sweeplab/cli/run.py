@@ -2,13 +2,16 @@
 
 STUDY is a registered name or a study of your own: ``./mystudy.py:run`` (a function in
 a file, found from the current folder) or ``mypkg.train:run``; its config gives the
-flags. ``sweeplab run [STUDY] --resume RUN_DIR`` continues an interrupted run from its
+flags. ``sweeplab run --command "python train.py" --lr 0.1`` runs an unchanged program
+once, its parameters typed by their values (:mod:`sweeplab.cli.command_args`).
+``sweeplab run [STUDY] --resume RUN_DIR`` continues an interrupted run from its
 last checkpoint, with the config it was started with (``save_interval`` may change).
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import sys
 from dataclasses import asdict
@@ -17,6 +20,7 @@ from typing import Any
 
 from rich.table import Table
 
+from sweeplab.cli.command_args import command_run_study, is_command_run
 from sweeplab.cli.console import Interrupted, console, fail, say
 from sweeplab.cli.flags import (
     OneLineParser,
@@ -41,6 +45,22 @@ def build_parser(study: Study, prog: str | None = None) -> tuple[OneLineParser, 
     parser = OneLineParser(
         prog=prog or f"sweeplab run {study.name}",
         description=study.description)
+    options = _add_output_options(parser)
+    allowed = add_config_flags(parser, study.config)
+    allowed += add_tracking_flags(parser)
+    return parser, allowed + options
+
+
+def options_parser() -> OneLineParser:
+    """A parser of ``sweeplab run``'s own options only (no study's flags, no help)."""
+    parser = OneLineParser(add_help=False)
+    _add_output_options(parser)
+    add_tracking_flags(parser)
+    return parser
+
+
+def _add_output_options(parser: OneLineParser) -> list[str]:
+    """Where the run goes and how it talks: ``--out_dir``, ``--tag``, ``--resume``, ..."""
     out = parser.add_argument_group("output")
     out.add_argument("--out_dir", "--out-dir", default="runs_out",
                      help="folder in which the run's timestamped directory is created")
@@ -51,10 +71,7 @@ def build_parser(study: Study, prog: str | None = None) -> tuple[OneLineParser, 
     out.add_argument("--quiet", "-q", action="store_true", help="print only the run directory")
     out.add_argument("--resume", metavar="RUN_DIR", default=None,
                      help="continue this run from its last checkpoint (same config)")
-    allowed = add_config_flags(parser, study.config)
-    allowed += add_tracking_flags(parser)
-    return parser, allowed + ["--out_dir", "--tag", "--threads", "--verbose", "--quiet",
-                              "--resume"]
+    return ["--out_dir", "--tag", "--threads", "--verbose", "--quiet", "--resume"]
 
 
 def main(argv: list[str], prog: str | None = None) -> int:
@@ -69,15 +86,19 @@ def main(argv: list[str], prog: str | None = None) -> int:
         usage = ("usage: sweeplab run STUDY [--flags]   (sweeplab run STUDY --help)\n"
                  "       sweeplab run [STUDY] --resume RUN_DIR\n"
                  "studies: " + ", ".join(study_names()) + "\n"
-                 "or your own: sweeplab run ./mystudy.py:run (a function in a file) or "
-                 "sweeplab run mypkg.train:run\n")
+                 "or your own: sweeplab run ./mystudy.py:run (a function in a file), "
+                 "sweeplab run mypkg.train:run, or an unchanged program: "
+                 "sweeplab run --command \"python train.py\" --lr 0.1\n")
         if argv:
             sys.stdout.write(usage)
             return 0
         sys.stderr.write(usage)
         return fail("give a study, e.g. sweeplab run ./mystudy.py:run")
     saved = None
-    if argv[0].startswith("--resume"):
+    if is_command_run(argv):
+        study, rest, prog = command_run_study(argv, options_parser())
+        argv = [study.name, *rest]
+    elif argv[0].startswith("--resume"):
         saved = _saved_run(_resume_arg(argv))
         study = resolve_study(saved.get("study_ref") or saved["study"],
                               saved.get("study_dir") or None)
@@ -105,11 +126,11 @@ def main(argv: list[str], prog: str | None = None) -> int:
         if saved["status"].state == "done":
             console.print(f"run {run_dir} is already done; nothing to resume", highlight=False)
             return 0
-        cli = {**saved.get("cli", {}), "resume_argv": [*prog.split(), *argv[1:]]}
+        cli = {**saved.get("cli", {}), "resume_argv": [*shlex.split(prog), *argv[1:]]}
         tracking = _tracking(ns, cli.get("tracking"), run_dir.parent, study.name, None)
     else:
         run_dir = make_experiment_dir(ns.out_dir, ns.tag or study.name)
-        cli = {"argv": [*prog.split(), *argv[1:]], "explicit": explicit}
+        cli = {"argv": [*shlex.split(prog), *argv[1:]], "explicit": explicit}
         tracking = _tracking(ns, None, Path(ns.out_dir), study.name, run_dir)
     if tracking is not None:
         cli["tracking"] = asdict(tracking)
@@ -120,7 +141,7 @@ def main(argv: list[str], prog: str | None = None) -> int:
         raise Interrupted(f"continue with: sweeplab run --resume {run_dir}") from exc
     if result.disk_full is not None:
         again = (f"sweeplab run --resume {run_dir}" if (run_dir / "config.yaml").is_file()
-                 else " ".join([*prog.split(), *argv[1:]]))
+                 else shlex.join([*shlex.split(prog), *argv[1:]]))
         return fail(str(DiskFullError(result.disk_full, 1, again)), code=1)
     if ns.quiet:
         say(str(run_dir))

@@ -13,6 +13,9 @@ while it runs.
 - Exit status 0 without a single metric: the run fails, saying how to report them.
 - Any other status: the run fails with the status and the last line of stderr.
 - A malformed metric line is a warning (kept in ``final.json``), never a failure.
+- A resumed run keeps the metric rows of its earlier attempts up to the first step the
+  program reports again, so a script that continues from a checkpoint of its own loses
+  no rows (:mod:`sweeplab.core.command_rows`).
 - SIGTERM/SIGINT to sweeplab (Ctrl-C, Slurm, a stopped grid) goes on to the program's
   process group as SIGTERM; after :data:`STOP_GRACE_S` it is killed. The run is recorded
   interrupted and a resume runs it again. Should sweeplab die without a word
@@ -35,6 +38,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sweeplab.core.command import CommandSpec
+from sweeplab.core.command_rows import EarlierRows
 from sweeplab.core.config import StudyConfig
 from sweeplab.protocol import (
     FINAL_KEY,
@@ -69,7 +73,7 @@ def run_command(spec: CommandSpec, cfg: StudyConfig, ctx: Any) -> dict[str, Any]
     run_dir = Path(ctx.run_dir)
     values = {k: v for k, v in cfg.canonical().items() if k in spec.params}
     argv = spec.argv(values, str(run_dir))
-    reader = MetricReader(ctx)
+    reader = MetricReader(ctx, EarlierRows(run_dir))
     metrics_file = run_dir / METRICS_FILE
     metrics_file.parent.mkdir(parents=True, exist_ok=True)
     metrics_file.write_bytes(b"")
@@ -93,6 +97,7 @@ def run_command(spec: CommandSpec, cfg: StudyConfig, ctx: Any) -> dict[str, Any]
             _kill_group(child)
             for pump in pumps:
                 pump.join(timeout=5)
+            reader.close()
     return _outcome(child.returncode, reader, run_dir)
 
 
@@ -212,8 +217,9 @@ def _last_line(path: Path) -> str:
 class MetricReader:
     """Turns the program's metric lines into rows of the run's context."""
 
-    def __init__(self, ctx: Any):
+    def __init__(self, ctx: Any, earlier: EarlierRows | None = None):
         self.ctx = ctx
+        self.earlier = earlier
         self.rows = 0
         self.next_step = 0
         self.last: dict[str, Any] = {}
@@ -256,6 +262,12 @@ class MetricReader:
                 self._final(obj[FINAL_KEY], where)
             else:
                 self._row(obj, where)
+
+    def close(self) -> None:
+        """The earlier attempts' rows, if this one reported none; the record closed."""
+        if self.earlier is not None:
+            self._log_earlier(self.earlier.rest())
+            self.earlier.close()
 
     def summarize(self) -> None:
         """One warning for the malformed lines not reported one by one."""
@@ -301,9 +313,19 @@ class MetricReader:
         metrics = self._numbers(obj, where)
         if not metrics:
             return
-        self.ctx.log(int(step), **metrics)
+        if self.earlier is not None:
+            self._log_earlier(self.earlier.before(int(step)))
+            self.earlier.add(int(step), metrics)
+        self._log(int(step), metrics)
+
+    def _log_earlier(self, rows: list[tuple[int, dict[str, Any]]]) -> None:
+        for step, metrics in rows:
+            self._log(step, metrics)
+
+    def _log(self, step: int, metrics: dict[str, Any]) -> None:
+        self.ctx.log(step, **metrics)
         self.rows += 1
-        self.next_step = int(step) + 1
+        self.next_step = step + 1
         self.last.update(metrics)
 
     def _final(self, obj: dict[str, Any], where: str) -> None:
