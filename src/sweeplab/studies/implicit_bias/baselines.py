@@ -24,6 +24,10 @@ optimal for the full program. Only the support vectors (at most about d of them)
 which takes ``n = 12,000, d = 200`` from about 20 s for one interior-point solve of the
 whole program (its cost grows like ``n d^2`` an iteration) to one or two solves on a few
 hundred points. The seed changes only the speed, never the answer.
+
+cvxpy, scipy and scikit-learn are imported by the functions that use them, not with this
+module: importing all three costs about a second, which a resumed run (its baselines come
+from the checkpoint) and code that only needs :class:`Baselines` do not pay.
 """
 
 from __future__ import annotations
@@ -32,16 +36,14 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cvxpy as cp
 import numpy as np
-from scipy.optimize import linprog
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
-from sklearn.svm import LinearSVC
 
 from sweeplab.errors import ConfigError, SweeplabError
+
+if TYPE_CHECKING:
+    import cvxpy as cp
 
 __all__ = [
     "Baselines",
@@ -169,6 +171,9 @@ def _seed_direction(Xs: np.ndarray, y: np.ndarray, C: float, max_iter: int) -> n
     """
     if np.unique(y).size < 2:
         return (y[:, None] * Xs).mean(axis=0)
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.svm import LinearSVC
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         svc = LinearSVC(
@@ -211,6 +216,8 @@ def _margin_lp(Zs: np.ndarray) -> tuple[float, np.ndarray]:
     Always feasible (``w = 0, t = 0``) and bounded (``t <= max_i ||z_i||_1``), so HiGHS
     answers "optimal" rather than the fragile "infeasible" of a pure feasibility LP.
     """
+    from scipy.optimize import linprog
+
     m, d = Zs.shape
     c = np.zeros(d + 1)
     c[-1] = -1.0
@@ -298,6 +305,8 @@ def _solve_with_fallback(
     (an inaccurate one counts as a failed attempt); no success at all raises
     :class:`BaselineSolverError` listing every attempt.
     """
+    import cvxpy as cp
+
     installed = set(cp.installed_solvers())
     attempts: list[tuple[str, str]] = []
     for solver in solvers:
@@ -350,6 +359,8 @@ def _max_margin(
     argument). The working set only grows, so the loop ends after at most ``n / k``
     rounds; with a good seed, one or two.
     """
+    import cvxpy as cp
+
     n, d = Z.shape
     k = _working_set_size(n, d, per_dim)
     active = _initial_working_set(Z, seed, k)
@@ -367,6 +378,8 @@ def _max_margin(
 
 def _pnorm_objective(p: float) -> Callable[[cp.Variable], cp.Expression]:
     """The cvxpy expression ``||w||_p``: an LP for p = 1, second-order cones otherwise."""
+    import cvxpy as cp
+
     if p == 1.0:
         return cp.norm1
     return lambda w: cp.pnorm(w, p)
@@ -394,6 +407,8 @@ def svm_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _half_squared_norm(w: cp.Variable) -> cp.Expression:
     """``(1/2) ||w||_2^2``, which cvxpy hands to the solver as a quadratic objective."""
+    import cvxpy as cp
+
     return 0.5 * cp.sum_squares(w)
 
 
@@ -459,6 +474,8 @@ def logreg_direction(X: np.ndarray, y: np.ndarray, C: float = 1.0, seed: int = 0
         raise ConfigError("logreg_C", C, "a finite number > 0")
     if np.unique(y).size < 2:
         raise ConfigError("y", "a single class", "both labels -1 and +1 present")
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(
         fit_intercept=False, C=C, random_state=seed, max_iter=_LOGREG_MAX_ITER
     )
@@ -535,8 +552,9 @@ def compute_baselines(
     pf = None if p is None else _check_p(p)
     if not (logreg_C > 0 and math.isfinite(logreg_C)):
         raise ConfigError("logreg_C", logreg_C, "a finite number > 0")
-    notes: list[str] = []
+    from sklearn.exceptions import ConvergenceWarning
 
+    notes: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         logreg = logreg_direction(X, y, C=logreg_C, seed=seed)

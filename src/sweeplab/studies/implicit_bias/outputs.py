@@ -5,6 +5,9 @@
 (:func:`~sweeplab.studies.implicit_bias.study.run`) and a batch of runs trained together
 (:mod:`~sweeplab.studies.implicit_bias.batched`) write them through these functions, so
 the two produce the same files.
+
+The figures' module (and with it matplotlib) is imported only when a figure is drawn:
+a run with ``plots: false`` imports no matplotlib.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import numpy as np
 
 from sweeplab.core.context import RunContext
 from sweeplab.data import Dataset
-from sweeplab.studies.implicit_bias import plots
 from sweeplab.studies.implicit_bias.metrics import angle_deg
 
 DIRECTION_NAMES = ("svm", "logreg", "lp_max_margin", "linear_md")
@@ -88,6 +90,7 @@ def save_figures(
     p: float,
 ) -> None:
     """Angles, margins, balance and alignment over epochs; decision boundary when 2-D."""
+    from sweeplab.studies.implicit_bias import plots
     from sweeplab.track.local import read_metrics
 
     ctx.flush()
