@@ -29,9 +29,10 @@ nothing to import.
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -70,6 +71,23 @@ def final(**metrics: float) -> None:
     _write({FINAL_KEY: metrics})
 
 
+def numeric(metrics: Mapping[str, Any], complain: Callable[[str], None]) -> dict[str, Any]:
+    """The values of ``metrics`` that are numbers (booleans too, ``None`` as NaN, NumPy
+    and 0-d torch scalars as Python numbers); each other one is said to ``complain``
+    (``"loss='high' is not a number"``) and left out."""
+    out: dict[str, Any] = {}
+    for key, value in metrics.items():
+        if not isinstance(value, (int, float)) and value is not None:
+            value = _number(value)
+        if isinstance(value, (int, float)):
+            out[str(key)] = value
+        elif value is None:
+            out[str(key)] = math.nan
+        else:
+            complain(f"{key}={metrics[key]!r} is not a number")
+    return out
+
+
 @contextmanager
 def current_context(receiver: Any) -> Iterator[None]:
     """Route :func:`log` and :func:`final` to ``receiver`` for the block: an object with
@@ -102,6 +120,6 @@ def _number(value: Any) -> Any:
     if callable(item):
         try:
             return item()
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):
             pass
     return str(value)

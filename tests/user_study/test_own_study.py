@@ -189,3 +189,62 @@ def test_a_study_of_ones_own_declares_its_analysis_or_its_conditions(tmp_path, c
     assert list(summary[key]) == [1, 2] and list(summary["y_count"]) == [4, 4]
     text = (report / "report.md").read_text()
     assert (finding in text) if finding else "No study-specific findings" in text
+
+
+OUTCOMES = '''\
+import numpy as np
+
+import sweeplab
+from sweeplab import StudyConfig
+
+
+class Cfg(StudyConfig):
+    mode: str = "ok"
+
+
+@sweeplab.main(Cfg)
+def main(cfg: Cfg):
+    for step in range(3):
+        if cfg.mode == "ok":
+            sweeplab.log(step, loss=np.float64(1.0 / (step + 1)))
+        if cfg.mode == "garbage":
+            sweeplab.log(step, loss=0.5, note="high")
+    if cfg.mode == "crash":
+        raise FloatingPointError("loss diverged")
+    if cfg.mode == "wrong":
+        return "loss was 0.1"
+'''
+
+
+def test_each_outcome_of_a_function_is_recorded_as_data(tmp_path, capsys):
+    (tmp_path / "outcomes.py").write_text(OUTCOMES)
+    spec = tmp_path / "outcomes.yaml"
+    spec.write_text(yaml.safe_dump({"study": "./outcomes.py:main",
+                                    "grid": {"mode": ["ok", "crash", "garbage", "silent",
+                                                      "wrong"]}}))
+    out = tmp_path / "out"
+    assert main(["grid", str(spec), "--executor", "inline", "--out_dir", str(out)]) == 1
+    (grid,) = out.iterdir()
+    with open(grid / "master.csv") as fh:
+        states = {r["run"]: r["state"] for r in csv.DictReader(fh)}
+    assert states == {"mode=ok": "done", "mode=crash": "failed", "mode=garbage": "done",
+                      "mode=silent": "done", "mode=wrong": "failed"}
+
+    def final(mode: str) -> dict:
+        return json.loads((grid / f"mode={mode}" / "final.json").read_text())
+
+    def error(mode: str) -> str:
+        return json.loads((grid / f"mode={mode}" / "status.json").read_text())["error"]
+
+    assert final("ok") == {"loss": pytest.approx(1 / 3)}
+    assert error("crash") == "FloatingPointError: loss diverged"
+    assert [r["note"] if "note" in r else None for r in _rows(grid / "mode=garbage")] == \
+        [None] * 3  # the string never reached metrics.jsonl
+    assert final("garbage")["loss"] == 0.5
+    assert final("garbage")["warnings"] == [
+        f"sweeplab.log at step {s}: note='high' is not a number; ignored" for s in range(3)]
+    assert final("silent")["warnings"] == [
+        "the run reported no metrics; call sweeplab.log(step, loss=...) or return them, "
+        "e.g. {'loss': 0.1}"]
+    assert error("wrong") == ("TypeError: main returned 'loss was 0.1' (str); return the final "
+                              "metrics as a dict, e.g. {'loss': 0.1}, or None")

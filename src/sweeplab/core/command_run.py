@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
-import math
 import os
 import queue
 import signal
@@ -46,6 +45,7 @@ from sweeplab.protocol import (
     METRICS_MARKER,
     RUN_DIR_ENV,
     STEP_KEY,
+    numeric,
 )
 
 METRICS_FILE = "logs/metrics_in.jsonl"
@@ -291,16 +291,7 @@ class MetricReader:
         return None
 
     def _numbers(self, obj: dict[str, Any], where: str) -> dict[str, Any]:
-        out = {}
-        for key, value in obj.items():
-            if isinstance(value, bool) or (isinstance(value, (int, float))
-                                           and not isinstance(value, bool)):
-                out[str(key)] = value
-            elif value is None:
-                out[str(key)] = math.nan
-            else:
-                self._warn(f"{where}: {key}={value!r} is not a number")
-        return out
+        return numeric(obj, lambda problem: self._warn(f"{where}: {problem}"))
 
     def _row(self, obj: dict[str, Any], where: str) -> None:
         step = obj.pop(STEP_KEY, None)

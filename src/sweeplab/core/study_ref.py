@@ -23,6 +23,7 @@ same module), and a script that is this process's ``__main__`` is not loaded twi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -39,11 +40,15 @@ from typing import Any
 from sweeplab.core.config import StudyConfig
 from sweeplab.core.registry import Study, get_study, registered_studies
 from sweeplab.errors import ConfigError
+from sweeplab.protocol import numeric
 from sweeplab.suggest import closest_file, did_you_mean
 
 MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 DEFAULT_FUNCTION = "run"
 """The function a file reference without ``:function`` names, when it registers none."""
+
+MAX_WARNINGS = 5
+"""Values of sweeplab.log that are no numbers, reported one by one; beyond, ignored."""
 
 _FILES: dict[str, ModuleType] = {}
 """Resolved file path -> the module loaded from it (once per process)."""
@@ -187,8 +192,21 @@ def study_from_function(fn: Any, ref: str, base_dir: str, module: str) -> Study:
         raise ConfigError("study", ref, f"{getattr(fn, '__name__', fn)!r} is not a function")
     config = config or config_of(fn, ref)
     doc = (inspect.getdoc(fn) or "").strip().splitlines()
-    return Study(_display_name(ref), config, _with_context(fn), description=doc[0] if doc else "",
-                 module=module, ref=ref, base_dir=base_dir, seeds="imported")
+    return Study(_display_name(ref), config, _with_context(fn),
+                 description=doc[0] if doc else "", module=module, ref=ref, base_dir=base_dir,
+                 seeds="imported")
+
+
+def _checked(fn: Callable[..., Any], result: Any) -> Any:
+    """``result`` of the user's ``fn``, if it is final metrics (a mapping) or ``None``;
+    otherwise a TypeError that says what to return (the run fails with that line)."""
+    if result is not None and not isinstance(result, Mapping):
+        shown = repr(result)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise TypeError(f"{getattr(fn, '__name__', 'run')} returned {shown} "
+                        f"({type(result).__name__}); return the final metrics as a dict, "
+                        "e.g. {'loss': 0.1}, or None")
+    return result
 
 
 def config_of(fn: Callable[..., Any], ref: str) -> type[StudyConfig]:
@@ -217,21 +235,26 @@ def config_of(fn: Callable[..., Any], ref: str) -> type[StudyConfig]:
 
 
 def _with_context(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn(cfg, ctx)`` as it is; ``fn(cfg)`` called with :func:`sweeplab.log` routed to ctx."""
+    """``fn(cfg, ctx)``, or ``fn(cfg)`` called with :func:`sweeplab.log` routed to ctx;
+    either way a result that is no mapping fails the run with a line saying so."""
     try:
         params = [p for p in inspect.signature(fn).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     except (TypeError, ValueError):
-        return fn
+        params = []
     if len(params) != 1:
-        return fn
+        @functools.wraps(fn)
+        def checked(cfg: Any, ctx: Any) -> Any:
+            return _checked(fn, fn(cfg, ctx))
+
+        return checked
 
     def run(cfg: Any, ctx: Any) -> Any:
         from sweeplab.protocol import current_context
 
         receiver = _Receiver(ctx)
         with current_context(receiver):
-            result = fn(cfg)
+            result = _checked(fn, fn(cfg))
         return receiver.finals(result)
 
     run.__doc__ = fn.__doc__
@@ -247,16 +270,33 @@ class _Receiver:
         self.ctx = ctx
         self.last: dict[str, Any] = {}
         self.final_values: dict[str, Any] = {}
+        self.bad = 0
 
     def log(self, step: int, **metrics: Any) -> None:
-        self.ctx.log(step, **metrics)
-        self.last.update(metrics)
+        metrics = numeric(metrics, lambda problem: self._warn(f"sweeplab.log at step {step}: "
+                                                              f"{problem}"))
+        if metrics:
+            self.ctx.log(step, **metrics)
+            self.last.update(metrics)
 
     def final(self, **metrics: Any) -> None:
-        self.final_values.update(metrics)
+        self.final_values.update(numeric(metrics, lambda problem: self._warn(
+            f"sweeplab.final: {problem}")))
+
+    def _warn(self, problem: str) -> None:
+        """The first :data:`MAX_WARNINGS` non-numbers, each a warning of the run."""
+        self.bad += 1
+        if self.bad <= MAX_WARNINGS:
+            self.ctx.warn(f"{problem}; ignored")
 
     def finals(self, result: Any) -> dict[str, Any]:
-        return {**(self.last if result is None else dict(result)), **self.final_values}
+        """What the function returned, else the last value logged of each metric; updated
+        by :func:`sweeplab.final`. Nothing at all is a warning that says how to report."""
+        out = {**(self.last if result is None else dict(result)), **self.final_values}
+        if not out and not self.bad:
+            self.ctx.warn("the run reported no metrics; call sweeplab.log(step, loss=...) "
+                          "or return them, e.g. {'loss': 0.1}")
+        return out
 
 
 def _display_name(ref: str) -> str:
