@@ -115,8 +115,14 @@ def test_a_registered_function_and_a_module_are_found_from_the_spec_folder(tmp_p
     ("./mystudy.py:runn", "has no function 'runn' (did you mean run?)"),
     ("my-study", "a study of your own: ./file.py:function or package.module:function"),
     ("nosuchpkg.train:run", "no module 'nosuchpkg'"),
+    ("own-study", "not installed; own.py registers it, so name it by its file: "
+                  "./own.py:own-study"),
 ])
 def test_a_study_reference_that_finds_nothing_is_one_line(user_dir, capsys, ref, message):
+    (user_dir / "own.py").write_text(  # read for the hint, never imported
+        "from sweeplab import StudyConfig, register_study\n\n\n"
+        "@register_study('own-study', config=StudyConfig)\ndef run(cfg, ctx):\n"
+        "    raise SystemExit('imported')\n")
     spec = user_dir / "spec.yaml"
     spec.write_text(yaml.safe_dump({"study": ref, "grid": {"lr": [0.1, 0.2]}}))
     out = user_dir / "out"

@@ -67,7 +67,14 @@ def resolve(ref: Any, base_dir: str | None = None,
                           "package.module:function or {command: ...}")
     kind, target, attr = split_ref(ref)
     if kind == "name":
-        return get_study(ref)
+        try:
+            return get_study(ref)
+        except ConfigError:
+            registering = registering_file(ref, base)
+            if registering is None:
+                raise
+            raise ConfigError("study", ref, f"not installed; {registering} registers it, so "
+                              f"name it by its file: ./{registering}:{ref}") from None
     if kind == "file":
         path = (base / target).resolve()
         module = load_file(path, ref, extra_path=base)
@@ -76,6 +83,23 @@ def resolve(ref: Any, base_dir: str | None = None,
         module = import_module(target, ref, base)
         where = f"module {target}"
     return _study_of(module, attr, ref, str(base), where)
+
+
+def registering_file(name: str, folder: Path) -> str | None:
+    """The ``*.py`` file of ``folder`` whose text registers study ``name``, if any.
+
+    Read as text, never imported: a name alone cannot say which file to run, so the
+    file is only named in the error, as the reference that finds it.
+    """
+    pattern = re.compile(r"register_study\(\s*['\"]" + re.escape(name) + r"['\"]")
+    for path in sorted(folder.glob("*.py")):
+        try:
+            if path.stat().st_size < 1_000_000 and pattern.search(
+                    path.read_text(encoding="utf-8", errors="replace")):
+                return path.name
+        except OSError:
+            continue
+    return None
 
 
 def split_ref(ref: str) -> tuple[str, str, str]:
