@@ -96,3 +96,16 @@ print(json.dumps({{"before": before, "loaded": [m for m in {WATCHED!r} if m in s
     out = _loaded(code, tmp_path)
     assert out["before"] == ["numpy"]
     assert "sklearn" in out["loaded"] and "cvxpy" not in out["loaded"]
+
+
+def test_data_without_pca_imports_no_scikit_learn(tmp_path):
+    code = f"""
+import json, sys
+from sweeplab.data import load_dataset
+from sweeplab.data.config import DataConfig
+data = load_dataset(DataConfig(standardize=True), seed=0)
+print(json.dumps({{"n": len(data.y), "loaded": [m for m in {WATCHED!r} if m in sys.modules]}}))
+"""
+    out = _loaded(code, tmp_path)
+    assert out["n"] > 0
+    assert "sklearn" not in out["loaded"] and "scipy" not in out["loaded"]

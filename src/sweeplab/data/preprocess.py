@@ -15,6 +15,9 @@ transformed with the training mean, principal axes and standard deviations.
 - Standardisation: ``(x - mean_j) / std_j`` per feature j, with the training mean and
   population std (ddof=0). A feature constant on the training set (std ~ 0, e.g. an
   always-black MNIST corner pixel) is only centred, never divided by zero.
+
+scikit-learn (and with it scipy and pandas, over a second) is imported by :func:`fit_pca`
+only: data without PCA, the default, never imports it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.decomposition import PCA
 
 from sweeplab.data.pairs import sklearn_seed
 from sweeplab.errors import ConfigError
@@ -50,6 +52,8 @@ def fit_pca(
             n_components,
             f"at most min(n_train, dim) = min({n}, {d}) components can be fitted",
         )
+    from sklearn.decomposition import PCA
+
     pca = PCA(n_components=n_components, svd_solver="auto", random_state=sklearn_seed(seed))
     X_pca = pca.fit_transform(X)
     X_test_pca = None if X_test is None else pca.transform(X_test)
