@@ -14,7 +14,8 @@ from sweeplab.cli.main import all_verbs
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 LINK = re.compile(r"\]\(([^)#\s]+)(#[^)\s]*)?\)")
-FILE = re.compile(r"(?<![\w/.<-])((?:runs/configs|benchmarks|scripts|docs)/[\w./-]+\.(?:yaml|py|sh|md))")
+FILE = re.compile(r"(?<![\w/.<-])((?:runs/configs|benchmarks|scripts|docs)/"
+                  r"[\w./-]+\.(?:yaml|py|sh|md))")
 
 
 def _code_lines(text: str) -> list[str]:
