@@ -1,4 +1,5 @@
-"""kill -9 of a grid of the user's own code, then a resume: every point done exactly once."""
+"""kill -9 of a grid of the user's own code, then a resume: every point done exactly once;
+and a function of one's own that keeps checkpoints continues from the last one."""
 
 from __future__ import annotations
 
@@ -77,3 +78,49 @@ def _gone(pid: int, timeout: float = 30.0) -> None:
         time.sleep(0.05)
     os.kill(pid, 9)
     pytest.fail(f"process {pid} of the killed grid was still running")
+
+
+CHECKPOINTED = '''\
+"""Halves x each epoch, with sweeplab checkpoints; fails at epoch 3 while crash-once exists."""
+from pathlib import Path
+
+from sweeplab import RunContext, StudyConfig
+
+HERE = Path(__file__).resolve().parent
+
+
+class Config(StudyConfig):
+    epochs: int = 6
+
+
+def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
+    state = ctx.restore()
+    x, start = (state["x"], state["epoch"]) if state else (1.0, 0)
+    with open(HERE / "starts.txt", "a") as fh:
+        fh.write(f"{start}\\n")
+    with ctx.interruptible(lambda: {"x": x, "epoch": epoch}, last_epoch=cfg.epochs) as at_epoch:
+        for epoch in range(start, cfg.epochs + 1):
+            at_epoch(epoch)
+            if epoch == 3 and (HERE / "crash-once").exists():
+                (HERE / "crash-once").unlink()
+                raise RuntimeError("lost the machine")
+            ctx.log(epoch, x=x)
+            x /= 2
+    return {"x": x}
+'''
+
+
+def test_a_function_that_keeps_checkpoints_continues_from_the_last_one(tmp_path, monkeypatch):
+    pytest.importorskip("torch")  # checkpoints are torch.save files
+    from sweeplab.cli.main import main
+
+    (tmp_path / "ck.py").write_text(CHECKPOINTED)
+    (tmp_path / "crash-once").touch()
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "./ck.py:run", "--save_interval", "2", "-q"]) == 1
+    (run,) = (tmp_path / "runs_out").iterdir()
+    assert main(["run", "--resume", str(run), "-q"]) == 0
+    assert (tmp_path / "starts.txt").read_text().split() == ["0", "2"]  # from epoch 2's
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == list(range(7))  # once each
+    assert [r["x"] for r in rows] == [2.0 ** -k for k in range(7)]
