@@ -47,6 +47,7 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/pip install --quiet $(PIP_LOCAL) -e ".[bench]"
+	$(BIN)/python benchmarks/bench_startup.py
 	$(BIN)/python benchmarks/bench_single_run.py
 	$(BIN)/python benchmarks/bench_grid.py
 	$(BIN)/python benchmarks/bench_analysis.py
