@@ -14,6 +14,7 @@ from user_folder import losses, sweeplab
 
 from sweeplab.cli.main import main
 from sweeplab.core.run_dirs import find_run_dirs
+from sweeplab.errors import show_value
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -117,19 +118,29 @@ def test_a_registered_function_and_a_module_are_found_from_the_spec_folder(tmp_p
     ("nosuchpkg.train:run", "no module 'nosuchpkg'"),
     ("own-study", "not installed; own.py registers it, so name it by its file: "
                   "./own.py:own-study"),
+    ("./train.py", "train.py has no function 'run' and runs code when imported (a script?); "
+                   'a script runs unchanged as a command: sweeplab run --command "python '
+                   'train.py" [--its flags] (in a spec: command: python train.py)'),
+    ("python train.py", "not a file and function (./train.py:run); a script runs unchanged"),
+    ("./half.py:run", "half.py ran it and it exited (2); put its script part under if "
+                      "__name__ == '__main__':, or a script runs unchanged as a command"),
 ])
 def test_a_study_reference_that_finds_nothing_is_one_line(user_dir, capsys, ref, message):
     (user_dir / "own.py").write_text(  # read for the hint, never imported
         "from sweeplab import StudyConfig, register_study\n\n\n"
         "@register_study('own-study', config=StudyConfig)\ndef run(cfg, ctx):\n"
         "    raise SystemExit('imported')\n")
+    (user_dir / "half.py").write_text(  # a study function below a script's argparse
+        "import argparse\n\np = argparse.ArgumentParser()\np.add_argument('--lr')\n"
+        "args = p.parse_args()\n\n\ndef run(cfg, ctx):\n    return {}\n")
     spec = user_dir / "spec.yaml"
     spec.write_text(yaml.safe_dump({"study": ref, "grid": {"lr": [0.1, 0.2]}}))
     out = user_dir / "out"
     assert main(["grid", str(spec), "--out_dir", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and f"invalid study={ref}" in err and message in err
+    assert "\n" not in err and f"invalid study={show_value(ref)}" in err and message in err, err
     assert not out.exists() or find_run_dirs(out) == []
+    assert not (user_dir / "calls").exists()  # train.py was never run
 
 
 def test_bad_values_are_refused_before_anything_runs(user_dir, capsys):

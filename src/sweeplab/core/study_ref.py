@@ -23,11 +23,13 @@ same module), and a script that is this process's ``__main__`` is not loaded twi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
 import importlib.util
 import inspect
+import io
 import re
 import sys
 import typing
@@ -39,6 +41,7 @@ from typing import Any
 
 from sweeplab.core.config import StudyConfig
 from sweeplab.core.registry import Study, get_study, registered_studies
+from sweeplab.core.script_check import command_hint, refuse_script
 from sweeplab.errors import ConfigError
 from sweeplab.protocol import numeric
 from sweeplab.suggest import closest_file, did_you_mean
@@ -76,7 +79,12 @@ def resolve(ref: Any, base_dir: str | None = None,
             raise ConfigError("study", ref, f"not installed; {registering} registers it, so "
                               f"name it by its file: ./{registering}:{ref}") from None
     if kind == "file":
+        if " " in target.strip():  # "python train.py": a program, not a file
+            raise ConfigError("study", ref, "not a file and function (./train.py:run); "
+                              + command_hint(Path(target.split()[-1])))
         path = (base / target).resolve()
+        if str(path) not in _FILES and path.is_file() and not _is_main(path):
+            refuse_script(path, attr or DEFAULT_FUNCTION, ref)
         module = load_file(path, ref, extra_path=base)
         where = str(path)
     else:
@@ -128,10 +136,9 @@ def load_file(path: Path, ref: str, extra_path: Path | None = None) -> ModuleTyp
         near = closest_file(path, suffixes=(".py",))
         hint = f" (did you mean {near}?)" if near else ""
         raise ConfigError("study", ref, f"file {path} not found{hint}")
-    main = sys.modules.get("__main__")
-    if main is not None and _same_file(getattr(main, "__file__", None), path):
-        _FILES[key] = main  # the running script itself (python train.py, or its workers)
-        return main
+    if _is_main(path):  # the running script itself (python train.py, or its workers)
+        _FILES[key] = sys.modules["__main__"]
+        return _FILES[key]
     for folder in (extra_path, path.parent):
         _on_path(folder)
     name = path.stem if MODULE_NAME.match(path.stem) else "study"
@@ -147,14 +154,22 @@ def load_file(path: Path, ref: str, extra_path: Path | None = None) -> ModuleTyp
             raise ConfigError("study", ref, f"{path} is not a Python file")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
+        said = io.StringIO()  # a script's argparse complains here before it exits
         try:
-            spec.loader.exec_module(module)
+            with contextlib.redirect_stderr(said):
+                spec.loader.exec_module(module)
         except BaseException as exc:
             del sys.modules[name]
-            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            if isinstance(exc, KeyboardInterrupt):
                 raise
+            if isinstance(exc, SystemExit):  # a script's argparse read sweeplab's argv
+                raise ConfigError("study", ref, f"importing {path} ran it and it exited "
+                                  f"({exc.code}); put its script part under if __name__ == "
+                                  "'__main__':, or " + command_hint(path)) from None
+            sys.stderr.write(said.getvalue())
             raise ConfigError("study", ref, f"importing {path} failed: "
                               f"{type(exc).__name__}: {_line(exc)}") from None
+        sys.stderr.write(said.getvalue())
     _FILES[key] = module
     return module
 
@@ -334,6 +349,12 @@ def _display_name(ref: str) -> str:
 def _on_path(folder: Path | None) -> None:
     if folder is not None and str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
+
+
+def _is_main(path: Path) -> bool:
+    """Whether ``path`` is this process's ``__main__`` script."""
+    main = sys.modules.get("__main__")
+    return main is not None and _same_file(getattr(main, "__file__", None), path)
 
 
 def _same_file(name: str | None, path: Path) -> bool:
