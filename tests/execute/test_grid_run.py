@@ -41,8 +41,10 @@ def _grid_dir(out: Path) -> Path:
 
 def test_local_grid_writes_runs_and_master(tmp_path, capsys):
     out = tmp_path / "runs_out"
-    code = main(["grid", str(_spec(tmp_path)), "--tag", "t", "--jobs", "2", "--out_dir", str(out)])
+    code = main(["grid", str(_spec(tmp_path)), "--tag", "t", "--jobs", "2", "--out_dir", str(out),
+                 "--executor", "local"])  # named: the work alone would run it inline
     assert code == 0, capsys.readouterr()
+    assert "4 to run (local executor)" in capsys.readouterr().out
     grid_dir = _grid_dir(out)
     assert grid_dir.name.endswith("_t")
     rows = _master(grid_dir)
@@ -133,7 +135,7 @@ def test_kill_9_then_resume_finishes_every_run_exactly_once(tmp_path):
     out = tmp_path / "runs_out"
     spec = _spec(tmp_path, epochs=1500, seeds=(0, 1, 2, 3), extra={"n_samples": 512})
     cmd = [sys.executable, "-m", "sweeplab", "grid", str(spec), "--tag", "k", "--jobs", "2",
-           "--out_dir", str(out)]
+           "--out_dir", str(out), "--executor", "local"]
     with started(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
         deadline = time.monotonic() + 120
         grid_dir = None
@@ -193,7 +195,8 @@ def test_a_crashed_worker_fails_its_run_and_the_grid_goes_on(tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(spec))
     out = tmp_path / "runs_out"
-    code = main(["grid", str(path), "--tag", "c", "--jobs", "2", "--out_dir", str(out)])
+    code = main(["grid", str(path), "--tag", "c", "--jobs", "2", "--out_dir", str(out),
+                 "--executor", "local"])
     assert code == 1
     grid_dir = _grid_dir(out)
     rows = {r["run"]: r for r in _master(grid_dir)}
@@ -207,7 +210,8 @@ def test_a_crashed_worker_fails_its_run_and_the_grid_goes_on(tmp_path, capsys):
         status = json.loads((grid_dir / r["run"] / "status.json").read_text())
         assert status["state"] == r["state"]  # the directory says what master.csv says
     capsys.readouterr()
-    assert main(["grid", "--resume", str(grid_dir), "--jobs", "2"]) == 1  # crashes again
+    assert main(["grid", "--resume", str(grid_dir), "--jobs", "2",
+                 "--executor", "local"]) == 1  # crashes again
     assert "3 already done, 3 to run" in capsys.readouterr().out
 
 

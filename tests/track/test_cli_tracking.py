@@ -35,7 +35,8 @@ def test_grid_tracking_section_logs_every_run_to_mlflow(tmp_path, capsys):
 
     out = tmp_path / "runs_out"
     spec = _grid_spec(tmp_path, {"mlflow_uri": "default"})
-    assert main(["grid", str(spec), "--tag", "t", "--jobs", "2", "--out_dir", str(out)]) == 0
+    assert main(["grid", str(spec), "--tag", "t", "--jobs", "2", "--out_dir", str(out),
+                 "--executor", "local"]) == 0  # worker processes, not the driver
     client = MlflowClient(f"sqlite:///{(out / 'mlflow.db').resolve()}")
     experiment = client.get_experiment_by_name("tracked")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}

@@ -42,7 +42,9 @@ def build_parser() -> OneLineParser:
     p.add_argument("--out_dir", "--out-dir", default="runs_out", help="where grid directories go")
     p.add_argument("--resume", metavar="DIR", help="resume this grid directory")
     p.add_argument("--fresh", action="store_true", help="start a new directory even if one exists")
-    p.add_argument("--executor", default="local", help="inline | local | slurm")
+    p.add_argument("--executor", default=None,
+                   help="inline | local | slurm (default: inline or local, chosen by the work "
+                        "and said in the first line; see docs/grids.md)")
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="parallel runs (local: default all cores; slurm: array parallelism)")
     p.add_argument("--threads", type=int, default=1, help="torch/BLAS threads per run")
@@ -87,7 +89,7 @@ def main(
     parser.prog = prog
     ns, extras = parser.parse_known_args(argv)
     reject_unknown(extras, ALLOWED, prog)
-    if ns.executor not in EXECUTORS:
+    if ns.executor is not None and ns.executor not in EXECUTORS:
         raise ConfigError("executor", ns.executor, "allowed values are " + ", ".join(EXECUTORS))
     if ns.batch not in BATCH_MODES:
         raise ConfigError("batch", ns.batch, "allowed values are " + ", ".join(BATCH_MODES))
@@ -106,7 +108,8 @@ def main(
     def on_plan(plan: GridPlan, executor: Executor) -> None:
         console.print(f"grid [bold]{plan.grid_dir}[/bold]: {len(plan.jobs)} runs of "
                       f"{_study_name(plan)}, {len(plan.done)} already done, "
-                      f"{len(plan.todo)} to run ({executor.name} executor)", highlight=False)
+                      f"{len(plan.todo)} to run ({_executor_words(executor)})",
+                      highlight=False)
         progress.append(GridProgress(len(plan.jobs), len(plan.done),
                                      getattr(executor, "workers", 1), console))
         progress[0].__enter__()
@@ -114,7 +117,8 @@ def main(
     try:
         result = run_grid(
             config, ns.out_dir, executor=_make_executor(ns), tag=ns.tag or None,
-            resume=ns.resume, fresh=ns.fresh, threads=ns.threads,
+            resume=ns.resume, fresh=ns.fresh, threads=ns.threads, jobs=ns.jobs,
+            batch=ns.batch == "auto",
             tracking={key: getattr(ns, key, None) for key in TRACKING_KEYS},
             overrides=overrides, rerun_done=rerun_done, study=study,
             default_study=default_study, command=command, on_plan=on_plan,
@@ -135,6 +139,16 @@ def main(
 
 def _study_name(plan: GridPlan) -> str:
     return plan.jobs[0].study if plan.jobs else str(plan.spec.study)
+
+
+def _executor_words(executor: Executor) -> str:
+    """``local executor`` when named; ``inline: one batched unit`` or ``local, 2 workers:
+    30 runs`` when the driver chose it (which, and why)."""
+    if not executor.reason:
+        return f"{executor.name} executor"
+    workers = getattr(executor, "workers", None)
+    size = f", {workers} workers" if executor.name == "local" and workers else ""
+    return f"{executor.name}{size}: {executor.reason}"
 
 
 def _again(prog: str, grid_dir: Path, command: list[str]) -> str:
@@ -160,7 +174,10 @@ def _report(ns: argparse.Namespace, result: GridResult) -> int:
     return 1 if failed else 0
 
 
-def _make_executor(ns: argparse.Namespace) -> Executor:
+def _make_executor(ns: argparse.Namespace) -> Executor | None:
+    """The executor ``--executor`` names; None lets the driver choose by the work."""
+    if ns.executor is None:
+        return None
     if ns.executor == "slurm":
         return make_executor("slurm", jobs=ns.jobs or 64, partition=ns.partition,
                              time=ns.time, cpus_per_task=ns.cpus, mem_gb=ns.mem)

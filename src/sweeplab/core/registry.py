@@ -133,8 +133,12 @@ class Study:
     decides itself what is still valid, so a grid never clears a staged run's directory
     when its config changes (only the stages whose inputs changed run again).
     ``step_key`` names the step column of its metrics (``epoch`` unless it logs
-    something else per step). ``summary_keys`` are its headline final metrics, in the
-    order ``sweeplab run`` shows them (empty: every numeric final metric).
+    something else per step). ``cost(cfg)``, when given, is a rough guess of the seconds
+    one run of ``cfg`` takes in a warm process: a grid given no ``--executor`` uses it to
+    choose between running in its driver and starting workers
+    (:mod:`sweeplab.execute.choose`); it must be light (no heavy imports).
+    ``summary_keys`` are its headline final metrics, in the order ``sweeplab run`` shows
+    them (empty: every numeric final metric).
 
     ``warm`` names the modules that do the work (torch, scikit-learn, ...). The module
     that registers a study stays light, so a grid's driver validates and plans without
@@ -190,6 +194,7 @@ class Study:
     templates: tuple[Template, ...] = ()
     extra: str = ""
     requires: tuple[str, ...] = ()
+    cost: Callable[[Any], float] | None = None
 
     @property
     def reference(self) -> Any:
@@ -227,6 +232,7 @@ def register_study(
     templates: tuple[Template, ...] = (),
     extra: str = "",
     requires: tuple[str, ...] = (),
+    cost: Callable[[Any], float] | None = None,
 ) -> Callable[[StudyFn], StudyFn]:
     """Decorator registering ``fn(cfg, ctx) -> final_metrics`` as study ``name``.
 
@@ -245,7 +251,7 @@ def register_study(
             step_key=step_key, summary_keys=tuple(summary_keys), warm=tuple(warm),
             analysis=analysis, group_keys=tuple(group_keys), dialect=dialect,
             commands=dict(commands or {}), templates=tuple(templates), extra=extra,
-            requires=tuple(requires),
+            requires=tuple(requires), cost=cost,
         )
         return fn
 

@@ -23,6 +23,8 @@ class Executor(ABC):
     """Runs jobs and reports each start and each result (in completion order)."""
 
     name: str = "executor"
+    reason: str = ""
+    """Why the grid's driver chose this executor, in a few words ('' when it was named)."""
 
     @abstractmethod
     def run(self, jobs: Sequence[Job], on_start: OnStart, on_done: OnDone) -> None:

@@ -177,6 +177,8 @@ def run_grid(
     resume: str | Path | None = None,
     fresh: bool = False,
     threads: int | None = None,
+    jobs: int | None = None,
+    batch: bool = True,
     tracking: Mapping[str, Any] | None = None,
     overrides: Mapping[str, Any] | None = None,
     rerun_done: bool = False,
@@ -195,8 +197,10 @@ def run_grid(
     ``out_dir/<timestamp>_<tag>`` (``tag``: the spec file's name, else its ``name:``,
     else ``grid``); the newest folder of that tag is resumed unless ``fresh``.
     ``resume`` names a grid folder to resume (its ``spec.yaml`` is used when ``spec`` is
-    None). ``executor`` defaults to ``make_executor("local")``; ``threads`` (torch/BLAS
-    threads per run) to the executor's own.
+    None). ``threads``: torch/BLAS threads per run (default: the executor's own, else 1).
+    ``executor`` None: the driver chooses ``inline`` or ``local`` by the work once it
+    has planned (:mod:`sweeplab.execute.choose`; the executor's ``reason`` says why),
+    with ``jobs`` job slots (default: every core / ``threads``) and ``batch``.
 
     ``tracking`` (wandb/MLflow settings) override the spec's ``tracking:`` section key
     by key; ``warn`` receives what cannot be set up (default: this module's logger).
@@ -233,8 +237,8 @@ def run_grid(
             _raise_if_disk_full(exc, 0, grid_dir, created)
         raise
     try:
-        return _drive(spec, grid_dir, created, executor, threads, tracking, overrides,
-                      rerun_done, command, on_plan, on_start, on_done,
+        return _drive(spec, grid_dir, created, executor, threads, (jobs, batch), tracking,
+                      overrides, rerun_done, command, on_plan, on_start, on_done,
                       warn or log.warning)
     finally:
         lock.release()
@@ -252,6 +256,7 @@ def _drive(
     created: bool,
     executor: Executor | None,
     threads: int | None,
+    choose: tuple[int | None, bool],
     tracking: Mapping[str, Any] | None,
     overrides: Mapping[str, Any] | None,
     rerun_done: bool,
@@ -262,7 +267,6 @@ def _drive(
     warn: Callable[[str], None],
 ) -> GridResult:
     """Plan, prepare and run the grid, holding its driver lock."""
-    executor = executor or make_executor("local")
     threads = threads or getattr(executor, "threads", 1)
     command = list(command or [])
     try:
@@ -271,6 +275,7 @@ def _drive(
         trackers = _trackers(spec, tracking, grid_dir, warn)
         if trackers is not None:
             plan = plan.with_tracking(trackers)
+        executor = executor or _chosen_executor(plan, threads, *choose)
     except BaseException:
         if created:
             shutil.rmtree(grid_dir, ignore_errors=True)
@@ -322,6 +327,18 @@ def _drive(
         raise GridDiskFullError(full[0], _interrupted(stopped), grid_dir, False)
     states = {name: row["state"] for name, row in master.rows.items()}
     return GridResult(grid_dir, plan, states, results, time.monotonic() - started)
+
+
+def _chosen_executor(plan: GridPlan, threads: int, jobs: int | None, batch: bool) -> Executor:
+    """Inline or local, chosen by the plan's work (:mod:`sweeplab.execute.choose`)."""
+    from sweeplab.execute.choose import choose_executor, describe_work
+    from sweeplab.execute.local import default_workers
+
+    slots = jobs or max(1, default_workers() // threads)
+    choice = choose_executor(describe_work(plan, batch), slots)
+    executor = make_executor(choice.kind, jobs=choice.workers, threads=threads, batch=batch)
+    executor.reason = choice.reason
+    return executor
 
 
 def _trackers(spec: GridSpec, tracking: Mapping[str, Any] | None, grid_dir: Path,

@@ -141,7 +141,7 @@ def _grid_command(tmp_path: Path, tag: str, *extra: str) -> list[str]:
         "fixed": {"epochs": GRID_EPOCHS, "plots": False, "save_interval": 1000},
         "grid": {"seed": [0, 1]},
     }))
-    return _sweeplab("grid", str(spec), "--tag", tag, "--jobs", "2",
+    return _sweeplab("grid", str(spec), "--tag", tag, "--jobs", "2", "--executor", "local",
                      "--out_dir", str(tmp_path / "runs_out"), *extra)
 
 

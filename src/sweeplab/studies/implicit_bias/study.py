@@ -20,6 +20,7 @@ from sweeplab.core.registry import register_study
 from sweeplab.data import check_dataset_available
 from sweeplab.studies.implicit_bias.batch_keys import batch_key
 from sweeplab.studies.implicit_bias.config import ImplicitBiasConfig
+from sweeplab.studies.implicit_bias.cost import run_cost
 from sweeplab.studies.implicit_bias.spec import FLAT_SPEC
 
 RUNNER = "sweeplab.studies.implicit_bias.runner"
@@ -56,6 +57,7 @@ def run_batch(cfgs: list[ImplicitBiasConfig], ctxs: list[RunContext]) -> list[An
     dialect=FLAT_SPEC,
     extra="sweeplab[implicit-bias]",
     requires=REQUIRES,
+    cost=run_cost,
 )
 def run(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
     """Mirror descent on a deep linear network: angles, margins, alignment, balance."""
