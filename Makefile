@@ -28,7 +28,13 @@ $(BIN)/sweeplab: pyproject.toml
 
 setup: $(BIN)/sweeplab
 
+# The demo's last line is its wall time: the run's (from a time stamp its recipe leaves in
+# the venv) and make's in all, set-up included (DEMO_START: when make read this file).
+NOW := import time; print(time.time())
+DEMO_START := $(if $(filter demo,$(MAKECMDGOALS)),$(shell $(PYTHON) -c '$(NOW)'))
+
 demo: setup
+	@$(BIN)/python -c '$(NOW)' > $(VENV)/.demo-start
 	$(BIN)/sweeplab run implicit-bias --tag demo --input_dim 8 --n_samples 32 --noise 0.5 --p 4 --init_scale 0.5 --epochs 3000
 	@run=$$(ls -dt runs_out/*_demo | head -n 1); \
 	echo; \
@@ -37,7 +43,10 @@ demo: setup
 	echo "  the figures:   ls $$run/figs/   (e.g. xdg-open $$run/figs/angles.png)"; \
 	echo "  a grid:        sweeplab grid runs/configs/quick_debug.yaml"; \
 	echo "  analyze it:    sweeplab analyze runs_out/*_quick_debug"; \
-	echo "  its report:    analysis_results/<grid directory>/report.html"
+	echo "  its report:    analysis_results/<grid directory>/report.html"; \
+	echo; \
+	$(BIN)/python -c "import time; t, t0 = time.time(), float(open('$(VENV)/.demo-start').read()); \
+	print(f'make demo: {t - t0:.1f} s wall for the run, {t - $(or $(DEMO_START),t0):.1f} s in all (set-up included)')"
 
 test: setup
 	$(BIN)/python -m pytest -q --durations=20
