@@ -32,6 +32,30 @@ SPEC = REPO / "runs" / "configs" / "synthetic_potentials.yaml"
 SETTINGS = [("quadratic", None), ("lp", 1.5), ("lp", 3.0)]
 
 
+HYDRA_MISSING = ("pip install -e '.[bench]' installs hydra-core and "
+                 "hydra-joblib-launcher")
+
+
+def hydra_multirun_argv(spec: dict, sweep_dir: Path, jobs: int) -> list[str] | None:
+    """Hydra's multirun of the grid ``spec`` (its joblib launcher, ``jobs`` at once).
+
+    Each job runs the study function sweeplab runs (``benchmarks/hydra_app``), writing
+    into ``sweep_dir``; ``spec`` is a flat implicit-bias grid (the settings of
+    ``SETTINGS``, its ``depths``, ``seeds`` and ``epochs``; ``plots`` if set). None where
+    Hydra or its joblib launcher is not installed.
+    """
+    try:
+        import hydra_plugins.hydra_joblib_launcher  # noqa: F401
+    except ImportError:
+        return None
+    app = REPO / "benchmarks" / "hydra_app" / "train.py"
+    return [sys.executable, str(app), "--multirun", "hydra/launcher=joblib",
+            f"hydra.launcher.n_jobs={jobs}", "setting=quadratic,lp1.5,lp3",
+            f"L={','.join(map(str, spec['depths']))}",
+            f"seed={','.join(map(str, spec['seeds']))}", f"epochs={spec['epochs']}",
+            f"+plots={bool(spec.get('plots', False))}", f"hydra.sweep.dir={sweep_dir}"]
+
+
 def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
@@ -83,20 +107,11 @@ def main() -> int:
         results["shell loop, one process per run"] = timed(["bash", str(script)], work)
 
     if not args.skip_hydra:
-        try:
-            import hydra_plugins.hydra_joblib_launcher  # noqa: F401
-        except ImportError:
-            print("hydra: skipped (pip install -e '.[bench]' installs hydra-core and "
-                  "hydra-joblib-launcher)")
+        argv = hydra_multirun_argv(spec, work / "hydra", cores)
+        if argv is None:
+            print(f"hydra: skipped ({HYDRA_MISSING})")
         else:
-            app = REPO / "benchmarks" / "hydra_app" / "train.py"
-            results["hydra multirun, joblib launcher"] = timed(
-                [py, str(app), "--multirun", "hydra/launcher=joblib",
-                 f"hydra.launcher.n_jobs={cores}", "setting=quadratic,lp1.5,lp3",
-                 f"L={','.join(map(str, spec['depths']))}",
-                 f"seed={','.join(map(str, spec['seeds']))}", f"epochs={args.epochs}",
-                 f"+plots={args.figures}",
-                 f"hydra.sweep.dir={work / 'hydra'}"], work)
+            results["hydra multirun, joblib launcher"] = timed(argv, work)
 
     base = results["sweeplab grid (local, warm workers)"]
     print(f"\n{'variant':<40}{'wall s':>9}{'vs sweeplab':>13}")

@@ -1,22 +1,30 @@
-"""Benchmark: what sweeplab's command line costs beside a plain PyTorch script (issue 17).
+"""Benchmark: every figure of issue 17's Goal against its target, in one invocation.
 
-    .venv/bin/python benchmarks/bench_startup.py [--repeat 3] [--top 12]
+    .venv/bin/python benchmarks/bench_startup.py [--repeat 3] [--slow-repeat 1] [--top 12]
 
-Prints, in one invocation, the median wall time over ``--repeat`` repetitions of each
-command, each against its target:
+Times each command below (its median over ``--repeat`` repetitions; Hydra's multirun,
+the slowest, over ``--slow-repeat``) and prints each figure of the Goal against its
+target: a ratio to ``benchmarks/plain_implicit_bias.py`` (one plain-script run: the
+implicit-bias study's default training written by hand, 1000 epochs, a metrics CSV and a
+final JSON) or a time.
 
-- ``sweeplab run implicit-bias --no-plots`` (default config, 1000 epochs) as a ratio to
-  ``benchmarks/plain_implicit_bias.py``, the same training written by hand with a metrics
-  CSV and a final JSON (target 1.5x); the same run with its figures (target 3x);
-- ``sweeplab --help`` (target 0.3 s) and a refused bad value, ``--lr abc`` (target 1 s);
+- ``sweeplab run implicit-bias --no-plots`` (default config): <= 1.5x the plain script;
+  the same run with its figures: <= 3x;
+- ``sweeplab grid runs/configs/synthetic_potentials.yaml`` (18 runs x 1000 epochs, the
+  executor sweeplab chooses): <= 2x the plain script, and >= 5x faster than Hydra's
+  multirun with the joblib launcher on the same work (``bench_grid.hydra_multirun_argv``;
+  ``pip install -e '.[bench]'`` installs Hydra, else that row says skipped);
+- ``sweeplab grid runs/configs/quick_debug.yaml`` (4 runs) and ``sweeplab analyze`` on
+  the grid it wrote: each < 2x the plain script;
+- ``sweeplab --help`` < 0.3 s and a refused bad value (``--lr abc``, exit 2) < 1 s;
 - ``python -c "import torch"`` for reference: the floor of any torch script.
 
 Repetitions are interleaved (each round runs every command once), so that the load of a
-shared machine falls on every command alike. Then a phase table of one run without
-figures under ``python -X importtime``: its wall time split into imports and the rest
-(baselines, training, metrics, files), the top-level packages by their own import time
-with the import that brought each in, and the top importers (the imports made by code,
-with everything each pulled in).
+shared machine falls on every command alike; the load average is printed. Then a phase
+table of one run without figures under ``python -X importtime``: its wall time split into
+imports and the rest (baselines, training, metrics, files), the top-level packages by
+their own import time with the import that brought each in, and the top importers (the
+imports made by code, with everything each pulled in).
 """
 
 from __future__ import annotations
@@ -33,24 +41,43 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))  # bench_grid, a sibling script
+from bench_grid import HYDRA_MISSING, hydra_multirun_argv  # noqa: E402
+
 PYTHON = sys.executable
+REPO = Path(__file__).resolve().parents[1]
 PLAIN = str(Path(__file__).with_name("plain_implicit_bias.py"))
 SWEEPLAB = [PYTHON, "-m", "sweeplab"]
+SEEDS_GRID = REPO / "runs" / "configs" / "synthetic_potentials.yaml"
+QUICK_GRID = REPO / "runs" / "configs" / "quick_debug.yaml"
 
 
 @dataclass
 class Command:
-    """One timed command: its argv (``{out}`` is a fresh folder) and its exit status."""
+    """One timed command and its expected exit status.
+
+    In ``argv``, ``{out}`` is a fresh folder of this repetition (also its working
+    directory when ``in_out``) and ``{quick_grid}`` the grid directory the quick_debug
+    grid wrote in the same round. ``slow`` commands run ``--slow-repeat`` times only.
+    """
 
     name: str
     argv: list[str]
     code: int = 0
+    in_out: bool = False
+    slow: bool = False
     times: list[float] = field(default_factory=list)
 
-    def run(self, out: Path) -> subprocess.CompletedProcess:
-        argv = [a.replace("{out}", str(out)) for a in self.argv]
+    def run(self, out: Path, fields: dict[str, Path]) -> subprocess.CompletedProcess:
+        out.mkdir(parents=True)
+        argv = list(self.argv)
+        for key, value in {"out": out, **fields}.items():
+            argv = [a.replace("{" + key + "}", str(value)) for a in argv]
         t0 = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, text=True)
+        proc = subprocess.run(argv, capture_output=True, text=True,
+                              cwd=out if self.in_out else None)
         self.times.append(time.perf_counter() - t0)
         if proc.returncode != self.code:
             raise SystemExit(f"{self.name}: exit {proc.returncode}, expected {self.code}\n"
@@ -62,16 +89,81 @@ class Command:
         return statistics.median(self.times)
 
 
-COMMANDS = [
-    Command("import torch", [PYTHON, "-c", "import torch"]),
-    Command("plain PyTorch script", [PYTHON, PLAIN, "--out", "{out}"]),
-    Command("run --no-plots", [*SWEEPLAB, "run", "implicit-bias", "--no-plots",
-                               "--out_dir", "{out}", "--quiet"]),
-    Command("run with figures", [*SWEEPLAB, "run", "implicit-bias", "--out_dir", "{out}",
-                                 "--quiet"]),
-    Command("sweeplab --help", [*SWEEPLAB, "--help"]),
-    Command("bad value refused", [*SWEEPLAB, "run", "implicit-bias", "--lr", "abc"], code=2),
+def commands(cores: int) -> list[Command]:
+    """The timed commands, in the order each round runs them; Hydra's where installed."""
+    spec = yaml.safe_load(SEEDS_GRID.read_text())
+    hydra = hydra_multirun_argv(spec, Path("{out}"), cores)
+    return [
+        Command("import torch", [PYTHON, "-c", "import torch"]),
+        Command("plain PyTorch script", [PYTHON, PLAIN, "--out", "{out}"]),
+        Command("run --no-plots", [*SWEEPLAB, "run", "implicit-bias", "--no-plots",
+                                   "--out_dir", "{out}", "--quiet"]),
+        Command("run with figures", [*SWEEPLAB, "run", "implicit-bias", "--out_dir", "{out}",
+                                     "--quiet"]),
+        Command("grid, 18 runs", [*SWEEPLAB, "grid", str(SEEDS_GRID), "--out_dir", "{out}"]),
+        *([Command("Hydra multirun, 18 runs", hydra, in_out=True, slow=True)] if hydra else []),
+        Command("grid quick_debug", [*SWEEPLAB, "grid", str(QUICK_GRID), "--out_dir", "{out}"]),
+        Command("analyze quick_debug", [*SWEEPLAB, "analyze", "{quick_grid}", "--output_dir",
+                                        "{out}"]),
+        Command("sweeplab --help", [*SWEEPLAB, "--help"]),
+        Command("bad value refused", [*SWEEPLAB, "run", "implicit-bias", "--lr", "abc"], code=2),
+    ]
+
+
+@dataclass
+class Figure:
+    """One figure of the Goal: ``measured`` over ``base`` (or seconds), against a target.
+
+    ``faster`` figures are ``base / measured`` and must reach the target (Hydra's time
+    over sweeplab's); the others must stay within it (``strict``: below it, the issue's
+    "under").
+    """
+
+    label: str
+    measured: str
+    base: str | None
+    target: float
+    faster: bool = False
+    strict: bool = False
+
+
+FIGURES = [
+    Figure("run --no-plots / plain script", "run --no-plots", "plain PyTorch script", 1.5),
+    Figure("run with figures / plain script", "run with figures", "plain PyTorch script", 3.0),
+    Figure("grid 18 runs / plain script", "grid, 18 runs", "plain PyTorch script", 2.0),
+    Figure("Hydra multirun / grid 18 runs", "grid, 18 runs", "Hydra multirun, 18 runs", 5.0,
+           faster=True),
+    Figure("grid quick_debug / plain script", "grid quick_debug", "plain PyTorch script", 2.0,
+           strict=True),
+    Figure("analyze quick_debug / plain script", "analyze quick_debug", "plain PyTorch script",
+           2.0, strict=True),
+    Figure("sweeplab --help", "sweeplab --help", None, 0.3, strict=True),
+    Figure("bad value refused", "bad value refused", None, 1.0, strict=True),
 ]
+
+
+def print_figures(by_name: dict[str, Command]) -> None:
+    """The table of the Goal: figure, measured, target, met."""
+    print(f"\n  {'figure':<36} {'measured':>9}  {'target':>8}  met")
+    for fig in FIGURES:
+        if fig.measured not in by_name or (fig.base and fig.base not in by_name):
+            print(f"  {fig.label:<36} {'skipped':>9}  ({HYDRA_MISSING})")
+            continue
+        wall = by_name[fig.measured].median
+        if fig.base is None:
+            value, unit = wall, " s"
+        elif fig.faster:
+            value, unit = by_name[fig.base].median / wall, "x"
+        else:
+            value, unit = wall / by_name[fig.base].median, "x"
+        if fig.faster:
+            sign, met = ">=", value >= fig.target
+        elif fig.strict:
+            sign, met = "<", value < fig.target
+        else:
+            sign, met = "<=", value <= fig.target
+        target = f"{sign} {fig.target:.1f}{unit}"
+        print(f"  {fig.label:<36} {value:8.2f}{unit:<2} {target:>8}  {'yes' if met else 'no'}")
 
 
 @dataclass
@@ -165,30 +257,36 @@ def phase_table(top: int) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--slow-repeat", type=int, default=1,
+                        help="repetitions of Hydra's multirun (default: 1)")
     parser.add_argument("--top", type=int, default=12, help="rows of the phase table")
     args = parser.parse_args()
-    load = os.getloadavg()[0]
+    cores = len(os.sched_getaffinity(0))
+    timed = commands(cores)
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeat):
-            for i, command in enumerate(COMMANDS):
-                command.run(Path(tmp) / f"{i}-{rep}")
-    by_name = {c.name: c for c in COMMANDS}
-    plain = by_name["plain PyTorch script"].median
-    print(f"median wall time of {args.repeat} interleaved repetitions; python "
-          f"{platform.python_version()}, {os.cpu_count()} cores, load average "
-          f"{load:.1f} before, {os.getloadavg()[0]:.1f} after")
-    print(f"  {'command':<22} {'wall s':>7}  {'figure':>8}  {'target':>7}  ")
-    rows = [("import torch", None, None), ("plain PyTorch script", None, None),
-            ("run --no-plots", plain, 1.5), ("run with figures", plain, 3.0),
-            ("sweeplab --help", None, 0.3), ("bad value refused", None, 1.0)]
-    for name, base, target in rows:
-        wall = by_name[name].median
-        if target is None:
-            print(f"  {name:<22} {wall:7.2f}")
-            continue
-        figure, unit = (wall / base, "x") if base else (wall, " s")
-        verdict = "ok" if figure <= target else "MISSED"
-        print(f"  {name:<22} {wall:7.2f}  {figure:7.2f}{unit}  {target:6.1f}{unit}  {verdict}")
+            round_dir = Path(tmp) / str(rep)
+            fields = {"quick_grid": round_dir / "grid-quick"}
+            for i, command in enumerate(timed):
+                if command.slow and rep >= args.slow_repeat:
+                    continue
+                out = round_dir / ("grid-quick" if command.name == "grid quick_debug"
+                                   else str(i))
+                command.run(out, fields)
+                if command.name == "grid quick_debug":
+                    (fields["quick_grid"],) = [d for d in out.iterdir()
+                                                if d.is_dir() and not d.name.startswith(".")]
+    by_name = {c.name: c for c in timed}
+    print(f"wall time: median of {args.repeat} interleaved repetitions (Hydra's multirun: "
+          f"{min(args.slow_repeat, args.repeat)}); python {platform.python_version()}, "
+          f"{cores} cores, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} before, "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} after")
+    print(f"  {'command':<26} {'wall s':>7}  {'range':>13}")
+    for command in timed:
+        spread = f"{min(command.times):.2f}-{max(command.times):.2f}"
+        print(f"  {command.name:<26} {command.median:7.2f}  {spread:>13}")
+    print_figures(by_name)
     phase_table(args.top)
     return 0
 
