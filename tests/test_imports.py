@@ -109,3 +109,22 @@ print(json.dumps({{"n": len(data.y), "loaded": [m for m in {WATCHED!r} if m in s
     out = _loaded(code, tmp_path)
     assert out["n"] > 0
     assert "sklearn" not in out["loaded"] and "scipy" not in out["loaded"]
+
+
+def test_the_analysis_aggregates_without_scipy_stats(tmp_path):
+    """The t-interval's quantile comes from scipy.special: the analysis (its pipeline, the
+    implicit-bias analysis and figures) imports no scipy.stats (~0.4 s)."""
+    code = """
+import json, sys
+import pandas as pd
+import sweeplab.analysis.pipeline, sweeplab.studies.implicit_bias.analysis
+from sweeplab.analysis.aggregate import aggregate_final
+runs = pd.DataFrame({"run_id": ["a", "b", "c"], "lr": [0.1, 0.1, 0.1],
+                     "final.acc": [0.5, 0.7, 0.9]})
+row = aggregate_final(runs, ["lr"]).iloc[0]
+print(json.dumps({"ci": [row["acc_ci_low"], row["acc_ci_high"]],
+                  "stats": "scipy.stats" in sys.modules}))
+"""
+    out = _loaded(code, tmp_path)
+    assert out["ci"][0] < 0.7 < out["ci"][1]
+    assert out["stats"] is False
