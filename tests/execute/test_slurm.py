@@ -137,7 +137,7 @@ def test_task_killed_by_slurm_is_a_failed_result(slurm_cluster, tmp_path):
 
     results = dict(rec.done)
     assert len(rec.done) == 2
-    assert results["run0"].state == "done"
+    assert results["run0"].state == "done", results["run0"].error
     cancelled = results["run1"]
     assert cancelled.state == "failed"
     assert "CANCELLED" in cancelled.error and "without a result" in cancelled.error
