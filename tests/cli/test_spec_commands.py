@@ -38,7 +38,8 @@ def test_spec_synthetic_command(tmp_path):
     final = json.loads((run_dir / "final.json").read_text())
     assert final["train_acc"] == 1.0
     assert final["angle_svm"] < 10  # GD on separable data heads for the SVM direction
-    assert (run_dir / "figs" / "decision_boundary.pdf").is_file()
+    assert (run_dir / "figs" / "decision_boundary.png").is_file()
+    assert not list((run_dir / "figs").glob("*.pdf"))  # a single run's figures: png alone
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Paper style for every figure sweeplab draws, and saving as .png + .pdf.
+"""Paper style for every figure sweeplab draws, and saving as .png and/or .pdf.
 
 Serif fonts, light grid lines, the Okabe-Ito colour-blind-safe palette (Okabe & Ito,
 "Color Universal Design", 2008) and a single-column figure size, applied through a
@@ -8,6 +8,7 @@ matplotlib rc context so a user's own matplotlib settings are left alone.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,10 +92,35 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any):
         return plt.subplots(nrows, ncols, figsize=size, **kwargs)
 
 
+FIGURE_FORMATS = ("png", "pdf", "svg")
+"""Formats a figure may be saved in."""
+
+_formats: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "sweeplab_figure_formats", default=("png", "pdf"))
+
+
+@contextlib.contextmanager
+def figure_formats(formats: tuple[str, ...] | list[str]) -> Iterator[None]:
+    """Context in which :func:`save_figure` writes ``formats`` unless told otherwise.
+
+    A single run's figures are a quick look (png alone: a PDF with embedded TrueType
+    fonts costs as much again as the png); the analysis writes both for the paper.
+    """
+    token = _formats.set(tuple(formats))
+    try:
+        yield
+    finally:
+        _formats.reset(token)
+
+
 def save_figure(
-    fig: Any, path: str | Path, formats: tuple[str, ...] = ("png", "pdf")
+    fig: Any, path: str | Path, formats: tuple[str, ...] | None = None
 ) -> list[Path]:
-    """Save ``fig`` as ``path`` with each suffix in ``formats``; close it; return the paths."""
+    """Save ``fig`` as ``path`` with each suffix in ``formats``; close it; return the paths.
+
+    ``formats`` defaults to those of the enclosing :func:`figure_formats` (png and pdf).
+    """
+    formats = _formats.get() if formats is None else formats
     base = Path(path)
     if base.suffix.lstrip(".") in formats:
         base = base.with_suffix("")

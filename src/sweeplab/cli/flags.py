@@ -113,7 +113,7 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type[BaseModel]) -> l
                 help=f"same as --{name} false",
             )
         elif origin is tuple and args and args[-1] is Ellipsis:  # tuple[int, ...]
-            kwargs.update(nargs="*", metavar=args[0].__name__.upper())
+            kwargs.update(nargs="*", metavar=_item_metavar(args[0]))
         elif origin is tuple:
             kwargs.update(nargs=len(args), metavar=tuple(a.__name__.upper() for a in args))
         elif origin is list:
@@ -125,6 +125,13 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type[BaseModel]) -> l
         group.add_argument(*flags, **kwargs)
         names.append(f"--{name}")
     return names
+
+
+def _item_metavar(item: Any) -> str:
+    """``{png,pdf}`` for a tuple of literals, ``INT`` for a tuple of ints."""
+    if typing.get_origin(item) is typing.Literal:
+        return "{" + ",".join(map(str, typing.get_args(item))) + "}"
+    return item.__name__.upper()
 
 
 def _show(value: Any) -> str:

@@ -203,7 +203,7 @@ def test_an_interrupted_batch_resumes_run_by_run(tmp_path):
 
 def test_runs_of_different_keys_batch_apart_and_mini_batch_runs_alone(tmp_path):
     cfgs = [_cfg(epochs=40, L=1, lr=0.2), _cfg(epochs=40, L=2, seed=1),
-            _cfg(epochs=40, L=1, lr=0.1, seed=2, plots=True),
+            _cfg(epochs=40, L=1, lr=0.1, seed=2, plots=True, figure_formats=("png", "pdf")),
             _cfg(epochs=40, L=2, batch_size=64), _cfg(epochs=40, L=2, dtype="float32")]
     assert len({batch_key(c) for c in cfgs}) == 4 and batch_key(cfgs[3]) is None
     dirs, ctxs, results = _batch(tmp_path, cfgs)

@@ -24,7 +24,8 @@ def _run(tmp_path, **overrides):
 
 
 def test_synthetic_run_writes_every_file(tmp_path):
-    cfg, result = _run(tmp_path, potential="lp", p=3.0, L=2, log_interval=7)
+    cfg, result = _run(tmp_path, potential="lp", p=3.0, L=2, log_interval=7,
+                       figure_formats=("png", "pdf"))
     d = result.run_dir
     assert result.state == "done", result.error
     for name in ("config.yaml", "status.json", "provenance.json", "final.json", "metrics.jsonl",
@@ -109,3 +110,14 @@ def test_diverging_run_is_recorded_as_failed(tmp_path):
     status = json.loads((result.run_dir / "status.json").read_text())
     assert status["state"] == "failed" and "non-finite" in status["error"]
     assert "Traceback" in (result.run_dir / "logs" / "run.log").read_text()
+
+
+def test_single_run_figures_are_png_by_default_and_formats_are_not_identity(tmp_path):
+    """A run's figures are a quick look: png alone unless ``figure_formats`` asks for more;
+    the formats are presentation, so they leave the run's identity (its hash) alone."""
+    cfg, result = _run(tmp_path, potential="quadratic", L=1)
+    assert result.state == "done", result.error
+    figs = {p.suffix for p in (result.run_dir / "figs").iterdir()}
+    assert figs == {".png"}
+    with_pdf = cfg.model_copy(update={"figure_formats": ("png", "pdf")})
+    assert with_pdf.config_hash() == cfg.config_hash()

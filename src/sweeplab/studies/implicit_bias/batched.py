@@ -382,7 +382,8 @@ def _finish(run: _Run) -> Result:
                                       run.separable)
         outputs.save_directions(run.ctx, w, run.directions, p, run.separable, run.data)
         if run.cfg.plots:
-            outputs.save_figures(run.ctx, run.data.X, run.data.y, w, run.directions, p)
+            outputs.save_figures(run.ctx, run.data.X, run.data.y, w, run.directions, p,
+                                  run.cfg.figure_formats)
         return final
     except Exception as exc:  # noqa: BLE001
         return exc

@@ -6,7 +6,7 @@ validation all come from this class.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -16,6 +16,8 @@ from sweeplab.data.config import DataConfig
 
 class ImplicitBiasConfig(DataConfig, StudyConfig):
     """Mirror descent on a deep linear network for binary classification."""
+
+    IDENTITY_EXCLUDED: ClassVar[frozenset[str]] = frozenset({"save_interval", "figure_formats"})
 
     potential: Literal["quadratic", "lp", "hypentropy"] = Field(
         "lp", description="mirror-descent potential (quadratic = gradient descent)"
@@ -43,7 +45,12 @@ class ImplicitBiasConfig(DataConfig, StudyConfig):
         1.0, gt=0, description="inverse l2 regularization of the logistic-regression baseline"
     )
     dtype: Literal["float64", "float32"] = Field("float64", description="training precision")
-    plots: bool = Field(True, description="draw the per-run figures (png and pdf)")
+    plots: bool = Field(True, description="draw the per-run figures")
+    figure_formats: tuple[Literal["png", "pdf", "svg"], ...] = Field(
+        ("png",), min_length=1,
+        description="formats of the per-run figures (pdf embeds fonts: as slow again as png; "
+                    "`sweeplab analyze` writes png and pdf)",
+        **aliases("figures", "figure_format"))
     save_interval: int = Field(
         500, ge=0,
         description="write a checkpoint every N epochs (0: only when interrupted and at the end)",

@@ -88,18 +88,24 @@ def save_figures(
     w: np.ndarray,
     directions: dict[str, np.ndarray | None],
     p: float,
+    formats: tuple[str, ...] = ("png",),
 ) -> None:
-    """Angles, margins, balance and alignment over epochs; decision boundary when 2-D."""
+    """Angles, margins, balance and alignment over epochs; decision boundary when 2-D.
+
+    Each figure is written in every format of ``formats`` (the config's ``figure_formats``).
+    """
+    from sweeplab.analysis.style import figure_formats
     from sweeplab.studies.implicit_bias import plots
     from sweeplab.track.local import read_metrics
 
     ctx.flush()
     rows = read_metrics(ctx.local.jsonl_path)
     figs = ctx.path("figs")
-    plots.plot_angles_over_time(rows, figs / "angles")
-    plots.plot_margins_over_time(rows, figs / "margins", p=p)
-    plots.plot_norm_balance(rows, figs / "norm_balance")
-    if any(k.startswith("align_") for k in rows[-1]):
-        plots.plot_alignment(rows, figs / "alignment")
-    if X.shape[1] == 2:
-        plots.plot_decision_boundary(w, X, y, figs / "decision_boundary", directions)
+    with figure_formats(formats):
+        plots.plot_angles_over_time(rows, figs / "angles")
+        plots.plot_margins_over_time(rows, figs / "margins", p=p)
+        plots.plot_norm_balance(rows, figs / "norm_balance")
+        if any(k.startswith("align_") for k in rows[-1]):
+            plots.plot_alignment(rows, figs / "alignment")
+        if X.shape[1] == 2:
+            plots.plot_decision_boundary(w, X, y, figs / "decision_boundary", directions)

@@ -104,5 +104,6 @@ def run_one(cfg: ImplicitBiasConfig, ctx: RunContext) -> dict[str, float]:
     final = outputs.final_metrics(cfg.epochs, last, data, w, directions, separable)
     outputs.save_directions(ctx, w, directions, potential.margin_p, separable, data)
     if cfg.plots:
-        outputs.save_figures(ctx, X, y, w, directions, potential.margin_p)
+        outputs.save_figures(ctx, X, y, w, directions, potential.margin_p,
+                             cfg.figure_formats)
     return final
