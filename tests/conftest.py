@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,23 @@ import pytest
 from sweeplab.data import read_idx, write_idx
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the tests' cached results (sweeplab.core.cache) out of the user's cache: one
+    fresh folder per test session, inherited by every subprocess a test starts."""
+    if "SWEEPLAB_CACHE" not in os.environ:
+        os.environ["SWEEPLAB_CACHE"] = _MADE_CACHE[0] = tempfile.mkdtemp(
+            prefix="sweeplab-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the test session's cache folder."""
+    if _MADE_CACHE[0]:
+        shutil.rmtree(_MADE_CACHE[0], ignore_errors=True)
+
+
+_MADE_CACHE: list[str | None] = [None]
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ heavy imports: ``tests/execute/test_light_driver.py``.) Timing lives in
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +29,11 @@ print(json.dumps({{"code": code, "loaded": [m for m in {watched!r} if m in sys.m
 
 
 def _loaded(code: str, cwd: Path) -> dict:
-    """Run ``code`` in a fresh interpreter; the JSON of its last line of output."""
+    """Run ``code`` in a fresh interpreter, with its own empty result cache
+    (``cwd/cache``, kept across calls of one test); the JSON of its last output line."""
+    env = {**os.environ, "SWEEPLAB_CACHE": str(cwd / "cache")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+                          cwd=cwd, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -53,6 +56,21 @@ def test_a_run_without_figures_imports_no_matplotlib_and_no_dynamo(tmp_path):
     assert "torch._dynamo" not in out["loaded"] and "sympy" not in out["loaded"]
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert (run_dir / "final.json").is_file() and not list((run_dir / "figs").iterdir())
+
+
+def test_a_run_on_data_seen_before_imports_no_solver(tmp_path):
+    """The baselines of data solved before come from the cache: no scikit-learn, scipy or
+    cvxpy (their imports cost more than the run's training), and the same directions."""
+    first = _cli(_run_argv(tmp_path, "--no-plots", "--lr", "0.2"), tmp_path)
+    second = _cli(_run_argv(tmp_path, "--no-plots", "--lr", "0.05", "--L", "3"), tmp_path)
+    assert first["code"] == second["code"] == 0
+    assert "sklearn" in first["loaded"] and "cvxpy" in first["loaded"]
+    assert not {"sklearn", "scipy", "cvxpy", "pandas"} & set(second["loaded"])
+    a, b = sorted((tmp_path / "runs").iterdir())
+    da = json.loads((a / "directions.json").read_text())
+    db = json.loads((b / "directions.json").read_text())
+    for name in ("svm", "logreg", "lp_max_margin"):
+        assert da[name] == db[name], name
 
 
 def test_a_run_with_figures_imports_matplotlib_and_still_no_dynamo(tmp_path):

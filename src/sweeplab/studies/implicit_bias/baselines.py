@@ -534,8 +534,12 @@ def compute_baselines(
     p: float | None,
     logreg_C: float = 1.0,
     seed: int = 0,
+    use_cache: bool = True,
 ) -> Baselines:
     """Compute the separability flag and every baseline direction for ``(X, y)``.
+
+    With ``use_cache``, a set solved before on the same data and settings (by any
+    process) is read back bit for bit from :mod:`baseline_cache` instead.
 
     Logistic regression is always computed. On data separable through the origin (see
     :func:`is_linearly_separable`) also the l2 SVM and, unless ``p`` is None, the lp
@@ -552,6 +556,27 @@ def compute_baselines(
     pf = None if p is None else _check_p(p)
     if not (logreg_C > 0 and math.isfinite(logreg_C)):
         raise ConfigError("logreg_C", logreg_C, "a finite number > 0")
+    if not use_cache:
+        return _solve_baselines(X, y, pf, logreg_C, seed)
+    from sweeplab.studies.implicit_bias import baseline_cache
+
+    key = baseline_cache.key("baselines", X, y, p=pf, logreg_C=float(logreg_C), seed=int(seed))
+    hit = baseline_cache.load(key)
+    if hit is not None:
+        arrays, meta = hit
+        return Baselines(separable=bool(meta["separable"]), svm=arrays.get("svm"),
+                         logreg=arrays["logreg"], lp_max_margin=arrays.get("lp_max_margin"),
+                         p=pf, warnings=tuple(meta["warnings"]))
+    base = _solve_baselines(X, y, pf, logreg_C, seed)
+    baseline_cache.store(key, {"svm": base.svm, "logreg": base.logreg,
+                               "lp_max_margin": base.lp_max_margin},
+                         {"separable": base.separable, "warnings": list(base.warnings)})
+    return base
+
+
+def _solve_baselines(X: np.ndarray, y: np.ndarray, pf: float | None, logreg_C: float,
+                     seed: int) -> Baselines:
+    """:func:`compute_baselines` on checked input, without the cache."""
     from sklearn.exceptions import ConvergenceWarning
 
     notes: list[str] = []

@@ -55,6 +55,22 @@ def lp_max_margin_after(
     pf = _check_p(p)
     X = np.asarray(X, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
+    from sweeplab.studies.implicit_bias import baseline_cache
+
+    svm_part = "none" if base.svm is None else base.svm.tobytes().hex()
+    key = baseline_cache.key("lp_max_margin_after", X, y, p=pf, svm=svm_part)
+    hit = baseline_cache.load(key)
+    if hit is not None:
+        arrays, meta = hit
+        return arrays.get("lp_max_margin"), list(meta["warnings"])
+    lp, notes = _solve_lp_after(base, X, y, pf)
+    baseline_cache.store(key, {"lp_max_margin": lp}, {"warnings": notes})
+    return lp, notes
+
+
+def _solve_lp_after(base: Baselines, X: np.ndarray, y: np.ndarray,
+                    pf: float) -> tuple[np.ndarray | None, list[str]]:
+    """:func:`lp_max_margin_after` on checked input, without the cache."""
     Z, s = _scaled_margins_matrix(X, y)
     if base.svm is not None:
         start, per_dim = base.svm, _EXACT_SEED_PER_DIM
