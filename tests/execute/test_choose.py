@@ -31,6 +31,21 @@ def cost_study(cfg: CostConfig, ctx: RunContext) -> dict[str, float]:
     return {"seconds": cfg.seconds}
 
 
+class GroupedCostConfig(StudyConfig):
+    """``seconds`` as in toy-cost; runs of one ``group`` share a batch."""
+
+    seconds: float = 1.0
+    group: str = "a"
+
+
+@register_study("toy-cost-batched", config=GroupedCostConfig, cost=lambda cfg: cfg.seconds,
+                batch_key=lambda cfg: cfg.group,
+                run_batch=lambda cfgs, ctxs: [{"seconds": c.seconds} for c in cfgs])
+def grouped_cost_study(cfg: GroupedCostConfig, ctx: RunContext) -> dict[str, float]:
+    """Does nothing; only its cost hint and batch key matter."""
+    return {"seconds": cfg.seconds}
+
+
 @pytest.mark.parametrize(("work", "slots", "choice"), [
     (Work(0, 0, 0.0), 4, Choice("inline", "nothing to run")),
     (Work(30, 30, None), 1, Choice("inline", "one job slot")),
@@ -63,6 +78,16 @@ def test_the_work_is_the_cost_hint_summed_or_the_grid_s_own_past_runs(tmp_path):
     plan = _plan(tmp_path, {"seconds": [2.0, 3.0], "seed": [0, 1]})
     assert len(plan.todo) == 3
     assert describe_work(plan, batch=True) == Work(3, 3, 1.5)
+
+
+def test_a_batched_unit_costs_its_costliest_run(tmp_path):
+    """Runs of one batch train as one computation: the hint counts the unit once, at the
+    cost of its costliest member, not the sum of its runs."""
+    spec = parse_grid_spec({"study": "toy-cost-batched",
+                            "grid": {"seconds": [1.0, 4.0, 2.0], "group": ["a", "b"]}})
+    plan = plan_grid(spec, tmp_path / "grid")
+    assert describe_work(plan, batch=True) == Work(6, 2, 8.0)  # max 4 + max 4
+    assert describe_work(plan, batch=False) == Work(6, 6, 14.0)  # 2 x (1 + 4 + 2)
 
 
 def test_units_count_the_batched_computations(tmp_path):

@@ -14,7 +14,8 @@ parallel work cannot pay for the start-up, and spawns workers otherwise:
 
 The expected work (:func:`describe_work`) comes from the grid folder when runs of it
 have finished before (their mean ``duration_s`` per run to do), else from the study's
-``cost(cfg)`` hint summed over the runs to do, else it is unknown. :func:`choose_executor`
+``cost(cfg)`` hint summed over the units to do (a batched unit counts as its costliest
+run: its runs train as one computation), else it is unknown. :func:`choose_executor`
 itself is a pure function of those numbers, so the choice is deterministic and tested
 branch by branch; ``--executor`` (``run_grid(executor=...)``) bypasses it.
 """
@@ -77,11 +78,14 @@ def describe_work(plan: GridPlan, batch: bool) -> Work:
     sum of the study's ``cost(cfg)`` over the runs to do, else None.
     """
     todo = plan.todo
-    units = len(batch_units(todo, workers=1)) if batch else len(todo)
-    return Work(len(todo), units, _expected_s(plan))
+    units = batch_units(todo, workers=1) if batch else [[job] for job in todo]
+    return Work(len(todo), len(units), _expected_s(plan, units))
 
 
-def _expected_s(plan: GridPlan) -> float | None:
+def _expected_s(plan: GridPlan, units: list[list]) -> float | None:
+    """Past runs' mean duration per run to do; else the cost hint, a batched unit counted
+    as its costliest member (its runs train as one computation, in about one run's time:
+    docs/batched.md); else None."""
     if not plan.todo:
         return 0.0
     past = [s.duration_s for s in (read_status(job.run_dir) for job in plan.jobs)
@@ -92,6 +96,7 @@ def _expected_s(plan: GridPlan) -> float | None:
     if study.cost is None:
         return None
     try:
-        return sum(study.cost(study.config.from_mapping(job.config)) for job in plan.todo)
+        return sum(max(study.cost(study.config.from_mapping(job.config)) for job in unit)
+                   for unit in units)
     except Exception:  # noqa: BLE001 - a broken hint means the work is of unknown size
         return None
