@@ -68,7 +68,6 @@ class RunOrder:
             if e == epoch:
                 break
             e += 1
-        self._states = {k: v for k, v in self._states.items() if k >= epoch}
         index = perm if self.samples is None else self.samples[perm]
         table = torch.zeros(self.steps_per_epoch * self.batch_size, dtype=torch.long)
         table[: self.n] = index
@@ -86,6 +85,10 @@ class RunOrder:
             stop = min(end, (epoch + 1) * spe)
             parts.append(self._epoch_table(epoch)[pos: pos + stop - step])
             step = stop
+        # forget only the epochs before ``start``: a chunk may end early (a failed run, a
+        # stop signal) in any epoch from ``start``'s on, and resume or checkpoint there
+        first = self.epoch_of(start)
+        self._states = {k: v for k, v in self._states.items() if k >= first}
         steps = torch.arange(start, end)
         pos = steps % spe
         size = torch.where(pos == spe - 1, last_size, bs)

@@ -11,12 +11,18 @@ a relative link to the framework's ``logs/train.log`` (the layout the paper's co
   pairs, and on the held-out pair (4, 3) ``composite_acc`` (against key - 10, the
   compositional solution) and ``symmetric_acc`` (against key - 6, the symmetric one).
 - ``inverse-sequence`` (App. C.2): train, test and out-of-distribution accuracy.
+
+Runs of equal :func:`.batch_keys.batch_key` (the seeds and gammas of one depth, ...) train
+as one batched computation (``sweeplab grid --batch auto``, the default; :mod:`.batched`).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from sweeplab.core.context import RunContext
 from sweeplab.core.registry import register_study
+from sweeplab.studies.anchor.batch_keys import batch_key
 from sweeplab.studies.anchor.config import AnchorTrainingConfig, CompositeConfig, InverseConfig
 
 RUNNER = "sweeplab.studies.anchor.runner"
@@ -33,11 +39,26 @@ def preflight(cfg: AnchorTrainingConfig) -> None:
         resolve_device(cfg.device)
 
 
+def run_composite_batch(cfgs: list[CompositeConfig], ctxs: list[RunContext]) -> list[Any]:
+    """Composite-task runs of one batch key trained together (:mod:`.batched`)."""
+    from sweeplab.studies.anchor.runner import run_composite_batch as run
+
+    return run(cfgs, ctxs)
+
+
+def run_inverse_batch(cfgs: list[InverseConfig], ctxs: list[RunContext]) -> list[Any]:
+    """Inverse-task runs of one batch key trained together (:mod:`.batched`)."""
+    from sweeplab.studies.anchor.runner import run_inverse_batch as run
+
+    return run(cfgs, ctxs)
+
+
 @register_study("anchor-composite", config=CompositeConfig, preflight=preflight,
                 summary_keys=("train_loss", "train_acc", "test_acc", "composite_acc",
                               "symmetric_acc"), warm=(RUNNER,),
                 analysis="sweeplab.studies.anchor.analysis:COMPOSITE_ANALYSIS",
-                extra="sweeplab[anchor]", requires=REQUIRES)
+                extra="sweeplab[anchor]", requires=REQUIRES,
+                batch_key=batch_key, run_batch=run_composite_batch)
 def run_composite(cfg: CompositeConfig, ctx: RunContext) -> dict[str, float]:
     """Anchor-function composite task: composite vs symmetric solution of pair (4, 3)."""
     from sweeplab.studies.anchor.runner import run_composite as run
@@ -48,7 +69,8 @@ def run_composite(cfg: CompositeConfig, ctx: RunContext) -> dict[str, float]:
 @register_study("inverse-sequence", config=InverseConfig, preflight=preflight,
                 summary_keys=("train_loss", "train_acc", "test_acc", "ood_acc"),
                 warm=(RUNNER,), analysis="sweeplab.studies.anchor.analysis_inverse:ANALYSIS",
-                extra="sweeplab[anchor]", requires=REQUIRES)
+                extra="sweeplab[anchor]", requires=REQUIRES,
+                batch_key=batch_key, run_batch=run_inverse_batch)
 def run_inverse(cfg: InverseConfig, ctx: RunContext) -> dict[str, float]:
     """Inverse sequence matching: find the key whose reversal is the query."""
     from sweeplab.studies.anchor.runner import run_inverse as run
