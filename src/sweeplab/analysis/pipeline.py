@@ -140,7 +140,12 @@ def run_analysis(
         _table(report, out, finals, table)
     for extra in spec.report_tables(data, out) if spec.report_tables else []:
         report.add(Table(extra.header, extra.rows, extra.caption))
-    figures = spec.figures(data, out / "figs") if spec.figures else []
+    figures: list[tuple[str, str]] = []
+    if spec.figures:
+        from sweeplab.analysis.background_save import saving_in_background
+
+        with saving_in_background():  # files written by forked children, on every core
+            figures = spec.figures(data, out / "figs")
     if figures:
         report.add(Heading("Figures"))
         report.add(*[Figure(path, caption) for path, caption in figures])

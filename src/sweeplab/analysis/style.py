@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -125,11 +126,30 @@ def save_figure(
     if base.suffix.lstrip(".") in formats:
         base = base.with_suffix("")
     base.parent.mkdir(parents=True, exist_ok=True)
-    out = []
+    out = [base.with_name(f"{base.name}.{fmt}") for fmt in formats]
     with paper_style():
-        for fmt in formats:
-            target = base.with_name(f"{base.name}.{fmt}")
-            fig.savefig(target, format=fmt)
-            out.append(target)
+        def write() -> None:
+            _write_formats(fig, out, formats)
+
+        from sweeplab.analysis.background_save import save_in_background
+
+        if not save_in_background(write, out):
+            write()
     plt.close(fig)
     return out
+
+
+def _write_formats(fig: Any, targets: list[Path], formats: tuple[str, ...]) -> None:
+    """Write ``fig`` to each target (temporary name, then rename).
+
+    The paper style's tight bounding box is measured once for all formats (matplotlib
+    would draw the figure once more per file to find it: ~30% of a save).
+    """
+    bbox = None
+    if plt.rcParams["savefig.bbox"] == "tight":
+        bbox = fig.get_tightbbox().padded(plt.rcParams["savefig.pad_inches"])
+    for target, fmt in zip(targets, formats, strict=True):
+        tmp = target.with_name(f".{target.name}.tmp")
+        kwargs = {} if bbox is None else {"bbox_inches": bbox}
+        fig.savefig(tmp, format=fmt, **kwargs)
+        os.replace(tmp, target)
