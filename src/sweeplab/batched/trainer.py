@@ -19,6 +19,11 @@ state stay those before step s (no update), its result is a
 On CPU every step's losses are checked on the host; on CUDA (``host_checks`` False) the
 failure is masked on the device and found at the chunk's end.
 
+``evaluate`` may also end a run at the epoch it evaluates (:meth:`EvalBatch.stop`: early
+stopping, a time budget), and read its weights there (:meth:`EvalBatch.state_dict`: to
+keep the best epoch's). The chunk then ends at that step; the run leaves the batch, its
+result holding its weights and metrics at that epoch's end.
+
 A stop signal (SIGTERM, SIGINT, SIGUSR2) is seen at the next step boundary: every run
 still training logs what it has, writes its checkpoint through its context
 (:mod:`.checkpoint`), and :class:`~sweeplab.core.context.RunInterrupted` is raised.
@@ -76,21 +81,44 @@ class EvalBatch:
     """The runs whose epoch just ended and logs: what ``evaluate`` gets.
 
     ``outputs(x)`` are the R models' outputs (R, n, ...) on one input ``x`` (n, ...);
-    ``outputs(x, per_run=True)`` on one input per run (R, n, ...). ``evaluate`` returns,
-    per metric name, R values: a tensor (left on the device until the chunk's end) or
-    a list of numbers.
+    ``outputs(x, per_run=True)`` on one input per run (R, n, ...); with
+    ``eval_mode=True`` the architecture runs in eval mode (``model.eval()``), as a model
+    evaluated alone would. ``evaluate`` returns, per metric name, R values: a tensor
+    (left on the device until the chunk's end) or a list of numbers.
+
+    ``state_dict(i)`` is run i's weights now (an ordinary state dict, CPU copies);
+    ``stop(i)`` ends run i's training at this epoch.
     """
 
     runs: list[RunSpec]
     epochs: list[int]
     _objective: Objective
     _tensors: dict[str, torch.Tensor]
+    _state: Callable[[int], dict[str, torch.Tensor]] | None = None
+    _stopped: list[int] = field(default_factory=list)
 
-    def outputs(self, x: torch.Tensor, per_run: bool = False) -> torch.Tensor:
+    def outputs(self, x: torch.Tensor, per_run: bool = False,
+                eval_mode: bool = False) -> torch.Tensor:
         if not per_run:
             x = x.unsqueeze(0).expand(len(self.runs), *x.shape)
-        with torch.no_grad():
-            return self._objective.outputs(self._tensors, x)
+        base = self._objective.stack.base
+        mode = base.training
+        base.train(not eval_mode)
+        try:
+            with torch.no_grad():
+                return self._objective.outputs(self._tensors, x)
+        finally:
+            base.train(mode)
+
+    def state_dict(self, i: int) -> dict[str, torch.Tensor]:
+        """Run i's weights at this epoch's end, as ``model.state_dict()`` gives them."""
+        assert self._state is not None
+        return self._state(i)
+
+    def stop(self, i: int) -> None:
+        """End run i's training at this epoch (its result holds its weights now)."""
+        if i not in self._stopped:
+            self._stopped.append(i)
 
 
 EvalFn = Callable[[EvalBatch], Mapping[str, Any]]
@@ -325,7 +353,8 @@ class _Batch:
         self._pending = {"tables": t, "done": 0, "evals": {},
                          "losses": torch.zeros(k_max, b, dtype=self.stack.dtype,
                                                device=self.device),
-                         "fail": torch.full((b,), -1, dtype=torch.long, device=self.device)}
+                         "fail": torch.full((b,), -1, dtype=torch.long, device=self.device),
+                         "stopped": []}
         pending = self._pending
         data = self.data
         for k in range(k_max):
@@ -357,8 +386,10 @@ class _Batch:
             pending["done"] = k + 1
             if k in t["events"]:
                 rows, rows_dev = t["events"][k]
-                pending["evals"][k] = (rows, self._evaluate(rows, rows_dev, k))
-            if failed_now:
+                values, stopped = self._evaluate(rows, rows_dev, k)
+                pending["evals"][k] = (rows, values)
+                pending["stopped"] = [rows[i] for i in stopped]
+            if failed_now or pending["stopped"]:
                 break
         self._close_chunk()
 
@@ -368,15 +399,18 @@ class _Batch:
             {n: params[n] for n in self.stack.trainable}, x, y, w, count)
         return loss, self.stack.flatten(grads)
 
-    def _evaluate(self, rows: list[int], rows_dev: torch.Tensor, k: int) -> Mapping[str, Any]:
+    def _evaluate(self, rows: list[int], rows_dev: torch.Tensor,
+                  k: int) -> tuple[Mapping[str, Any], list[int]]:
+        """``evaluate``'s values for ``rows``, and the rows' indices it stopped."""
         tensors = self.stack.tensors()
         if len(rows) != len(self.active):
             tensors = {n: v.index_select(0, rows_dev) for n, v in tensors.items()}
         runs = [self.active[r] for r in rows]
         batch = EvalBatch([r.spec for r in runs],
                           [r.order.epoch_of(r.step + k) + 1 for r in runs],
-                          self.objective, tensors)
-        return self.evaluate(batch)  # type: ignore[misc] - events exist only with evaluate
+                          self.objective, tensors, lambda i: self.stack.state_dict(rows[i]))
+        values = self.evaluate(batch)  # type: ignore[misc] - events exist only with evaluate
+        return values, list(batch._stopped)
 
     # ------------------------------------------------------------------ chunk end
 
@@ -389,6 +423,7 @@ class _Batch:
         self._pending = {"done": 0}
         losses = pending["losses"][:done].to("cpu", torch.float64).tolist()
         fail = pending["fail"].tolist()
+        stopped = set(pending["stopped"])
         epoch_end = pending["tables"]["epoch_end"].tolist()
         evals = {k: (rows, {name: _host(v) for name, v in values.items()})
                  for k, (rows, values) in pending["evals"].items()}
@@ -404,7 +439,7 @@ class _Batch:
             if fail[row] >= 0:
                 run.result.error = NonFiniteError("training loss", run.step)
                 failed.append(row)
-            elif run.step >= run.total:
+            elif run.step >= run.total or row in stopped:
                 finished.append(row)
         self._retire(failed, finished)
 
