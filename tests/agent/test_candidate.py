@@ -55,6 +55,43 @@ def test_the_count_and_the_metrics_are_the_agents_own(digits, sandbox, tmp_path:
         accuracy = float((predicted == digits.y_test).double().mean())
         assert seed.metrics["accuracy"] == pytest.approx(accuracy, abs=1e-12)
     assert outcome.evaluation.settings["isolation"] == probe_isolation().kind
+    # batch norm: the seeds trained one by one, and the evaluation says why
+    training = outcome.evaluation.settings["training"]
+    assert (training["path"], training["reason"]) == ("one_by_one", "batch_norm")
+    assert training["message"].startswith("seeds trained one by one: the model has batch "
+                                          "normalization")
+
+
+MLP = {"family": "mlp", "mlp_layers": 2, "mlp_width": 32, "dropout": 0.0, "lr": 3e-3}
+
+
+def test_seeds_trained_together_in_the_sandbox_equal_one_by_one(digits, sandbox, tmp_path):
+    """Three seeds of a candidate trained together inside the sandbox (every layer on)
+    return the weights and metrics they return one by one (float32, 1e-5)."""
+    source = assemble(build_candidate(MLP, digits.input_shape, 10, 8).model)
+    outcomes = {}
+    with Task(digits) as task:
+        for batch in ("auto", "off"):
+            outcomes[batch] = run_candidate(source, task, TrainSpec(lr=3e-3, epochs=8),
+                                            (0, 1, 2), 8, tmp_path / batch, sandbox,
+                                            batch=batch)
+            assert outcomes[batch].status == "ok", outcomes[batch].error
+    together, alone = (outcomes[b].evaluation for b in ("auto", "off"))
+    assert together.settings["training"] == {
+        "path": "batched", "reason": "batched", "seeds": 3, "units": 1, "batch": 3,
+        "flops": pytest.approx(together.settings["training"]["flops"]),
+        "bytes_per_op": pytest.approx(together.settings["training"]["bytes_per_op"]),
+        "message": "its 3 seeds trained together by sweeplab.batched.train_batched "
+                   "(1 unit(s) of at most 3)"}
+    assert alone.settings["training"]["reason"] == "off"
+    for index, (a, b) in enumerate(zip(together.per_seed, alone.per_seed, strict=True)):
+        assert (a.seed, a.epochs_run, a.best_epoch) == (b.seed, b.epochs_run, b.best_epoch)
+        for name, value in a.metrics.items():
+            assert value == pytest.approx(b.metrics[name], abs=1e-5), name
+        weights = [np.load(tmp_path / batch / "weights" / f"weights_{index}.npz")
+                   for batch in ("auto", "off")]
+        for key in weights[0].files:
+            assert np.abs(weights[0][key] - weights[1][key]).max() <= 1e-5, key
 
 
 def test_a_state_over_the_budget_is_refused_before_training(digits, sandbox, tmp_path):
@@ -67,3 +104,23 @@ def test_a_state_over_the_budget_is_refused_before_training(digits, sandbox, tmp
     assert outcome.error == (f"budget: its state of {parameter_count(model_cfg):,} numbers "
                              "exceeds the budget of 10,000")
     assert not list((tmp_path / "train").glob("weights_*.npz"))  # nothing was trained
+
+
+@pytest.mark.skipif(not probe_isolation().namespaces, reason="needs bubblewrap's mount view")
+def test_without_the_batched_trainer_in_the_sandbox_the_seeds_train_one_by_one(
+        digits, sandbox, tmp_path, monkeypatch):
+    """Where the sweeplab package cannot be imported in the sandbox (here: an empty folder
+    mounted in its place), training goes on one by one and the record says why."""
+    empty = tmp_path / "package" / "sweeplab"
+    empty.mkdir(parents=True)
+    monkeypatch.setattr("sweeplab.agent.sandbox.PACKAGE_DIR", empty)
+    source = assemble(build_candidate(MLP, digits.input_shape, 10, 2).model)
+    with Task(digits) as task:
+        outcome = run_candidate(source, task, TrainSpec(lr=3e-3, epochs=2), (0, 1), 2,
+                                tmp_path / "run", sandbox)
+    assert outcome.status == "ok", outcome.error
+    training = outcome.evaluation.settings["training"]
+    assert training == {"path": "one_by_one", "reason": "unavailable",
+                        "exception": "ModuleNotFoundError",
+                        "message": "seeds trained one by one: sweeplab.batched could not be "
+                                   "imported in the sandbox (ModuleNotFoundError)"}

@@ -29,7 +29,10 @@ from chat_server import reply
 from kernel import KERNEL, REASON
 from llm_loop import run_llm_loop
 
+from sweeplab.agent.candidate import Sandbox, Task, run_candidate
 from sweeplab.agent.datasets import load_dataset
+from sweeplab.agent.sandbox import Layers, SandboxLimits, probe_isolation
+from sweeplab.agent.space import TrainSpec
 
 GOAL = "an MLP for digits targeting 99.9% accuracy"
 POINT = {"family": "mlp", "conv_blocks": 1, "channels": 8, "kernel_size": 3,
@@ -435,6 +438,42 @@ def attack_network():
 def test_without_namespaces_seccomp_alone_keeps_tcpstore_off(no_namespaces, world) -> None:
     (run,) = no_namespaces["result"].history
     assert run.validation["isolation"] == "none" and run.status == "ok"
+    untouched(world)
+
+
+# --- seeds trained together: the batched trainer in the same sandbox ----------------------
+
+
+def candidate(source: str, folder: Path, digits, layers: Layers):
+    """``source`` through the sandbox directly, three seeds (trained together by default)."""
+    sandbox = Sandbox(probe_isolation(), SandboxLimits(timeout_s=120, cpu_seconds=120), layers)
+    with Task(digits) as task:
+        return run_candidate(source, task, TrainSpec(lr=5e-3, epochs=2), (0, 1, 2), 2,
+                             folder, sandbox)
+
+
+def test_a_time_bomb_in_batched_training_reaches_nothing(tmp_path, digits, world) -> None:
+    """The kernel layers alone: the attacks run at the third step of the seeds' batched
+    training (inside the forward pass the batched trainer runs under vmap), as uid 65534,
+    and reach nothing; training goes on, batched."""
+    bomb = hostile(on_training="attack('train'); fork_bomb()", attacks=True, **names(world))
+    outcome = candidate(bomb, tmp_path, digits, Layers(static=False, audit=False))
+    assert outcome.status == "ok", outcome.error
+    assert outcome.evaluation.settings["training"]["path"] == "batched"
+    seen = json.loads((tmp_path / "train" / "attempts-train.json").read_text())
+    assert seen["uid"] == 65534 and seen["socket"] == "PermissionError" and "secret" not in seen
+    assert (tmp_path / "train" / "forks.txt").read_text() == "0"
+    assert not (tmp_path / "train" / "forked-child").exists()
+    untouched(world)
+
+
+def test_an_escape_in_batched_training_is_caught_by_the_audit_hook(tmp_path, digits, world):
+    """No static check: the audit hook alone refuses a write outside at the third step of
+    batched training, and the candidate is refused as it is one by one."""
+    escape = hostile(on_training="open(TMP_CANARY, 'w').write('x')", **names(world))
+    outcome = candidate(escape, tmp_path, digits, Layers(static=False))
+    assert outcome.status == "invalid" and not outcome.evaluation
+    assert outcome.error == "blocked: changing files outside the sandbox directory is not allowed"
     untouched(world)
 
 

@@ -4,8 +4,10 @@
 
 1. checks it statically (:func:`~sweeplab.agent.gate.static_check`; stage ``static``);
 2. runs a sandboxed child that imports it, builds it, runs it forward, refuses a state
-   over the budget, trains one model per seed on the training and validation data and
-   returns each one's weights (:mod:`sweeplab.agent.sandbox`);
+   over the budget, trains one model per seed on the training and validation data (the
+   seeds together where the batched trainer can, with ``batch`` ``auto``:
+   :mod:`sweeplab.agent.multiseed`) and returns each one's weights
+   (:mod:`sweeplab.agent.sandbox`);
 3. reads the weights as plain arrays and counts their numbers itself: this count
    (parameters and buffers, everything the model stores) is the one held against the
    goal's budget, whatever the child said;
@@ -38,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from sweeplab.agent.arrays import ArrayFileError, read_arrays, write_arrays
+from sweeplab.agent.batching import describe
 from sweeplab.agent.datasets import AgentData
 from sweeplab.agent.evaluate import (
     CURVE_NOTE,
@@ -128,9 +131,12 @@ def _refused(result: ValidationResult) -> Outcome:
 def run_candidate(source: str, task: Task, train: TrainSpec, seeds: tuple[int, ...],
                   patience: int, folder: Path, sandbox: Sandbox, *,
                   max_params: int | None = None, class_name: str | None = None,
-                  plots: Path | None = None) -> Outcome:
+                  plots: Path | None = None, batch: str = "auto") -> Outcome:
     """Steps 1-5 of the module docstring for ``source``, in ``folder`` (``train/`` and
-    ``score/`` are the two children's work directories); plots go to ``plots``."""
+    ``score/`` are the two children's work directories); plots go to ``plots``.
+
+    ``batch``: ``auto`` trains the seeds together where the batched trainer can, ``off``
+    one by one; the evaluation's ``settings["training"]`` says which ran and why."""
     data = task.data
     if sandbox.layers.static:
         refused = static_refusal(source)
@@ -143,6 +149,7 @@ def run_candidate(source: str, task: Task, train: TrainSpec, seeds: tuple[int, .
     spec = {"input_shape": list(data.input_shape), "num_classes": data.num_classes,
             "batch": 2, "class_name": class_name, "seeds": list(seeds),
             "patience": int(patience), "train": train.model_dump(), "max_params": max_params,
+            "batch_mode": batch,
             "max_seconds": max(1.0, TIME_SHARE * limits.timeout_s),
             "data": input_path(sandbox.isolation, "train.npz", task.train)}
     trained = run_child("train", train_dir, spec, limits, sandbox.isolation,
@@ -189,7 +196,8 @@ def run_candidate(source: str, task: Task, train: TrainSpec, seeds: tuple[int, .
     outcome.evaluation = summarise_seeds(results, data, {
         "train": train.model_dump(), "seeds": list(seeds), "patience": patience,
         "max_seconds": spec["max_seconds"], "curve": CURVE_NOTE,
-        "isolation": sandbox.isolation.kind}, plots)
+        "isolation": sandbox.isolation.kind,
+        "training": {**trained.training, "message": describe(trained.training)}}, plots)
     return outcome
 
 

@@ -18,6 +18,7 @@ import argparse
 import os
 from pathlib import Path
 
+from sweeplab.agent.batching import BATCH_MODES
 from sweeplab.cli.console import Interrupted, say, setup_logging
 from sweeplab.cli.flags import OneLineParser, reject_unknown
 from sweeplab.core.registry import require
@@ -64,6 +65,10 @@ def build_parser() -> OneLineParser:
                    help="let the LLM write each model's source (validated like any other)")
     p.add_argument("--llm-timeout", "--llm_timeout", type=float, default=60.0,
                    dest="llm_timeout", help="seconds per LLM request")
+    p.add_argument("--batch", default="auto",
+                   help="auto: train a candidate's seeds together as one batched computation "
+                        "where the batched trainer can take the model (else one by one, and "
+                        "the evaluation says why); off: one by one")
     p.add_argument("--threads", type=int, default=1,
                    help="torch/BLAS threads for training and the sandbox (the candidates are "
                         "small: one thread is fastest, more oversubscribe a busy machine)")
@@ -101,6 +106,8 @@ def main(argv: list[str]) -> int:
     for key in ("max_iterations", "epochs", "patience", "max_train", "threads"):
         if getattr(ns, key) is not None and getattr(ns, key) < 1:
             raise ConfigError(key, getattr(ns, key), "must be >= 1")
+    if ns.batch not in BATCH_MODES:
+        raise ConfigError("batch", ns.batch, "allowed values are " + ", ".join(BATCH_MODES))
     if bool(ns.llm_base_url) != bool(ns.llm_model):
         raise ConfigError("llm-model" if ns.llm_base_url else "llm-base-url", None,
                           "give both --llm-base-url and --llm-model, or neither (offline)")
@@ -142,7 +149,7 @@ def main(argv: list[str]) -> int:
         allow_synthetic=ns.allow_synthetic, llm_base_url=ns.llm_base_url,
         llm_model=ns.llm_model, llm_assemble=ns.llm_assemble, llm_timeout=ns.llm_timeout,
         threads=ns.threads, sandbox_timeout_s=ns.time_budget, sandbox_memory_mb=ns.memory_mb,
-        unsafe_no_isolation=ns.unsafe_no_isolation)
+        unsafe_no_isolation=ns.unsafe_no_isolation, batch=ns.batch)
     data = load_dataset(goal.dataset, data_dir=ns.data_dir, seed=ns.seed,
                         max_train=ns.max_train, allow_synthetic=ns.allow_synthetic)
     say(f"goal understood: {goal.describe()}")

@@ -10,11 +10,13 @@ epoch, overfitting and the convergence epoch (:mod:`sweeplab.agent.curves`); acr
 every metric gets its mean, std and 95% Student-t interval.
 
 Two ways in: :func:`evaluate` trains a model that trusted code builds (a callable), in
-this process; the agent's candidates go through :mod:`sweeplab.agent.candidate`, which
-trains and predicts in the sandbox and hands the logits to :func:`score_seed`, so the
-numbers the agent relies on are computed here, never reported by the candidate. A run
-that cannot be trained (no finite epoch, wrong output) raises :class:`EvaluationError`
-(a ``RuntimeError``), so the agent records the candidate as failed rather than stopping.
+this process (its seeds together where the batched trainer can:
+:mod:`sweeplab.agent.multiseed`); the agent's candidates go through
+:mod:`sweeplab.agent.candidate`, which trains and predicts in the sandbox and hands the
+logits to :func:`score_seed`, so the numbers the agent relies on are computed here,
+never reported by the candidate. A run that cannot be trained (no finite epoch, wrong
+output) raises :class:`EvaluationError` (a ``RuntimeError``), so the agent records the
+candidate as failed rather than stopping.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 from scipy.special import log_softmax
 from torch import nn
 
+from sweeplab.agent.batching import BATCH_MODES, describe
 from sweeplab.agent.curves import (
     CONVERGENCE_TOLERANCE,
     best_epoch,
@@ -46,7 +49,6 @@ from sweeplab.agent.training import (
     TRAIN_EVAL_MAX,
     TrainingError,
     predict,
-    train_seed,
 )
 from sweeplab.errors import SweeplabError
 
@@ -221,33 +223,41 @@ def summarise_seeds(results: Sequence[SeedResult], data: AgentData, settings: di
 
 def evaluate(build: Callable[[], nn.Module], data: AgentData, train: TrainSpec,
              seeds: Sequence[int] = (0, 1, 2), patience: int = 3, out_dir: Path | None = None,
-             max_seconds: float | None = None) -> Evaluation:
+             max_seconds: float | None = None, batch: str = "auto") -> Evaluation:
     """Train and test ``build()`` once per seed in this process; summarise; draw the plots
     in ``out_dir``. For models built by trusted code only (the agent's candidates are
     evaluated in the sandbox: :mod:`sweeplab.agent.candidate`).
 
-    ``max_seconds`` bounds the whole evaluation: each seed may train for an equal share
-    of it (at least one epoch always runs; a run cut short says ``stopped_by_time``).
+    ``batch`` ``auto`` trains the seeds together where the batched trainer can
+    (:mod:`sweeplab.agent.multiseed`), ``off`` one by one; ``settings["training"]`` says
+    which ran and why. ``max_seconds`` bounds the whole training (one by one: each seed
+    may train for an equal share of it; at least one epoch always runs, and a run cut
+    short says ``stopped_by_time``).
     """
+    from sweeplab.agent import training
+    from sweeplab.agent.multiseed import train_all
+
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("evaluate needs at least one seed")
     if patience < 1:
         raise ValueError(f"patience must be >= 1, got {patience}")
-    budget = None if max_seconds is None else max_seconds / len(seeds)
+    if batch not in BATCH_MODES:
+        raise ValueError(f"batch must be one of {', '.join(BATCH_MODES)}, got {batch!r}")
     tensors = {"x_train": data.x_train, "y_train": data.y_train, "x_val": data.x_val,
                "y_val": data.y_val}
+    try:
+        reports, path = train_all(training, build, tensors, train.model_dump(), seeds,
+                                  patience, data.num_classes, max_seconds, batch=batch)
+    except TrainingError as exc:
+        raise EvaluationError(str(exc)) from exc
     results = []
-    for seed in seeds:
-        try:
-            trained = train_seed(build, tensors, train.model_dump(), seed, patience,
-                                 data.num_classes, budget)
-            model = trained.pop("model")
-            val = predict(model, data.x_val, data.num_classes).numpy()
-            test = predict(model, data.x_test, data.num_classes).numpy()
-        except TrainingError as exc:
-            raise EvaluationError(str(exc)) from exc
-        results.append(score_seed({"seed": seed, **trained}, val, test, data, patience))
+    for report in reports:
+        model = report.pop("model")
+        val = predict(model, data.x_val, data.num_classes).numpy()
+        test = predict(model, data.x_test, data.num_classes).numpy()
+        results.append(score_seed(report, val, test, data, patience))
     return summarise_seeds(results, data, {"train": train.model_dump(), "seeds": seeds,
-                                           "patience": patience, "max_seconds": max_seconds},
+                                           "patience": patience, "max_seconds": max_seconds,
+                                           "training": {**path, "message": describe(path)}},
                            out_dir)

@@ -56,6 +56,7 @@ class AgentSettings:
     sandbox_cpu_seconds: int | None = None
     sandbox_memory_mb: int = 4096
     unsafe_no_isolation: bool = False
+    batch: str = "auto"
     static_check: bool = True
     audit_hook: bool = True
 
@@ -184,7 +185,7 @@ def run_loop(
                 outcome = run_candidate(
                     source, task, proposal.candidate.train, settings.seeds, settings.patience,
                     folder, sandbox, max_params=goal.max_params,
-                    plots=registry.plots_dir(index))
+                    plots=registry.plots_dir(index), batch=settings.batch)
                 record.validation, record.summary = outcome.validation, outcome.summary
                 record.status, record.error = outcome.status, outcome.error
                 if outcome.evaluation is not None:

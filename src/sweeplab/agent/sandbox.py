@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeplab.agent import seccomp
+from sweeplab.agent.batching import NUMBERS, PATHS, REASONS
 from sweeplab.agent.isolation import (
     CODE_DIR,
     INPUT_DIR,
@@ -70,6 +71,9 @@ from sweeplab.errors import SweeplabError
 
 CHILD_SCRIPT = Path(__file__).with_name("sandbox_child.py")
 TRAINING_SCRIPT = Path(__file__).with_name("training.py")
+MULTISEED_SCRIPT = Path(__file__).with_name("multiseed.py")
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+"""The sweeplab package (read-only in the sandbox, for :mod:`sweeplab.batched`)."""
 RESULT_NAME = "sandbox_result.json"
 LOGITS_NAME = "logits.npz"
 STDOUT_NAME, STDERR_NAME = "sandbox_stdout.txt", "sandbox_stderr.txt"
@@ -175,10 +179,11 @@ class ValidationResult:
 @dataclass
 class ChildRun:
     """A child's verdict (:class:`ValidationResult`) and its sanitised per-seed reports
-    (``train``) or the path of its logits (``score``)."""
+    and training path (``train``) or the path of its logits (``score``)."""
 
     result: ValidationResult
     seeds: list[dict[str, Any]] = field(default_factory=list)
+    training: dict[str, Any] = field(default_factory=dict)
     workdir: Path | None = None
     probe: dict[str, Any] = field(default_factory=dict)
 
@@ -296,6 +301,8 @@ def run_child(mode: str, workdir: Path, spec: dict[str, Any], limits: SandboxLim
             "file_size_mb": int(limits.file_size_mb), "max_files": int(limits.max_files),
             "workdir": SANDBOX_DIR if inside else str(workdir),
             "training": f"{CODE_DIR}/training.py" if inside else str(TRAINING_SCRIPT),
+            "multiseed": f"{CODE_DIR}/multiseed.py" if inside else str(MULTISEED_SCRIPT),
+            "library": f"{CODE_DIR}/lib" if inside else str(PACKAGE_DIR.parent),
             "drop_to": [NOBODY, NOBODY] if isolation.drop_to_nobody else None}
     if isolation.seccomp:
         full["seccomp"] = seccomp.filter_program(deny_exec=True).hex()
@@ -309,8 +316,9 @@ def run_child(mode: str, workdir: Path, spec: dict[str, Any], limits: SandboxLim
                  if isolation.seccomp else b"")
         os.close(write_end)
         pass_fds = (read_end,)
-        prefix = bwrap_command(isolation, workdir, inputs,
-                               {"sandbox_child.py": CHILD_SCRIPT, "training.py": TRAINING_SCRIPT},
+        code = {"sandbox_child.py": CHILD_SCRIPT, "training.py": TRAINING_SCRIPT,
+                "multiseed.py": MULTISEED_SCRIPT, "lib/sweeplab": PACKAGE_DIR}
+        prefix = bwrap_command(isolation, workdir, inputs, code,
                                read_end if isolation.seccomp else None)
         if isolation.drop_to_nobody:  # 0755: bwrap enters it as root without capabilities
             os.chown(workdir, NOBODY, NOBODY)
@@ -384,6 +392,7 @@ def _verdict(workdir: Path, limits: SandboxLimits, spec: dict[str, Any], timed_o
                 else "the child reported no reason"
         result.ok = result.stage == "ok"
         run.seeds = _seeds(data.get("seeds"), spec)
+        run.training = training_path(data.get("training")) if run.seeds else {}
         run.probe = data.get("probe") if isinstance(data.get("probe"), dict) else {}
         return run
     result.blocked = _blocked([m.decode() for m in _BLOCKED_LINE.findall(
@@ -508,6 +517,25 @@ def _seeds(value: Any, spec: dict[str, Any]) -> list[dict[str, Any]]:
                                                             "diverged")},
                         "seconds": _number(row.get("seconds"), 0, 1e9, float) or 0.0})
     return reports
+
+
+def training_path(value: Any) -> dict[str, Any]:
+    """The child's record of how its seeds trained (:mod:`sweeplab.agent.batching`),
+    reduced to the vocabulary: a path, a reason code, an exception's type name, numbers
+    (``{}`` when it is not one)."""
+    if not isinstance(value, dict) or value.get("path") not in PATHS \
+            or value.get("reason") not in REASONS \
+            or (value["path"] == "batched") != (value["reason"] == "batched"):
+        return {}
+    out: dict[str, Any] = {"path": value["path"], "reason": value["reason"]}
+    exception = value.get("exception")
+    if isinstance(exception, str) and _IDENTIFIER.fullmatch(exception):
+        out["exception"] = exception
+    for key in NUMBERS:
+        number = _number(value.get(key), 0, 1e18, float)
+        if number is not None:
+            out[key] = int(number) if key in ("seeds", "units", "batch") else number
+    return out
 
 
 def _without_result(limits: SandboxLimits, timed_out: bool, returncode: int,

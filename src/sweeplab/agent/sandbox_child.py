@@ -2,8 +2,10 @@
 
 :mod:`sweeplab.agent.sandbox` runs this file as ``python -I -B sandbox_child.py SPEC_JSON``
 (under bubblewrap where it can: :mod:`sweeplab.agent.isolation`). It uses the standard
-library, numpy and torch only (never sweeplab), and :mod:`sweeplab.agent.training`,
-loaded by its path. In order:
+library, numpy and torch, :mod:`sweeplab.agent.training` loaded by its path, and (to
+train the seeds together, ``batch_mode`` ``auto``) :mod:`sweeplab.agent.multiseed` loaded by
+its path with the sweeplab package it imports (:mod:`sweeplab.batched`) from the
+read-only ``library`` folder. In order:
 
 0. Set the resource limits of the spec (:func:`set_limits`: CPU time, address space,
    file size, no core dumps), then, when asked (bubblewrap as root), switch to uid/gid
@@ -12,10 +14,12 @@ loaded by its path. In order:
    (:func:`install_seccomp`: no sockets, no new processes, no ``exec``, no ``ptrace``,
    ...), for every thread. Any failure here ends the run (stage ``isolation``) before
    a line of model code is read.
-1. Import torch (with its FLOP counter), numpy and the training module, and read the
-   inputs (parent-written ``.npz`` files, without pickles). This happens *before* the
-   audit hook: torch's import loads its native libraries through ``ctypes``, which the
-   hook forbids.
+1. Import torch (with its FLOP counter), numpy, the training module and, in ``train``
+   mode with ``batch_mode`` ``auto``, the batched trainer (:func:`load_multiseed`; where it
+   cannot be imported the seeds train one by one, and the result says so), and read
+   the inputs (parent-written ``.npz`` files, without pickles). This happens *before*
+   the audit hook: torch's import loads its native libraries through ``ctypes``, which
+   the hook forbids.
 2. Unless ``audit`` is false, close the paths that spawn processes or create files
    without raising an audit event (``_posixsubprocess``, ``os.mknod``, ``os.mkfifo``),
    then install the audit hook (:func:`make_hook`). ``sys.addaudithook`` hooks cannot
@@ -27,9 +31,11 @@ loaded by its path. In order:
      float tensor of shape ``(batch, num_classes)``) and summarise it (parameters,
      per-layer output shapes, FLOPs counted by torch's ``FlopCounterMode``);
    - ``train``: the same, then refuse a state larger than ``max_params`` (stage
-     ``budget``), then train one fresh model per seed (:func:`training.train_seed`) on
-     the training and validation data and save each one's weights (its whole
-     ``state_dict``) as ``weights_<i>.npz``;
+     ``budget``), then train one fresh model per seed on the training and validation
+     data, the seeds together (:func:`multiseed.train_all`) or one by one
+     (:func:`training.train_one_by_one`), and save each one's weights (its whole
+     ``state_dict``) as ``weights_<i>.npz``; ``training`` in the result says which path
+     ran and why (:mod:`sweeplab.agent.batching`'s vocabulary);
    - ``score``: build a fresh model per weights file, load the weights (every key and
      shape must match the model's state exactly), and save the logits for the given
      inputs (no labels: the agent scores them) as ``logits.npz``;
@@ -449,6 +455,19 @@ def load_training(spec: dict):
     return module
 
 
+def load_multiseed(spec: dict):
+    """:mod:`sweeplab.agent.multiseed`, loaded from its path, with the sweeplab package
+    (``spec["library"]``, read-only) first on ``sys.path`` for :mod:`sweeplab.batched`."""
+    import importlib.util
+
+    sys.path.insert(0, spec["library"])
+    loader_spec = importlib.util.spec_from_file_location("sandbox_multiseed", spec["multiseed"])
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules["sandbox_multiseed"] = module
+    loader_spec.loader.exec_module(module)
+    return module
+
+
 def import_model(model_path: str):
     import importlib.util
 
@@ -476,9 +495,11 @@ def validate_stages(torch, nn, spec: dict, result: dict, model_path: str):
     return module
 
 
-def train_stages(torch, nn, np, training, spec: dict, result: dict, model_path: str,
-                 data: dict) -> None:
-    """Validate, check the budget, train each seed and save its weights."""
+def train_stages(torch, nn, np, training, together, spec: dict, result: dict,
+                 model_path: str, data: dict) -> None:
+    """Validate, check the budget, train the seeds (``together``: the multiseed module,
+    or None: one by one, ``result["training"]`` already saying why) and save each one's
+    weights."""
     module = validate_stages(torch, nn, spec, result, model_path)
     limit = spec.get("max_params")
     if limit and result["summary"]["state"] > int(limit):
@@ -487,17 +508,26 @@ def train_stages(torch, nn, np, training, spec: dict, result: dict, model_path: 
     result["stage"] = "train"
     seeds = [int(s) for s in spec["seeds"]]
     budget = spec.get("max_seconds")
-    share = None if budget is None else float(budget) / len(seeds)
-    for index, seed in enumerate(seeds):
-        trained = training.train_seed(lambda: construct(module, spec.get("class_name"), nn),
-                                      data, spec["train"], seed, int(spec["patience"]),
-                                      int(spec["num_classes"]), share)
+    budget = None if budget is None else float(budget)
+
+    def build():
+        return construct(module, spec.get("class_name"), nn)
+
+    args = (build, data, spec["train"], seeds, int(spec["patience"]), int(spec["num_classes"]),
+            budget)
+    if together is not None:
+        memory = int(spec["memory_mb"]) * 2**20 // 4  # a quarter of the address space
+        reports, result["training"] = together.train_all(training, *args, memory,
+                                                         batch=spec.get("batch_mode", "auto"))
+    else:
+        reports = training.train_one_by_one(*args)
+    for index, trained in enumerate(reports):
         name = f"weights_{index}.npz"
         state = trained.pop("model").state_dict()
         np.savez(os.path.join(os.path.realpath(spec["workdir"]), name),
                  **{key: value.detach().cpu().float().numpy() if value.is_floating_point()
                     else value.detach().cpu().numpy() for key, value in state.items()})
-        result["seeds"].append({"seed": seed, "weights": name, **trained})
+        result["seeds"].append({"weights": name, **trained})
 
 
 def score_stages(torch, nn, np, training, spec: dict, result: dict, model_path: str,
@@ -570,14 +600,23 @@ def main(argv: list[str]) -> None:
         torch.set_num_threads(int(spec.get("threads", 1)))
         sys.dont_write_bytecode = True
         training = load_training(spec)
+        together = None
+        if spec["mode"] == "train":
+            result["training"] = {"path": "one_by_one", "reason": "off"}
+            if spec.get("batch_mode", "auto") == "auto":
+                try:
+                    together = load_multiseed(spec)
+                except Exception as exc:  # noqa: BLE001 - one by one needs none of it
+                    result["training"] = {"path": "one_by_one", "reason": "unavailable",
+                                          "exception": type(exc).__name__}
         data = {}
         if spec.get("data"):
             with np.load(spec["data"], allow_pickle=False) as archive:
                 data = {key: torch.from_numpy(archive[key]) for key in archive.files}
         if spec.get("audit", True):
             _scrub_unaudited()
-            own = frozenset({__file__, os.path.realpath(__file__), spec["training"],
-                             os.path.realpath(spec["training"])})
+            scripts = [__file__, spec["training"], *([spec["multiseed"]] if together else [])]
+            own = frozenset([*scripts, *map(os.path.realpath, scripts)])
             outputs = frozenset({RESULT_NAME, RESULT_NAME + ".tmp", LOGITS_NAME} | {
                 f"weights_{i}.npz" for i in range(len(spec.get("seeds", ())))})
             sys.addaudithook(make_hook(root, own, blocked, int(spec.get("max_files", 32)),
@@ -585,7 +624,7 @@ def main(argv: list[str]) -> None:
         if spec["mode"] == "validate":
             validate_stages(torch, nn, spec, result, model_path)
         elif spec["mode"] == "train":
-            train_stages(torch, nn, np, training, spec, result, model_path, data)
+            train_stages(torch, nn, np, training, together, spec, result, model_path, data)
         else:
             score_stages(torch, nn, np, training, spec, result, model_path, data)
         result["stage"] = "ok"

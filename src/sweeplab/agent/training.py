@@ -14,6 +14,14 @@ improved for ``patience`` epochs, or when ``budget_s`` seconds are spent (at lea
 epoch always runs), and the weights of the best-validation epoch are restored. A run
 whose loss becomes non-finite stops there and keeps its best finite epoch; one that
 never had a finite epoch raises :class:`TrainingError` (code ``diverged``).
+:func:`train_one_by_one` does that for each seed in turn.
+
+The epoch-by-epoch bookkeeping (curve, early stopping, time budget, best weights,
+divergence) is :class:`SeedCurve`, shared with the batched path
+(:mod:`sweeplab.agent.multiseed`), so both decide the same way. Seed s's mini-batches are
+``torch.randperm(n)`` per epoch from ``torch.Generator().manual_seed(s)`` (the order
+:mod:`sweeplab.batched` draws), and the training samples its curve is measured on come
+from a generator of their own (:func:`probe_indices`).
 """
 
 from __future__ import annotations
@@ -97,6 +105,88 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
     return batches
 
 
+def probe_indices(n: int, seed: int) -> torch.Tensor:
+    """The training samples seed ``seed``'s curve is measured on: at most
+    :data:`TRAIN_EVAL_MAX` of them, drawn from a generator of their own (so the mini-batch
+    generator draws only the epochs' permutations), sorted."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return order[:TRAIN_EVAL_MAX].sort().values
+
+
+class SeedCurve:
+    """One seed's training, epoch by epoch: its curve, when it stops, its best weights.
+
+    :meth:`end_epoch` takes an epoch's train and validation loss and accuracy and says
+    whether training stops there: non-finite (``diverged``; :class:`TrainingError` when
+    no epoch was finite), ``patience`` epochs without a better validation loss
+    (``stopped_early``), or more than ``budget_s`` seconds since ``started``
+    (``stopped_by_time``); never after the last epoch. ``best_state`` holds the weights
+    of the best-validation epoch (``state()`` is called only when an epoch improves).
+    """
+
+    def __init__(self, seed: int, train: dict[str, Any], patience: int,
+                 budget_s: float | None, started: float):
+        self.seed, self.lr, self.epochs = seed, float(train["lr"]), int(train["epochs"])
+        self.patience, self.budget_s, self.started = patience, budget_s, started
+        self.curve: list[dict[str, float]] = []
+        self.best_loss, self.bad = math.inf, 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stopped_early = self.stopped_by_time = self.diverged = False
+
+    def diverge(self, epoch: int) -> None:
+        """The loss became non-finite in ``epoch``: keep the best finite epoch, or raise."""
+        self.diverged = True
+        if self.best_state is None:
+            raise TrainingError("diverged", f"seed {self.seed}: the loss became non-finite "
+                                f"in epoch {epoch} (learning rate {self.lr:g} too high?)")
+
+    def end_epoch(self, epoch: int, train: tuple[float, float], val: tuple[float, float],
+                  state: Callable[[], dict[str, torch.Tensor]]) -> bool:
+        """Record epoch ``epoch`` ((loss, accuracy) on the training probe and the
+        validation set); True when training stops after it."""
+        if not (math.isfinite(train[0]) and math.isfinite(val[0])):
+            self.diverge(epoch)
+            return True
+        self.curve.append({"epoch": epoch, "train_loss": train[0], "train_accuracy": train[1],
+                           "val_loss": val[0], "val_accuracy": val[1],
+                           "seconds": time.monotonic() - self.started})
+        if val[0] < self.best_loss:
+            self.best_loss, self.bad = val[0], 0
+            self.best_state = state()
+        else:
+            self.bad += 1
+        if epoch < self.epochs and self.bad >= self.patience:
+            self.stopped_early = True
+            return True
+        if epoch < self.epochs and self.budget_s is not None \
+                and time.monotonic() - self.started > self.budget_s:
+            self.stopped_by_time = True
+            return True
+        return False
+
+    def report(self) -> dict[str, Any]:
+        """``seed``, ``curve``, ``epochs_run``, the stop and divergence flags, ``seconds``."""
+        return {"seed": self.seed, "curve": self.curve, "epochs_run": len(self.curve),
+                "stopped_early": self.stopped_early, "stopped_by_time": self.stopped_by_time,
+                "diverged": self.diverged, "seconds": time.monotonic() - self.started}
+
+
+def build_seeded(build: Callable[[], Any], seed: int) -> nn.Module:
+    """``build()`` after ``torch.manual_seed(seed)``, checked to be an ``nn.Module``."""
+    torch.manual_seed(seed)
+    model = build()
+    if not isinstance(model, nn.Module):
+        raise TrainingError("not_a_module", f"build() returned {type(model).__name__}, "
+                            "not a torch nn.Module")
+    return model
+
+
+def measure(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+            num_classes: int) -> tuple[float, float]:
+    """The model's (loss, accuracy) on ``x``, ``y`` in eval mode (:func:`predict`)."""
+    return loss_and_accuracy(predict(model, x, num_classes), y)
+
+
 def train_seed(build: Callable[[], Any], data: dict[str, torch.Tensor], train: dict[str, Any],
                seed: int, patience: int, num_classes: int,
                budget_s: float | None = None) -> dict[str, Any]:
@@ -104,58 +194,40 @@ def train_seed(build: Callable[[], Any], data: dict[str, torch.Tensor], train: d
 
     ``data`` holds ``x_train``, ``y_train``, ``x_val``, ``y_val``; ``train`` the training
     settings (``optimizer``, ``lr``, ``batch_size``, ``epochs``, ``weight_decay``).
-    Returns ``model`` (holding the best epoch's weights), ``curve`` (one dict per epoch:
-    ``epoch``, ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
-    ``seconds``), ``epochs_run``, ``stopped_early``, ``stopped_by_time``, ``diverged``
-    and ``seconds``.
+    Returns ``model`` (holding the best epoch's weights) and :meth:`SeedCurve.report`:
+    ``seed``, ``curve`` (one dict per epoch: ``epoch``, ``train_loss``,
+    ``train_accuracy``, ``val_loss``, ``val_accuracy``, ``seconds``), ``epochs_run``,
+    ``stopped_early``, ``stopped_by_time``, ``diverged`` and ``seconds``.
     """
-    started = time.monotonic()
-    torch.manual_seed(seed)
-    model = build()
-    if not isinstance(model, nn.Module):
-        raise TrainingError("not_a_module", f"build() returned {type(model).__name__}, "
-                            "not a torch nn.Module")
+    progress = SeedCurve(seed, train, patience, budget_s, time.monotonic())
+    model = build_seeded(build, seed)
     optimizer = _optimizer(model, train)
     generator = torch.Generator().manual_seed(seed)
     x_train, y_train = data["x_train"], data["y_train"]
     n = x_train.shape[0]
-    probe = torch.randperm(n, generator=generator)[:TRAIN_EVAL_MAX].sort().values
+    probe = probe_indices(n, seed)
     x_probe, y_probe = x_train[probe], y_train[probe]
-    curve: list[dict[str, float]] = []
-    best_loss, best_state, bad = math.inf, None, 0
-    stopped_early = stopped_by_time = diverged = False
-    epochs = int(train["epochs"])
-    for epoch in range(1, epochs + 1):
+    for epoch in range(1, progress.epochs + 1):
         model.train()
         for idx in _batches(n, int(train["batch_size"]), generator):
             optimizer.zero_grad(set_to_none=True)
             loss = F.cross_entropy(logits_of(model, x_train[idx], num_classes), y_train[idx])
             loss.backward()
             optimizer.step()
-        train_loss, train_acc = loss_and_accuracy(predict(model, x_probe, num_classes), y_probe)
-        val_loss, val_acc = loss_and_accuracy(predict(model, data["x_val"], num_classes),
-                                              data["y_val"])
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-            diverged = True
-            if best_state is None:
-                raise TrainingError("diverged", f"seed {seed}: the loss became non-finite in "
-                                    f"epoch {epoch} (learning rate {train['lr']:g} too high?)")
+        if progress.end_epoch(epoch, measure(model, x_probe, y_probe, num_classes),
+                             measure(model, data["x_val"], data["y_val"], num_classes),
+                             lambda: {k: v.detach().clone()
+                                      for k, v in model.state_dict().items()}):
             break
-        curve.append({"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                      "val_loss": val_loss, "val_accuracy": val_acc,
-                      "seconds": time.monotonic() - started})
-        if val_loss < best_loss:
-            best_loss, bad = val_loss, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-        if epoch < epochs and bad >= patience:
-            stopped_early = True
-            break
-        if epoch < epochs and budget_s is not None and time.monotonic() - started > budget_s:
-            stopped_by_time = True
-            break
-    model.load_state_dict(best_state)
-    return {"model": model, "curve": curve, "epochs_run": len(curve),
-            "stopped_early": stopped_early, "stopped_by_time": stopped_by_time,
-            "diverged": diverged, "seconds": time.monotonic() - started}
+    model.load_state_dict(progress.best_state)
+    return {"model": model, **progress.report()}
+
+
+def train_one_by_one(build: Callable[[], Any], data: dict[str, torch.Tensor],
+                     train: dict[str, Any], seeds: list[int], patience: int, num_classes: int,
+                     budget_s: float | None = None) -> list[dict[str, Any]]:
+    """:func:`train_seed` for each of ``seeds`` in turn, each given an equal share of
+    ``budget_s``; the first seed that cannot be trained raises."""
+    share = None if budget_s is None else budget_s / len(seeds)
+    return [train_seed(build, data, train, seed, patience, num_classes, share)
+            for seed in seeds]
