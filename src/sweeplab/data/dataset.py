@@ -90,19 +90,44 @@ def check_dataset_available(cfg: DataConfig) -> None:
         locate_idx_files(cfg.dataset, cfg.data_dir)
 
 
-def load_dataset(cfg: DataConfig, seed: int) -> Dataset:
+def load_dataset(cfg: DataConfig, seed: int, use_cache: bool = True) -> Dataset:
     """Build the task ``cfg`` describes, preprocessed with training statistics only.
 
     The data seed is ``cfg.data_seed`` when set, else ``seed`` (the run's seed), so data
     can be held fixed while the training seed varies. Real images are flattened and
     scaled to [0, 1]; class ``digits[0]`` is labelled -1 and ``digits[1]`` +1. Then PCA
     (``cfg.pca``) and standardisation (``cfg.standardize``) are fitted on the training set
-    and applied to both splits (:mod:`sweeplab.data.preprocess`).
+    and applied to both splits (:mod:`sweeplab.data.preprocess`). With ``use_cache``, a
+    real task built before from the same files and settings is read back bit for bit
+    (:mod:`sweeplab.data.cache`).
     """
     data_seed = cfg.data_seed if cfg.data_seed is not None else seed
     key = "data_seed" if cfg.data_seed is not None else "seed"
     if int(data_seed) < 0:
         raise ConfigError(key, data_seed, "must be a non-negative integer")
+    if cfg.dataset == "synthetic" or not use_cache:
+        return _build(cfg, int(data_seed))
+    from sweeplab.data import cache
+
+    files = None if cfg.dataset == "digits" else locate_idx_files(cfg.dataset, cfg.data_dir)
+    settings = {"digits": list(cfg.digits), "pca": cfg.pca, "standardize": cfg.standardize,
+                "data_seed": int(data_seed)}
+    k = cache.key(cfg.dataset, cache.source_identity(cfg.dataset, files), settings)
+    hit = cache.load(k)
+    if hit is not None:
+        arrays, meta = hit
+        if files is not None:  # the same bytes may sit elsewhere now: record these files
+            meta["source"] = {role: str(path) for role, path in files.items()}
+        return Dataset(X=arrays["X"], y=arrays["y"], X_test=arrays.get("X_test"),
+                       y_test=arrays.get("y_test"), name=cfg.dataset, meta=meta)
+    data = _build(cfg, int(data_seed))
+    arrays = {"X": data.X, "y": data.y, "X_test": data.X_test, "y_test": data.y_test}
+    cache.store(k, {name: a for name, a in arrays.items() if a is not None}, data.meta)
+    return data
+
+
+def _build(cfg: DataConfig, data_seed: int) -> Dataset:
+    """:func:`load_dataset` without the cache."""
     meta: dict[str, Any] = {"dataset": cfg.dataset, "data_seed": int(data_seed)}
     if cfg.dataset == "synthetic":
         s = make_gaussians(cfg.n_samples, cfg.input_dim, cfg.separation, cfg.noise, data_seed)
