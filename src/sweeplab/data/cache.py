@@ -12,13 +12,13 @@ key. Synthetic data is drawn in microseconds and is never cached.
 from __future__ import annotations
 
 import hashlib
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sweeplab.core import cache
+from sweeplab.core.provenance import package_versions
 
 VERSION = 1
 """Raised whenever loading or preprocessing computes something else."""
@@ -40,10 +40,7 @@ def source_identity(dataset: str, files: dict[str, Path] | None) -> dict[str, An
     """What the raw data is: the files' digests, or the library that bundles it."""
     if files is not None:
         return {role: file_digest(path) for role, path in sorted(files.items())}
-    try:
-        return {"scikit-learn": metadata.version("scikit-learn")}
-    except metadata.PackageNotFoundError:
-        return {"scikit-learn": None}
+    return package_versions(("scikit-learn",))
 
 
 def key(dataset: str, source: dict[str, Any], settings: dict[str, Any]) -> str:

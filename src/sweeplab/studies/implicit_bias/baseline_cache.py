@@ -16,11 +16,10 @@ that solve them, so an upgrade of a solver is a cache miss, not a stale answer.
 
 from __future__ import annotations
 
-from importlib import metadata
-
 import numpy as np
 
 from sweeplab.core import cache
+from sweeplab.core.provenance import package_versions
 
 VERSION = 1
 """Raised whenever baselines.py or shared_baselines.py changes what they compute."""
@@ -32,14 +31,9 @@ _SOLVER_PACKAGES = ("numpy", "scipy", "scikit-learn", "cvxpy", "clarabel", "ecos
 
 
 def solver_versions() -> dict[str, str | None]:
-    """Installed versions of the packages the baselines are computed with (None: absent)."""
-    found: dict[str, str | None] = {}
-    for name in _SOLVER_PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    """Installed versions of the packages the baselines are computed with (None: absent);
+    looked up once per process (:func:`sweeplab.core.provenance.package_versions`)."""
+    return package_versions(_SOLVER_PACKAGES)
 
 
 def key(kind: str, X: np.ndarray, y: np.ndarray, **settings: object) -> str:
