@@ -11,8 +11,9 @@ figure that could not be written.
 
 Each file is written to a temporary name and renamed, so an interrupted analysis
 (Ctrl-C reaches the children too: they share the terminal's process group) leaves no
-half-written figure. Where forking is not safe or not useful (no ``os.fork``, one core,
-other Python threads running) figures are saved in place, as outside the context.
+half-written figure. Where forking is not safe or not useful (not Linux: macOS's system
+libraries are not fork-safe; one core; other Python threads running, as in a notebook's
+kernel) figures are saved in place, as outside the context.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -58,7 +60,7 @@ def saving_in_background(children: int | None = None) -> Iterator[bool]:
     ``children``: most figures written at once (default: the usable cores).
     """
     limit = usable_cores() if children is None else children
-    forking = (hasattr(os, "fork") and limit >= 1 and usable_cores() > 1
+    forking = (sys.platform.startswith("linux") and limit >= 1 and usable_cores() > 1
                and threading.active_count() == 1)
     if not forking:
         yield False
