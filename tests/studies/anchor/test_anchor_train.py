@@ -46,7 +46,9 @@ def test_constant_schedule_is_the_spec_protocol():
 
 
 def test_scheduler_in_the_loop_follows_lr_factor():
-    """torch's LambdaLR, as train() builds it, hands the optimizer exactly these values."""
+    """torch's LambdaLR over lr_factor (the former single-run loop's scheduler, and the
+    reference of test_anchor_batched.py) hands the optimizer exactly these values; the
+    batched trainer's ``RunSpec.schedule`` follows the same LambdaLR semantics."""
     cfg = CompositeConfig(lr=1e-3, schedule="warmup_cosine", warmup_epochs=1,
                           warmup_start_lr=1e-5, epochs=3)
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)

@@ -36,7 +36,6 @@ class Task:
     accuracies reported besides the training set's, as (metric, split, labels field).
     """
 
-    name: str
     vocab: int
     seq_len: Callable[[AnchorTrainingConfig], int]
     splits: Callable[[AnchorTrainingConfig], dict[str, TaskData]]
@@ -44,7 +43,7 @@ class Task:
 
 
 COMPOSITE = Task(
-    "anchor-composite", COMPOSITE_VOCAB, lambda cfg: SEQ_LEN,
+    COMPOSITE_VOCAB, lambda cfg: SEQ_LEN,
     lambda cfg: composite_splits(cfg.n_train, cfg.n_test, cfg.n_heldout, cfg.seed),
     (("test_acc", "test", "labels"), ("composite_acc", "heldout", "labels_composite"),
      ("symmetric_acc", "heldout", "labels_symmetric")))
@@ -52,7 +51,7 @@ COMPOSITE = Task(
 compositional answer (key - 10) and of the symmetric one (key - 6)."""
 
 INVERSE = Task(
-    "inverse-sequence", INVERSE_VOCAB, lambda cfg: inverse_seq_len(cfg.n_layers),
+    INVERSE_VOCAB, lambda cfg: inverse_seq_len(cfg.n_layers),
     lambda cfg: inverse_splits(cfg.n_train, cfg.n_test, cfg.n_ood, cfg.n_layers, cfg.seed),
     (("test_acc", "test", "labels"), ("ood_acc", "ood", "labels")))
 """App. C.2: accuracy on test sets (in range, held-out congruence) and out of range."""
