@@ -61,6 +61,7 @@ def make_model(task: Task, cfg: AnchorTrainingConfig) -> nn.Module:
 
 
 def steps_per_epoch(cfg: AnchorTrainingConfig) -> int:
+    """Optimizer steps an epoch (the last mini-batch may be short): the schedule's unit."""
     return math.ceil(cfg.n_train / cfg.batch_size)
 
 
