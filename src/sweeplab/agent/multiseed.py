@@ -160,10 +160,10 @@ def _plan(training: ModuleType, build: Callable[[], Any], data: dict[str, torch.
 def _outputs(batch: EvalBatch, x: torch.Tensor, per_run: bool, num_classes: int,
              training: ModuleType) -> torch.Tensor:
     """The batch's logits (R, n, num_classes) on ``x`` in eval mode, as float32, in
-    pieces of at most ``EVAL_BATCH`` samples for all R models together."""
+    pieces of ``EVAL_BATCH`` samples (each run's, all R at once)."""
     runs = len(batch.runs)
     n = x.shape[1] if per_run else x.shape[0]
-    step = max(1, training.EVAL_BATCH // runs)
+    step = training.EVAL_BATCH
     parts = [batch.outputs(x[:, a:a + step] if per_run else x[a:a + step], per_run=per_run,
                            eval_mode=True).float() for a in range(0, n, step)]
     out = torch.cat(parts, dim=1) if parts else torch.zeros(runs, 0, num_classes)
