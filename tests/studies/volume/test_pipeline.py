@@ -118,8 +118,10 @@ def test_all_stages_write_their_outputs(tmp_path):
 
 
 def test_cache_skips_unchanged_stages_and_reruns_changed_ones(tmp_path):
+    """One by one (batch: off): a model retrained alone is the same bytes again. Batched,
+    a model's last bits depend on its batch-mates (test_volume_batched.py)."""
     out = tmp_path / "out"
-    spec = _spec(tmp_path)
+    spec = _spec(tmp_path, batch="off")
     args = ["--out_dir", str(out), "--executor", "inline"]
     assert _volume("run", str(spec), *args) == 0
     run = _run_dir(out)
@@ -130,7 +132,7 @@ def test_cache_skips_unchanged_stages_and_reruns_changed_ones(tmp_path):
     assert "train/m0: cached" in (run / "logs" / "train.log").read_text()
 
     # new cutoffs: coarse-to-fine crossings, volumes and cutoffs again; models and test kept
-    assert _volume("run", str(_spec(tmp_path, loss_cutoffs=[0.7])), *args) == 0
+    assert _volume("run", str(_spec(tmp_path, loss_cutoffs=[0.7], batch="off")), *args) == 0
     now = _mtimes(run)
     for same in ("models/m0.pt", "models/m60.pt", "test_accuracies.csv", "data/split.npz"):
         assert now[same] == first[same], same
@@ -140,7 +142,7 @@ def test_cache_skips_unchanged_stages_and_reruns_changed_ones(tmp_path):
 
     # a lost model is retrained alone (training is deterministic: same bytes again, so
     # what reads it is still valid); a model whose content changed is re-perturbed
-    spec = _spec(tmp_path, loss_cutoffs=[0.7])
+    spec = _spec(tmp_path, loss_cutoffs=[0.7], batch="off")
     before = _mtimes(run)
     weights = (run / "models" / "m60.pt").read_bytes()
     (run / "models" / "m60.pt").unlink()

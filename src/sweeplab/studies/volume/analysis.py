@@ -60,11 +60,11 @@ GROUP_KEYS = (
 REPLICATE_KEYS = ("model_seed", "data_seed")
 """Seeds: runs that differ only in these are replicates of one condition."""
 
-NO_RESULT_KEYS = ("data_dir", "device", "stages", "eval_batch", "log_interval",
+NO_RESULT_KEYS = ("data_dir", "device", "stages", "eval_batch", "batch", "log_interval",
                   "save_interval")
-"""Config keys that change no result (where the files are, how the landscape is batched,
-which stages run now, logging): never a condition. Every config key is in exactly one of
-GROUP_KEYS, REPLICATE_KEYS and NO_RESULT_KEYS (tested)."""
+"""Config keys that change no result (where the files are, how the landscape and the
+training are batched, which stages run now, logging): never a condition. Every config
+key is in exactly one of GROUP_KEYS, REPLICATE_KEYS and NO_RESULT_KEYS (tested)."""
 
 FINAL_METRICS = ("test_acc_fewest", "test_acc_most", "log_volume_fewest",
                  "log_volume_most", "log_volume_own_fewest", "log_volume_own_most",

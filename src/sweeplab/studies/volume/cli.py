@@ -10,6 +10,8 @@ after changing only the loss cutoffs, redoes only what must be redone.
 
 from __future__ import annotations
 
+import argparse
+
 from sweeplab.cli.console import console
 from sweeplab.errors import ConfigError
 from sweeplab.studies.volume.config import STAGES
@@ -21,7 +23,9 @@ USAGE = f"""usage: sweeplab volume run CONFIG [--out_dir D] [grid flags]
   run     every stage of every run of the grid CONFIG (cached stages are skipped)
   stage   one stage (NAME: {', '.join(STAGES)}) of every run; it needs the current
           outputs of the stages before it
-grid flags: see sweeplab grid --help (--executor, --jobs, --tag, --fresh, ...)
+grid flags: see sweeplab grid --help (--executor, --jobs, --tag, --fresh, ...);
+  --batch auto|off also sets how each run trains its models: as one batched
+  computation where it pays (auto), or one by one (off); default: the config's batch
 """
 ACTIONS = ("run", "stage")
 
@@ -36,9 +40,10 @@ def main(argv: list[str]) -> int:
     action, rest = argv[0], argv[1:]
     if action not in ACTIONS:
         raise ConfigError("action", action, "allowed values are " + ", ".join(ACTIONS))
+    batch = _batch_flag(rest)
     if action == "run":
-        return grid.main(rest, prog="sweeplab volume run", overrides={"stages": "all"},
-                         rerun_done=True, study=STUDY)
+        return grid.main(rest, prog="sweeplab volume run",
+                         overrides={"stages": "all", **batch}, rerun_done=True, study=STUDY)
     if not rest or rest[0].startswith("-"):
         raise ConfigError("stage", rest[0] if rest else "(none given)",
                           "name the stage first (sweeplab volume stage NAME CONFIG); allowed "
@@ -47,4 +52,13 @@ def main(argv: list[str]) -> int:
     if name not in STAGES:
         raise ConfigError("stage", name, "allowed values are " + ", ".join(STAGES))
     return grid.main(rest[1:], prog=f"sweeplab volume stage {name}",
-                     overrides={"stages": name}, rerun_done=True, study=STUDY)
+                     overrides={"stages": name, **batch}, rerun_done=True, study=STUDY)
+
+
+def _batch_flag(argv: list[str]) -> dict[str, str]:
+    """``{"batch": value}`` when ``--batch`` is given (the grid flag, which the grid also
+    reads and checks), so it reaches each run's config; ``{}`` keeps the config's."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--batch")
+    value = parser.parse_known_args(argv)[0].batch
+    return {} if value is None else {"batch": value}

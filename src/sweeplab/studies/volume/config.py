@@ -19,8 +19,10 @@ Categories (the experiments of the paper): ``low_data`` (the added samples are c
 
 ``stages`` says which stages to run and is not part of the run's identity; every stage
 caches its outputs in the run directory and runs again only when its inputs change.
-``eval_batch`` and ``device`` (how the landscape is evaluated, not what), ``data_dir``
-(where the files are) and ``log_interval`` are not part of the run's identity either.
+``eval_batch`` and ``device`` (how the landscape is evaluated, not what), ``batch`` (how
+the models train: batched or one by one, the same models up to float rounding),
+``data_dir`` (where the files are) and ``log_interval`` are not part of the run's
+identity either.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class VolumeConfig(StudyConfig):
     """Every parameter of a minima-volume run; CPU-sized defaults (digits, small MLP)."""
 
     IDENTITY_EXCLUDED: ClassVar[frozenset[str]] = frozenset(
-        {"save_interval", "stages", "data_dir", "device", "eval_batch", "log_interval"}
+        {"save_interval", "stages", "data_dir", "device", "eval_batch", "log_interval", "batch"}
     )
 
     category: Literal["low_data", "poison", "sam"] = Field(
@@ -120,6 +122,11 @@ class VolumeConfig(StudyConfig):
     device: Literal["cpu", "cuda"] = Field(
         "cpu", description="where models train and the landscape is evaluated (cuda: a GPU; "
                            "the paper-sized configs with K = 1,000 directions)"
+    )
+    batch: Literal["auto", "off"] = Field(
+        "auto", description="train: a run's models as one batched computation where it pays "
+                            "(auto) or one by one (off); the same models up to float rounding "
+                            "(sweeplab volume run --batch sets it)"
     )
     stages: str = Field("all", description="stages to run: all, or names joined by +")
     log_interval: int = Field(50, ge=1, description="log training metrics every N epochs")

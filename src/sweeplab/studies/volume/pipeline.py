@@ -1,7 +1,8 @@
 """The five stages of a minima-volume run, each cached (``stages.StageCache``).
 
 1. **train** (one unit per ``m``): a model on the first ``base_size + m`` pool samples;
-   ``models/m<m>.pt`` and the split ``data/split.npz``.
+   ``models/m<m>.pt`` and the split ``data/split.npz``. The models of a run train as one
+   batch where that pays (``batch: auto``, :mod:`.batched`), else one by one.
 2. **perturb** (one unit per ``m``): ``n_directions`` filter-scaled directions
    (direction ``i`` from seed ``perturbation_seed + i``, scaled by ``direction_scaling``),
    the loss and accuracy along them on every landscape at the steps of
@@ -44,12 +45,15 @@ import torch
 from sweeplab.core.context import RunContext
 from sweeplab.core.rundir import save_json, save_npz, save_table, save_torch
 from sweeplab.errors import SweeplabError
+from sweeplab.studies.volume.batched import ModelJob, train_together
+from sweeplab.studies.volume.batched import plan as plan_batch
 from sweeplab.studies.volume.config import STAGES, VolumeConfig
 from sweeplab.studies.volume.crossings import coarse_to_fine, first_crossings
 from sweeplab.studies.volume.data import N_CLASSES, VolumeData, load_volume_data, save_split
 from sweeplab.studies.volume.directions import flatten_params, make_directions, raw_norms
 from sweeplab.studies.volume.landscape import LandscapeData, scan_grid
 from sweeplab.studies.volume.models import build_model, n_parameters
+from sweeplab.studies.volume.partials import epoch_of, steps_per_epoch, to_one_by_one
 from sweeplab.studies.volume.stages import StageCache, inputs_key
 from sweeplab.studies.volume.train import evaluate, per_sample_loss, train_model
 from sweeplab.studies.volume.volume_math import (
@@ -178,37 +182,110 @@ class Pipeline:
     # stages ------------------------------------------------------------------------
 
     def train(self) -> None:
+        """The split, then every model not yet current: one batch where it pays, else one
+        by one (``batch``; :mod:`.batched`)."""
         split = self.ctx.path("data", "split.npz")
         self._unit("split", self.data_key(), lambda: [save_split(self.data, split)])
+        todo = [m for m in self.cfg.extra_sizes
+                if not self.cache.fresh(f"train/m{m}", self.train_key(m))]
+        together = todo if self._batch_pays(todo) else []
+        if together:
+            self._train_batched(together)
         for m in self.cfg.extra_sizes:
+            if m not in together:
+                self._unit(f"train/m{m}", self.train_key(m), lambda m=m: self._train_one(m))
+
+    def _make_model(self) -> torch.nn.Module:
+        return build_model(self.cfg, tuple(self.data.x.shape[-2:]), N_CLASSES)
+
+    def _model_jobs(self, ms: list[int], batched: bool) -> list[ModelJob]:
+        """One :class:`ModelJob` per ``m``: its size, partial state, and where it reports."""
+        return [ModelJob(m, self.cfg.base_size + m, self._partial(m, batched),
+                         save_partial=lambda state, m=m: self._save_partial(m, state),
+                         log=lambda epoch, loss, acc, m=m: self.ctx.train_log.event(
+                             f"train/m{m}: epoch {epoch} loss {loss:.4g} acc {acc:.4f}"))
+                for m in ms]
+
+    def _batch_pays(self, todo: list[int]) -> bool:
+        """Whether the models ``todo`` train as one batch: ``batch: auto``, two or more of
+        them, and :func:`.batched.plan` finds that batching pays for this model on this
+        device (said in the training log either way)."""
+        if self.cfg.batch == "off" or len(todo) < 2:
+            return False
+        jobs = [ModelJob(m, self.cfg.base_size + m) for m in todo]
+        x, y = self.data.train_set(jobs[-1].size)
+        chosen = plan_batch(self.cfg, x, y, jobs, self._make_model)
+        self.ctx.train_log.event(f"train: {chosen.describe()}")
+        return chosen.pays
+
+    def _train_batched(self, ms: list[int]) -> None:
+        """Train the models ``ms`` as one batch; record each as its own unit.
+
+        A model that fails in the batch is trained again alone, which gives the run the
+        error (and epoch) it has one by one; the models trained are kept either way.
+        """
+        jobs = self._model_jobs(ms, batched=True)
+        x, y = (t.to(self.device) for t in self.data.train_set(jobs[-1].size))
+        started = time.perf_counter()
+        outcomes = train_together(self.cfg, x, y, jobs, self._make_model, self.ctx.logger)
+        seconds = time.perf_counter() - started
+        failed = []
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                failed.append((job.m, outcome))
+                continue
+            path = self._save_model(job.m, outcome.to(self.device), x[:job.size], y[:job.size])
+            self.cache.record(f"train/m{job.m}", self.train_key(job.m), [path], seconds)
+            self.ctx.train_log.event(f"train/m{job.m}: done in {seconds:.1f}s "
+                                     f"(one batch of {len(jobs)} models)")
+        for m, error in failed:
+            self.ctx.train_log.event(f"train/m{m}: {type(error).__name__} in the batch "
+                                     f"({error}); training it alone")
+            self.ctx.path("models", f"m{m}.partial.pt").unlink(missing_ok=True)
             self._unit(f"train/m{m}", self.train_key(m), lambda m=m: self._train_one(m))
 
+    def _partial(self, m: int, batched: bool) -> dict[str, Any] | None:
+        """The partial state model ``m`` continues from in this path (:mod:`.partials`)."""
+        path = self.ctx.path("models", f"m{m}.partial.pt")
+        if not path.exists():
+            return None
+        where = "cpu" if batched else self.device  # the batched trainer places it itself
+        saved = torch.load(path, weights_only=True, map_location=where)
+        if saved.get("key") != self.train_key(m):
+            return None
+        state = saved["state"]
+        if not batched:
+            spe = steps_per_epoch(self.cfg.base_size + m, self.cfg.batch_size)
+            state = to_one_by_one(state, spe)
+            if state is None:
+                self.ctx.train_log.event(f"train/m{m}: its partial state stopped mid-epoch in "
+                                         f"a batch; starting over one by one")
+                return None
+        self.ctx.train_log.event(f"train/m{m}: continuing from epoch {epoch_of(state)}")
+        return state
+
+    def _save_partial(self, m: int, state: dict[str, Any]) -> None:
+        save_torch({"key": self.train_key(m), "state": state},
+                   self.ctx.path("models", f"m{m}.partial.pt"))
+
     def _train_one(self, m: int) -> list[Path]:
-        cfg, size = self.cfg, self.cfg.base_size + m
-        x, y = (t.to(self.device) for t in self.data.train_set(size))
-        model = build_model(cfg, tuple(x.shape[-2:]), N_CLASSES).to(self.device)
-        partial_path = self.ctx.path("models", f"m{m}.partial.pt")
-        partial = None
-        if partial_path.exists():
-            saved = torch.load(partial_path, weights_only=True, map_location=self.device)
-            if saved.get("key") == self.train_key(m):
-                partial = saved["state"]
-                self.ctx.train_log.event(f"train/m{m}: continuing from epoch {partial['epoch']}")
+        (job,) = self._model_jobs([m], batched=False)
+        x, y = (t.to(self.device) for t in self.data.train_set(job.size))
+        model = self._make_model().to(self.device)
+        train_model(self.cfg, model, x, y, job.partial, job.save_partial, job.log)
+        return [self._save_model(m, model, x, y)]
 
-        def save_partial(state: dict[str, Any]) -> None:
-            save_torch({"key": self.train_key(m), "state": state}, partial_path)
-
-        def log(epoch: int, loss: float, acc: float) -> None:
-            self.ctx.train_log.event(f"train/m{m}: epoch {epoch} loss {loss:.4g} acc {acc:.4f}")
-
-        train_model(cfg, model, x, y, partial, save_partial, log)
+    def _save_model(self, m: int, model: torch.nn.Module, x: torch.Tensor,
+                    y: torch.Tensor) -> Path:
+        """``models/m<m>.pt`` of a trained model (its loss and accuracy on ``(x, y)``, its
+        training set); the partial state is dropped."""
         loss, acc = evaluate(model, x, y)
         path = self.ctx.path("models", f"m{m}.pt")
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        save_torch({"state_dict": state, "m": m, "train_size": size, "train_loss": loss,
+        save_torch({"state_dict": state, "m": m, "train_size": len(y), "train_loss": loss,
                     "train_acc": acc, "n_params": n_parameters(model)}, path)
-        partial_path.unlink(missing_ok=True)
-        return [path]
+        self.ctx.path("models", f"m{m}.partial.pt").unlink(missing_ok=True)
+        return path
 
     def perturb(self) -> None:
         for m in self.cfg.extra_sizes:
