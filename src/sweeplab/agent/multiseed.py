@@ -105,14 +105,18 @@ def train_seeds(training: ModuleType, build: Callable[[], Any], data: dict[str, 
     return reports, record
 
 
+def _not_logits(training: ModuleType, num_classes: int) -> Exception:
+    return training.TrainingError("output_shape", "the model's outputs are not "
+                                  f"(batch, {num_classes}) logits")
+
+
 def _loss(training: ModuleType, num_classes: int) -> Callable[[torch.Tensor, torch.Tensor],
                                                                torch.Tensor]:
     """Cross-entropy per sample, on outputs checked to be (n, num_classes) logits."""
 
     def loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if outputs.ndim != 2 or outputs.shape[1] != num_classes:
-            raise training.TrainingError("output_shape", "the model's outputs are not "
-                                         f"(batch, {num_classes}) logits")
+            raise _not_logits(training, num_classes)
         return F.cross_entropy(outputs, targets, reduction="none")
 
     return loss
@@ -168,8 +172,7 @@ def _outputs(batch: EvalBatch, x: torch.Tensor, per_run: bool, num_classes: int,
                            eval_mode=True).float() for a in range(0, n, step)]
     out = torch.cat(parts, dim=1) if parts else torch.zeros(runs, 0, num_classes)
     if tuple(out.shape) != (runs, n, num_classes):
-        raise training.TrainingError("output_shape", "the model's outputs are not "
-                                     f"(batch, {num_classes}) logits")
+        raise _not_logits(training, num_classes)
     return out
 
 
