@@ -62,6 +62,9 @@ bench: setup
 	$(BIN)/python benchmarks/bench_analysis.py
 	$(BIN)/python benchmarks/bench_figures.py
 	$(BIN)/python benchmarks/bench_batch.py --sample 40
+	$(BIN)/python benchmarks/bench_batched_models.py
+	$(BIN)/python benchmarks/bench_implicit_bias_paths.py
+	$(BIN)/python benchmarks/bench_agent_multiseed.py
 	$(BIN)/python benchmarks/bench_logging.py
 
 lint: setup

@@ -1,7 +1,7 @@
 """Speed of a candidate's 3-seed evaluation: seeds together (``--batch auto``) vs one by one
-(``--batch off``). A benchmark, not a test (pytest does not collect it); it prints figures.
+(``--batch off``); it prints figures.
 
-    .venv/bin/python tests/agent/bench_multiseed.py [--repeats 2] [--data-dir data/mnist]
+    .venv/bin/python benchmarks/bench_agent_multiseed.py [--repeats 2] [--data-dir data/mnist]
 
 1. Training alone, in this process (:func:`sweeplab.agent.multiseed.train_all`, the code
    the sandbox runs): CPU and wall seconds of the three seeds' training, curves and
@@ -33,6 +33,7 @@ from sweeplab.agent.multiseed import train_all
 from sweeplab.agent.sandbox import SandboxLimits, plain_isolation, probe_isolation
 from sweeplab.agent.space import TrainSpec, build_candidate
 from sweeplab.core.threads import limit_threads
+from sweeplab.errors import SweeplabError
 
 MLP = {"family": "mlp", "dropout": 0.0}
 CANDIDATES = [
@@ -92,10 +93,16 @@ def main() -> None:
     datasets = {}
     for name, dataset, point, through_sandbox in CANDIDATES:
         if dataset not in datasets:
-            datasets[dataset] = load_dataset(
-                dataset, data_dir=args.data_dir if dataset == "mnist" else None, seed=0,
-                max_train=10_000)
+            try:
+                datasets[dataset] = load_dataset(
+                    dataset, data_dir=args.data_dir if dataset == "mnist" else None, seed=0,
+                    max_train=10_000)
+            except (OSError, SweeplabError) as exc:
+                datasets[dataset] = None
+                print(f"\n{dataset} candidates skipped: {exc}")
         data = datasets[dataset]
+        if data is None:
+            continue
         source = assemble(build_candidate({**point, "lr": LR}, data.input_shape, 10,
                                           EPOCHS).model)
         namespace: dict = {"__name__": "bench_candidate"}
