@@ -178,7 +178,10 @@ def test_grid_search_keeps_the_whole_grid_so_cutoffs_change_only_the_volume(tmp_
 
 
 def test_the_default_executor_runs_the_grid_in_worker_processes(tmp_path):
-    """``sweeplab volume run CONFIG --out_dir D`` with no executor flag: the local pool."""
+    """``sweeplab volume run CONFIG --out_dir D`` with no executor flag: the local pool.
+
+    ``--batch off``: batched, the two seeds would be one unit, which the driver runs
+    inline (test_volume_runs_together.py)."""
     spec = tmp_path / "seeds.yaml"
     spec.write_text(yaml.safe_dump({
         "study": "minima-volume", "name": "seeds",
@@ -187,7 +190,7 @@ def test_the_default_executor_runs_the_grid_in_worker_processes(tmp_path):
         "grid": {"model_seed": [0, 1], "data_seed": [0]},
     }))
     out = tmp_path / "out"
-    assert _volume("run", str(spec), "--out_dir", str(out), "-j", "2") == 0
+    assert _volume("run", str(spec), "--out_dir", str(out), "-j", "2", "--batch", "off") == 0
     (grid,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
     runs = sorted(p.name for p in grid.iterdir() if p.is_dir() and p.name.startswith("model_"))
     assert runs == ["model_0_data_0", "model_1_data_0"]

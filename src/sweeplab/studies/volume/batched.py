@@ -191,6 +191,72 @@ def _evaluate(x: torch.Tensor, y: torch.Tensor) -> Callable[[EvalBatch], Mapping
     return evaluate
 
 
+@dataclass
+class RunModels:
+    """The models of one run in a batch: its config, its training data, its models.
+
+    ``x, y`` hold at least the largest model's training set (a model of size ``s``
+    trains on ``x[:s]``); ``logger`` receives the trainer's lines for this run.
+    """
+
+    cfg: VolumeConfig
+    x: torch.Tensor
+    y: torch.Tensor
+    jobs: Sequence[ModelJob]
+    make_model: Callable[[], nn.Module]
+    logger: logging.Logger | None = None
+
+    @property
+    def top(self) -> int:
+        """Samples its largest model trains on."""
+        return max(job.size for job in self.jobs)
+
+
+@dataclass(eq=False)
+class _Slot:
+    """A model's place in the batch (``RunSpec.config``): its rows of the stacked data,
+    ``start`` to ``start + job.size``, and the run whose architecture builds it."""
+
+    job: ModelJob
+    start: int
+    run: RunModels
+
+    @property
+    def size(self) -> int:
+        return self.job.size
+
+
+def _evaluate_rows(x: torch.Tensor, y: torch.Tensor) -> Callable[[EvalBatch], Mapping[str, Any]]:
+    """:func:`_evaluate` for models of several runs: each on its own rows of ``(x, y)``.
+
+    Model r sees rows ``start_r .. start_r + size_r`` (its run's training set), gathered
+    per model (``outputs(..., per_run=True)``), in chunks of :data:`.train.EVAL_CHUNK`
+    samples over all models; rows past a model's size repeat its last row and are left
+    out of its means.
+    """
+
+    def evaluate(batch: EvalBatch) -> dict[str, torch.Tensor]:
+        slots = [run.config for run in batch.runs]
+        starts = torch.tensor([s.start for s in slots], device=x.device)
+        sizes = torch.tensor([s.size for s in slots], device=x.device)
+        chunk = max(1, EVAL_CHUNK // len(slots))
+        loss_sum = torch.zeros(len(slots), dtype=torch.float64, device=x.device)
+        correct = torch.zeros_like(loss_sum)
+        for lo in range(0, int(sizes.max()), chunk):
+            pos = torch.arange(lo, lo + chunk, device=x.device)
+            mine = pos < sizes[:, None]
+            rows = starts[:, None] + torch.minimum(pos, sizes[:, None] - 1)
+            out = batch.outputs(x[rows], per_run=True)  # (R, chunk, classes)
+            yc = y[rows]
+            ce = F.cross_entropy(out.flatten(0, 1), yc.flatten(),
+                                 reduction="none").view(len(slots), -1).double()
+            loss_sum += torch.where(mine, ce, 0.0).sum(1)
+            correct += ((out.argmax(-1) == yc) & mine).double().sum(1)
+        return {"loss": loss_sum / sizes, "acc": correct / sizes}
+
+    return evaluate
+
+
 def train_together(
     cfg: VolumeConfig,
     x: torch.Tensor,
@@ -207,32 +273,58 @@ def train_together(
     a log epoch. Raises :class:`~sweeplab.core.context.RunInterrupted` on a stop signal,
     after every model still training saved its partial state.
     """
-    said = _Said(logger or _log)
-    bs = batch_size(cfg, jobs)
-    records = [ModelRecord(job, steps_per_epoch(job.size, cfg.batch_size), said)
-               for job in jobs]
-    top = max(job.size for job in jobs)
-    runs = [RunSpec(seed=cfg.model_seed, lr=cfg.lr, epochs=cfg.epochs,
-                    weight_decay=cfg.weight_decay,
-                    momentum=cfg.momentum if cfg.optimizer == "sgd" else 0.0,
-                    sam_rho=cfg.sam_rho,
-                    samples=None if job.size == top else torch.arange(job.size),
-                    log_interval=cfg.log_interval, ctx=record, config=job, name=f"m{job.m}")
-            for job, record in zip(jobs, records, strict=True)]
-    settings = TrainSettings(optimizer=cfg.optimizer, batch_size=bs,
-                             sam=cfg.category == "sam", device=cfg.device)
-    data = TrainData(x[:top], y[:top])
-    results = train_batched(lambda run: make_model(), per_sample_ce, data, runs, settings,
-                            evaluate=_evaluate(data.inputs.to(settings.torch_device),
-                                               data.targets.to(settings.torch_device)))
-    out: list[nn.Module | BaseException] = []
-    for result, record in zip(results, records, strict=True):
+    return train_runs_together([RunModels(cfg, x, y, jobs, make_model, logger)])[0]
+
+
+def train_runs_together(runs: Sequence[RunModels]) -> list[list[nn.Module | BaseException]]:
+    """Train the models of several runs (equal :func:`.batch_keys.batch_key`) as one batch.
+
+    The runs' training sets are stacked one after another in one ``TrainData``; a model
+    trains on its own run's rows (``samples``), with its run's seed, lr, weight decay,
+    momentum, SAM radius, epochs and log interval, so it computes what it computes in
+    its run alone. The shared settings (optimizer, mini-batch size, SAM, device) are the
+    first run's: the batch key makes them equal. Returns, per run and per job, what
+    :func:`train_together` returns.
+    """
+    first = runs[0].cfg
+    slots: list[_Slot] = []
+    xs, ys, start = [], [], 0
+    for run in runs:
+        slots.extend(_Slot(job, start, run) for job in run.jobs)
+        xs.append(run.x[:run.top])
+        ys.append(run.y[:run.top])
+        start += run.top
+    saids = [_Said(run.logger or _log) for run in runs]
+    said_of = {id(run): said for run, said in zip(runs, saids, strict=True)}
+    records = [ModelRecord(s.job, steps_per_epoch(s.size, s.run.cfg.batch_size),
+                           said_of[id(s.run)]) for s in slots]
+    specs = [RunSpec(seed=s.run.cfg.model_seed, lr=s.run.cfg.lr, epochs=s.run.cfg.epochs,
+                     weight_decay=s.run.cfg.weight_decay,
+                     momentum=s.run.cfg.momentum if s.run.cfg.optimizer == "sgd" else 0.0,
+                     sam_rho=s.run.cfg.sam_rho,
+                     samples=None if (s.start, s.size) == (0, start)
+                     else torch.arange(s.start, s.start + s.size),
+                     log_interval=s.run.cfg.log_interval, ctx=record, config=s,
+                     name=f"m{s.job.m}")
+             for s, record in zip(slots, records, strict=True)]
+    settings = TrainSettings(optimizer=first.optimizer,
+                             batch_size=batch_size(first, [s.job for s in slots]),
+                             sam=first.category == "sam", device=first.device)
+    data = TrainData(torch.cat(xs), torch.cat(ys))
+    on = settings.torch_device
+    x_on, y_on = data.inputs.to(on), data.targets.to(on)
+    evaluate = _evaluate(x_on, y_on) if len(runs) == 1 else _evaluate_rows(x_on, y_on)
+    results = train_batched(lambda spec: spec.config.run.make_model(), per_sample_ce, data,
+                            specs, settings, evaluate=evaluate)
+    out: dict[int, list[nn.Module | BaseException]] = {id(run): [] for run in runs}
+    for slot, result, record in zip(slots, results, records, strict=True):
+        mine = out[id(slot.run)]
         if record.nan_epoch is not None:
-            out.append(FloatingPointError(f"training loss is NaN at epoch {record.nan_epoch}"))
+            mine.append(FloatingPointError(f"training loss is NaN at epoch {record.nan_epoch}"))
         elif result.error is not None:
-            out.append(result.error)
+            mine.append(result.error)
         else:
-            model = make_model()
+            model = slot.run.make_model()
             model.load_state_dict(result.state_dict)
-            out.append(model)
-    return out
+            mine.append(model)
+    return [out[id(run)] for run in runs]

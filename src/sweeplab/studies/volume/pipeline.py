@@ -2,7 +2,8 @@
 
 1. **train** (one unit per ``m``): a model on the first ``base_size + m`` pool samples;
    ``models/m<m>.pt`` and the split ``data/split.npz``. The models of a run train as one
-   batch where that pays (``batch: auto``, :mod:`.batched`), else one by one.
+   batch where that pays (``batch: auto``, :mod:`.batched`), else one by one; in a
+   batch of runs, with the models of the other runs (:mod:`.runs_together`).
 2. **perturb** (one unit per ``m``): ``n_directions`` filter-scaled directions
    (direction ``i`` from seed ``perturbation_seed + i``, scaled by ``direction_scaling``),
    the loss and accuracy along them on every landscape at the steps of
@@ -45,7 +46,7 @@ import torch
 from sweeplab.core.context import RunContext
 from sweeplab.core.rundir import save_json, save_npz, save_table, save_torch
 from sweeplab.errors import SweeplabError
-from sweeplab.studies.volume.batched import ModelJob, train_together
+from sweeplab.studies.volume.batched import ModelJob, RunModels, train_runs_together
 from sweeplab.studies.volume.batched import plan as plan_batch
 from sweeplab.studies.volume.config import STAGES, VolumeConfig
 from sweeplab.studies.volume.crossings import coarse_to_fine, first_crossings
@@ -94,6 +95,11 @@ class Pipeline:
     ctx: RunContext
     data: VolumeData
     cache: StageCache
+
+    @classmethod
+    def open(cls, cfg: VolumeConfig, ctx: RunContext) -> Pipeline:
+        """The pipeline of the run ``ctx``: its data loaded, its stage cache."""
+        return cls(cfg, ctx, load_volume_data(cfg), StageCache(ctx.run_dir))
 
     # keys --------------------------------------------------------------------------
 
@@ -184,16 +190,41 @@ class Pipeline:
     def train(self) -> None:
         """The split, then every model not yet current: one batch where it pays, else one
         by one (``batch``; :mod:`.batched`)."""
+        self.split()
+        self.train_models(self.untrained())
+
+    def split(self) -> None:
+        """The split unit: ``data/split.npz``, what every later stage reads."""
         split = self.ctx.path("data", "split.npz")
         self._unit("split", self.data_key(), lambda: [save_split(self.data, split)])
-        todo = [m for m in self.cfg.extra_sizes
+
+    def untrained(self) -> list[int]:
+        """The ``m`` whose model is not current (its train unit is not fresh)."""
+        return [m for m in self.cfg.extra_sizes
                 if not self.cache.fresh(f"train/m{m}", self.train_key(m))]
+
+    def train_models(self, todo: list[int]) -> None:
+        """Train the models ``todo``: one batch where it pays, else one by one."""
         together = todo if self._batch_pays(todo) else []
         if together:
             self._train_batched(together)
         for m in self.cfg.extra_sizes:
             if m not in together:
                 self._unit(f"train/m{m}", self.train_key(m), lambda m=m: self._train_one(m))
+
+    def after_train(self) -> dict[str, float]:
+        """The stages after train that ``cfg.stages`` asks for, then the final metrics."""
+        for stage in STAGES[1:]:
+            if self.cfg.wants(stage):
+                getattr(self, stage)()
+        return summarize(self)
+
+    def models_to_train(self, ms: list[int]) -> tuple[RunModels, torch.Tensor, torch.Tensor]:
+        """The models ``ms`` as one run's part of a batch, and their shared training data
+        (on the device) that :meth:`keep_trained` reads back."""
+        jobs = self._model_jobs(ms, batched=True)
+        x, y = (t.to(self.device) for t in self.data.train_set(jobs[-1].size))
+        return RunModels(self.cfg, x, y, jobs, self._make_model, self.ctx.logger), x, y
 
     def _make_model(self) -> torch.nn.Module:
         return build_model(self.cfg, tuple(self.data.x.shape[-2:]), N_CLASSES)
@@ -219,25 +250,29 @@ class Pipeline:
         return chosen.pays
 
     def _train_batched(self, ms: list[int]) -> None:
-        """Train the models ``ms`` as one batch; record each as its own unit.
+        """Train the models ``ms`` as one batch; record each as its own unit."""
+        models, x, y = self.models_to_train(ms)
+        started = time.perf_counter()
+        (outcomes,) = train_runs_together([models])
+        self.keep_trained(models, x, y, outcomes, time.perf_counter() - started,
+                          f"one batch of {len(ms)} models")
+
+    def keep_trained(self, models: RunModels, x: torch.Tensor, y: torch.Tensor,
+                     outcomes: list[torch.nn.Module | BaseException], seconds: float,
+                     batch: str) -> None:
+        """Record each model of a batch (``batch`` says which, for the log) as its own unit.
 
         A model that fails in the batch is trained again alone, which gives the run the
         error (and epoch) it has one by one; the models trained are kept either way.
         """
-        jobs = self._model_jobs(ms, batched=True)
-        x, y = (t.to(self.device) for t in self.data.train_set(jobs[-1].size))
-        started = time.perf_counter()
-        outcomes = train_together(self.cfg, x, y, jobs, self._make_model, self.ctx.logger)
-        seconds = time.perf_counter() - started
         failed = []
-        for job, outcome in zip(jobs, outcomes, strict=True):
+        for job, outcome in zip(models.jobs, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 failed.append((job.m, outcome))
                 continue
             path = self._save_model(job.m, outcome.to(self.device), x[:job.size], y[:job.size])
             self.cache.record(f"train/m{job.m}", self.train_key(job.m), [path], seconds)
-            self.ctx.train_log.event(f"train/m{job.m}: done in {seconds:.1f}s "
-                                     f"(one batch of {len(jobs)} models)")
+            self.ctx.train_log.event(f"train/m{job.m}: done in {seconds:.1f}s ({batch})")
         for m, error in failed:
             self.ctx.train_log.event(f"train/m{m}: {type(error).__name__} in the batch "
                                      f"({error}); training it alone")
@@ -438,11 +473,10 @@ def _write_table(ctx: RunContext, name: str, rows: list[dict[str, Any]]) -> list
 
 def run_pipeline(cfg: VolumeConfig, ctx: RunContext) -> dict[str, float]:
     """Run the stages ``cfg.stages`` asks for, in order; per-model rows; final metrics."""
-    pipeline = Pipeline(cfg, ctx, load_volume_data(cfg), StageCache(ctx.run_dir))
-    for stage in STAGES:
-        if cfg.wants(stage):
-            getattr(pipeline, stage)()
-    return summarize(pipeline)
+    pipeline = Pipeline.open(cfg, ctx)
+    if cfg.wants("train"):
+        pipeline.train()
+    return pipeline.after_train()
 
 
 def warn_uncrossed(ctx: RunContext, table: pd.DataFrame, max_coefficient: float,
