@@ -50,7 +50,9 @@ def grouped_cost_study(cfg: GroupedCostConfig, ctx: RunContext) -> dict[str, flo
     (Work(0, 0, 0.0), 4, Choice("inline", "nothing to run")),
     (Work(30, 30, None), 1, Choice("inline", "one job slot")),
     (Work(1, 1, None), 4, Choice("inline", "one run")),
-    (Work(12, 1, None), 4, Choice("inline", "one batched unit")),
+    (Work(12, 1, None, splits=1), 4, Choice("inline", "one batched unit")),
+    (Work(12, 1, None, splits=4), 4, Choice("local", "12 runs", workers=4)),  # cut in 4
+    (Work(12, 1, 4.0, splits=2), 2, Choice("inline", "~4s of work")),
     (Work(12, 12, 9.0), 2, Choice("inline", "~9s of work")),  # saves 4.5 s < STARTUP_S
     (Work(12, 12, 11.0), 2, Choice("local", "12 runs, ~11s of work", workers=2)),
     (Work(12, 2, 9.0), 16, Choice("inline", "~9s of work")),  # 2 units: 2 in parallel at most
@@ -69,7 +71,7 @@ def _plan(tmp_path: Path, grid: dict):
 
 def test_the_work_is_the_cost_hint_summed_or_the_grid_s_own_past_runs(tmp_path):
     plan = _plan(tmp_path, {"seconds": [2.0, 3.0], "seed": [0, 1]})
-    assert describe_work(plan, batch=True) == Work(4, 4, 10.0)  # no batch_key: 4 units
+    assert describe_work(plan, batch=True) == Work(4, 4, 10.0, 4)  # no batch_key: 4 units
     done = plan.todo[0]  # a resumed grid: its finished runs' mean time, per run to do
     Path(done.run_dir).mkdir(parents=True)
     status = RunStatus(state="done", config_hash=done.config_hash, duration_s=0.5)
@@ -77,7 +79,7 @@ def test_the_work_is_the_cost_hint_summed_or_the_grid_s_own_past_runs(tmp_path):
     save_json({}, Path(done.run_dir) / FINAL_FILE)
     plan = _plan(tmp_path, {"seconds": [2.0, 3.0], "seed": [0, 1]})
     assert len(plan.todo) == 3
-    assert describe_work(plan, batch=True) == Work(3, 3, 1.5)
+    assert describe_work(plan, batch=True) == Work(3, 3, 1.5, 3)
 
 
 def test_a_batched_unit_costs_its_costliest_run(tmp_path):
@@ -86,15 +88,17 @@ def test_a_batched_unit_costs_its_costliest_run(tmp_path):
     spec = parse_grid_spec({"study": "toy-cost-batched",
                             "grid": {"seconds": [1.0, 4.0, 2.0], "group": ["a", "b"]}})
     plan = plan_grid(spec, tmp_path / "grid")
-    assert describe_work(plan, batch=True) == Work(6, 2, 8.0)  # max 4 + max 4
-    assert describe_work(plan, batch=False) == Work(6, 6, 14.0)  # 2 x (1 + 4 + 2)
+    assert describe_work(plan, batch=True) == Work(6, 2, 8.0, 2)  # max 4 + max 4
+    assert describe_work(plan, batch=True, slots=2) == Work(6, 2, 8.0, 4)  # 2 per group
+    assert describe_work(plan, batch=False) == Work(6, 6, 14.0, 6)  # 2 x (1 + 4 + 2)
 
 
 def test_units_count_the_batched_computations(tmp_path):
     spec = parse_grid_spec({"study": "toy-batch", "grid": {"x": [1.0, 2.0], "group": ["a", "b"]}})
     plan = plan_grid(spec, tmp_path / "grid")
-    assert describe_work(plan, batch=True) == Work(4, 2, None)  # one unit per group
-    assert describe_work(plan, batch=False) == Work(4, 4, None)
+    assert describe_work(plan, batch=True) == Work(4, 2, None, 2)  # one unit per group
+    assert describe_work(plan, batch=True, slots=4) == Work(4, 2, None, 4)  # cut per worker
+    assert describe_work(plan, batch=False) == Work(4, 4, None, 4)
 
 
 def _grid(tmp_path: Path, grid: dict, *args: str, capsys, tag: str = "g") -> tuple[Path, str]:
@@ -109,9 +113,14 @@ def _grid(tmp_path: Path, grid: dict, *args: str, capsys, tag: str = "g") -> tup
 
 
 def test_the_first_line_says_which_executor_and_why(tmp_path, capsys):
-    grid_dir, line = _grid(tmp_path, {"x": [1.0, 2.0, 3.0]}, "--jobs", "2", capsys=capsys)
-    assert line.endswith("0 already done, 3 to run (inline: one batched unit)")
+    grid_dir, line = _grid(tmp_path, {"x": [1.0, 2.0, 3.0]}, "--jobs", "1", capsys=capsys)
+    assert line.endswith("0 already done, 3 to run (inline: one job slot)")
     assert json.loads((grid_dir / "grid.json").read_text())["executor"] == "inline"
+    # one batched group of work of unknown size: cut into a batch per worker
+    grid_dir, line = _grid(tmp_path, {"x": [1.0, 2.0, 3.0]}, "--jobs", "2", capsys=capsys,
+                           tag="split")
+    assert line.endswith("0 already done, 3 to run (local, 2 workers: 3 runs)")
+    assert json.loads((grid_dir / "grid.json").read_text())["executor"] == "local"
     _, line = _grid(tmp_path, {"x": [1.0, 2.0, 3.0]}, "--jobs", "2", "--executor", "local",
                     capsys=capsys, tag="named")
     assert line.endswith("3 to run (local executor)")  # named: one unit or not, workers

@@ -142,7 +142,7 @@ def _study_name(plan: GridPlan) -> str:
 
 
 def _executor_words(executor: Executor) -> str:
-    """``local executor`` when named; ``inline: one batched unit`` or ``local, 2 workers:
+    """``local executor`` when named; ``inline: ~3s of work`` or ``local, 2 workers:
     30 runs`` when the driver chose it (which, and why)."""
     if not executor.reason:
         return f"{executor.name} executor"

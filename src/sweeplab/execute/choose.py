@@ -6,11 +6,15 @@ but gives up parallelism. Issue 17 measured both on 2 cores: 12 runs of 300 epoc
 4.6 s inline and 10.0 s on the local pool. So the driver runs the grid itself when
 parallel work cannot pay for the start-up, and spawns workers otherwise:
 
-1. nothing to run, one job slot (``--jobs 1``, or one core), or every run to do in one
-   unit (one run, or one batched computation of the study's ``batch_key``): inline;
+1. nothing to run, one job slot (``--jobs 1``, or one core), or one run: inline;
 2. an expected amount of work whose parallel saving, ``work x (1 - 1/p)`` with ``p``
-   the runs that can go in parallel, is under :data:`STARTUP_S`: inline;
+   the units that can go in parallel (a batched group of runs is cut into one batch
+   per worker, as the local executor runs it), is under :data:`STARTUP_S`: inline;
 3. otherwise (including work of unknown size): local, with the job slots as workers.
+
+A single batched group is split too: the minima-volume study's 10-run CPU grid is one
+batch key; as one batch in the driver it took 215 s (215 s of CPU), as two batches of
+five on 2 workers 118 s (222 s of CPU; runs/configs/volume/low_data_cpu.yaml).
 
 The expected work (:func:`describe_work`) comes from the grid folder when runs of it
 have finished before (their mean ``duration_s`` per run to do), else from the study's
@@ -44,6 +48,9 @@ class Work:
     """Units they form: batched computations and runs alone (``runs`` when unbatched)."""
     expected_s: float | None = None
     """Expected seconds of all of it in one warm process (None: unknown)."""
+    splits: int | None = None
+    """Units the local executor would run them in on the given job slots (a batched
+    group is cut into one batch per worker); None: as many as ``units``."""
 
 
 @dataclass(frozen=True)
@@ -61,16 +68,18 @@ def choose_executor(work: Work, slots: int) -> Choice:
         return Choice("inline", "nothing to run")
     if slots <= 1:
         return Choice("inline", "one job slot")
-    if work.units <= 1:
-        return Choice("inline", "one run" if work.runs == 1 else "one batched unit")
-    parallel = min(slots, work.units)
+    if work.runs == 1:
+        return Choice("inline", "one run")
+    parallel = min(slots, work.units if work.splits is None else work.splits)
+    if parallel <= 1:
+        return Choice("inline", "one batched unit")
     if work.expected_s is not None and work.expected_s * (1 - 1 / parallel) < STARTUP_S:
         return Choice("inline", f"~{work.expected_s:.0f}s of work")
     size = "" if work.expected_s is None else f", ~{work.expected_s:.0f}s of work"
     return Choice("local", f"{work.runs} runs{size}", workers=slots)
 
 
-def describe_work(plan: GridPlan, batch: bool) -> Work:
+def describe_work(plan: GridPlan, batch: bool, slots: int = 1) -> Work:
     """The :class:`Work` of ``plan``'s runs to do (``batch``: compatible runs share a unit).
 
     The expected seconds: the mean ``duration_s`` of the grid's finished runs times the
@@ -79,7 +88,8 @@ def describe_work(plan: GridPlan, batch: bool) -> Work:
     """
     todo = plan.todo
     units = batch_units(todo, workers=1) if batch else [[job] for job in todo]
-    return Work(len(todo), len(units), _expected_s(plan, units))
+    splits = len(batch_units(todo, workers=max(1, slots))) if batch else len(todo)
+    return Work(len(todo), len(units), _expected_s(plan, units), splits)
 
 
 def _expected_s(plan: GridPlan, units: list[list]) -> float | None:

@@ -335,7 +335,7 @@ def _chosen_executor(plan: GridPlan, threads: int, jobs: int | None, batch: bool
     from sweeplab.execute.local import default_workers
 
     slots = jobs or max(1, default_workers() // threads)
-    choice = choose_executor(describe_work(plan, batch), slots)
+    choice = choose_executor(describe_work(plan, batch, slots), slots)
     executor = make_executor(choice.kind, jobs=choice.workers, threads=threads, batch=batch)
     executor.reason = choice.reason
     return executor
