@@ -12,9 +12,9 @@ parallel work cannot pay for the start-up, and spawns workers otherwise:
    per worker, as the local executor runs it), is under :data:`STARTUP_S`: inline;
 3. otherwise (including work of unknown size): local, with the job slots as workers.
 
-A single batched group is split too: the minima-volume study's 10-run CPU grid is one
-batch key; as one batch in the driver it took 215 s (215 s of CPU), as two batches of
-five on 2 workers 118 s (222 s of CPU; runs/configs/volume/low_data_cpu.yaml).
+A single batched group is split too: a measured 10-run CPU grid of one batch key (small
+MLPs trained together, then stages that are not batched) took 215 s as one batch in the
+driver (215 s of CPU) and 118 s as two batches of five on 2 workers (222 s of CPU).
 
 The expected work (:func:`describe_work`) comes from the grid folder when runs of it
 have finished before (their mean ``duration_s`` per run to do), else from the study's
