@@ -357,6 +357,24 @@ def _cli(spec: Path, out: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def sigterm_at_log_line(proc: subprocess.Popen, out: Path, text: str) -> Path:
+    """SIGTERM ``proc`` once the first run's train.log under ``out`` holds ``text``; check
+    it exits 130 (interrupted); return that run's directory."""
+    deadline = time.monotonic() + 120
+    log = None
+    while time.monotonic() < deadline:
+        logs = list(out.glob("*/model_0_data_0/logs/train.log"))
+        if logs and text in logs[0].read_text():
+            log = logs[0]
+            break
+        time.sleep(0.05)
+    assert log is not None, "training never started"
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    return log.parent.parent
+
+
 def test_sigterm_keeps_the_partial_model_and_the_rerun_matches(tmp_path):
     long = {"extra_sizes": [0], "epochs": 3000, "log_interval": 1, "n_directions": 2}
     whole = _cli(_spec(tmp_path, "whole", **long), tmp_path / "whole")
@@ -365,19 +383,7 @@ def test_sigterm_keeps_the_partial_model_and_the_rerun_matches(tmp_path):
 
     spec = _spec(tmp_path, "cut", **long)
     proc = _cli(spec, tmp_path / "cut")
-    deadline = time.monotonic() + 120
-    log = None
-    while time.monotonic() < deadline:
-        logs = list((tmp_path / "cut").glob("*/model_0_data_0/logs/train.log"))
-        if logs and "epoch 5 " in logs[0].read_text():
-            log = logs[0]
-            break
-        time.sleep(0.05)
-    assert log is not None, "training never started"
-    os.kill(proc.pid, signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    run = log.parent.parent
+    run = sigterm_at_log_line(proc, tmp_path / "cut", "epoch 5 ")
     partial = torch.load(run / "models" / "m0.partial.pt", weights_only=True)
     assert 0 < partial["state"]["epoch"] < 3000
     assert not (run / "models" / "m0.pt").exists()
@@ -385,7 +391,7 @@ def test_sigterm_keeps_the_partial_model_and_the_rerun_matches(tmp_path):
     resumed = _cli(spec, tmp_path / "cut")
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
-    assert "continuing from epoch" in log.read_text()
+    assert "continuing from epoch" in (run / "logs" / "train.log").read_text()
     a = torch.load(run / "models" / "m0.pt", weights_only=True)["state_dict"]
     b = torch.load(_run_dir(tmp_path / "whole") / "models" / "m0.pt",
                    weights_only=True)["state_dict"]

@@ -17,13 +17,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from test_pipeline import TINY, _run_dir, _volume
+from test_pipeline import TINY, _run_dir, _volume, sigterm_at_log_line
 
 from sweeplab.batched import memory
 from sweeplab.core.context import RunInterrupted
@@ -302,19 +301,7 @@ def test_sigterm_in_a_batch_and_the_rerun_equal_an_uninterrupted_run(tmp_path):
 
     spec = _spec(tmp_path, "cut", **long)
     proc = _cli(spec, tmp_path / "cut")
-    deadline = time.monotonic() + 120
-    log = None
-    while time.monotonic() < deadline:
-        logs = list((tmp_path / "cut").glob("*/model_0_data_0/logs/train.log"))
-        if logs and "train/m60: epoch 5 " in logs[0].read_text():
-            log = logs[0]
-            break
-        time.sleep(0.05)
-    assert log is not None, "training never started"
-    os.kill(proc.pid, signal.SIGTERM)
-    proc.communicate(timeout=60)
-    assert proc.returncode == 130
-    run = log.parent.parent
+    run = sigterm_at_log_line(proc, tmp_path / "cut", "train/m60: epoch 5 ")
     partial = torch.load(run / "models" / "m60.partial.pt", weights_only=True)
     assert 0 < partial["state"]["batched"]["epoch"] < 1000
     assert not (run / "models" / "m60.pt").exists()
@@ -322,7 +309,7 @@ def test_sigterm_in_a_batch_and_the_rerun_equal_an_uninterrupted_run(tmp_path):
     resumed = _cli(spec, tmp_path / "cut")
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
-    assert "train/m60: continuing from epoch" in log.read_text()
+    assert "train/m60: continuing from epoch" in (run / "logs" / "train.log").read_text()
     for m, weights in _models(run).items():
         reference = _models(_run_dir(tmp_path / "whole"))[m]
         assert all(torch.equal(v, reference[k]) for k, v in weights.items()), m
