@@ -16,6 +16,7 @@ safe. A cache that cannot be written (read-only home, full disk) only costs spee
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import zipfile
@@ -90,8 +91,6 @@ def store(namespace: str, key: str, arrays: Mapping[str, np.ndarray],
     path = _entry(namespace, key)
     if path is None:
         return False
-    import io
-
     buffer = io.BytesIO()
     np.savez(buffer, **dict(arrays), **{_META: np.array(json.dumps(dict(meta or {})))})
     try:

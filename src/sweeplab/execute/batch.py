@@ -32,6 +32,12 @@ def batch_units(jobs: Sequence[Job], workers: int, max_batch: int = MAX_BATCH) -
     A group of ``n`` compatible jobs is cut into ``min(workers, n)`` nearly equal batches
     (more when a batch would exceed ``max_batch``), so every worker has work.
     """
+    return split_groups(group_jobs(jobs), workers, max_batch)
+
+
+def group_jobs(jobs: Sequence[Job]) -> list[list[Job]]:
+    """Jobs of equal ``(study, batch_key)`` together, in order of first appearance; a job
+    without a key, or with a checkpoint to resume from (it resumes alone), on its own."""
     groups: dict[tuple[str, str], list[Job]] = {}
     units: list[list[Job]] = []
     for job in jobs:
@@ -43,8 +49,15 @@ def batch_units(jobs: Sequence[Job], workers: int, max_batch: int = MAX_BATCH) -
             groups[key] = []
             units.append(groups[key])
         groups[key].append(job)
+    return units
+
+
+def split_groups(groups: Sequence[list[Job]], workers: int,
+                 max_batch: int = MAX_BATCH) -> list[list[Job]]:
+    """Cut each group of :func:`group_jobs` into ``min(workers, n)`` nearly equal batches
+    (more when a batch would exceed ``max_batch``)."""
     out: list[list[Job]] = []
-    for unit in units:
+    for unit in groups:
         n = len(unit)
         parts = max(min(workers, n), math.ceil(n / max_batch))
         size = math.ceil(n / parts)

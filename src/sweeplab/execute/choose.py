@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from sweeplab.core.grid import spec_study
 from sweeplab.core.rundir import read_status
-from sweeplab.execute.batch import batch_units
+from sweeplab.execute.batch import group_jobs, split_groups
 from sweeplab.execute.sweep import GridPlan
 
 STARTUP_S = 5.0
@@ -87,8 +87,9 @@ def describe_work(plan: GridPlan, batch: bool, slots: int = 1) -> Work:
     sum of the study's ``cost(cfg)`` over the runs to do, else None.
     """
     todo = plan.todo
-    units = batch_units(todo, workers=1) if batch else [[job] for job in todo]
-    splits = len(batch_units(todo, workers=max(1, slots))) if batch else len(todo)
+    groups = group_jobs(todo) if batch else [[job] for job in todo]
+    units = split_groups(groups, workers=1)
+    splits = len(split_groups(groups, workers=max(1, slots)))
     return Work(len(todo), len(units), _expected_s(plan, units), splits)
 
 

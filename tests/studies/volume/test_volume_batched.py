@@ -36,15 +36,6 @@ SIZES = (40, 60, 100)
 """Training-set sizes of the models (base_size 40, m in 0, 20, 60)."""
 
 
-@pytest.fixture
-def dtype(request):
-    """Build models and data in ``request.param`` (restores torch's default after)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(request.param)
-    yield request.param
-    torch.set_default_dtype(old)
-
-
 def _data(n: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(n, 1, 8, 8, generator=gen, dtype=torch.float64)

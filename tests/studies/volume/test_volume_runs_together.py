@@ -83,15 +83,6 @@ def test_the_batch_key_holds_what_shapes_the_batch_and_only_that():
     assert done.returncode == 0, done.stderr  # the grid's driver imports it for every run
 
 
-@pytest.fixture
-def dtype(request):
-    """Build models and data in ``request.param`` (restores torch's default after)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(request.param)
-    yield request.param
-    torch.set_default_dtype(old)
-
-
 def _run_models(cfg: VolumeConfig, seed: int, sizes: tuple[int, ...]) -> RunModels:
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(max(sizes), 1, 8, 8, generator=gen, dtype=torch.float64)
