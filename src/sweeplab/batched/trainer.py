@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from sweeplab.batched import checkpoint
+from sweeplab.batched.host_alloc import release_freed_memory, reuse_freed_memory
 from sweeplab.batched.memory import StepCost, plan_batches, step_cost
 from sweeplab.batched.norms import clip_grads, sam_point
 from sweeplab.batched.objective import LossFn, Objective
@@ -163,10 +164,18 @@ def train_batched(
     for run in runs:
         if run.ctx is not None:
             run.ctx.logger.info(line)
+    together = device.type == "cpu" and any(len(unit) > 1 for unit in plan.units)
+    if together:
+        reuse_freed_memory()  # a batch's large temporaries would page-fault every step
     results: list[RunResult] = []
-    for unit in plan.units:
-        batch = _Batch(make_model, loss_fn, data, [runs[i] for i in unit], settings, evaluate)
-        results.extend(batch.train())
+    try:
+        for unit in plan.units:
+            batch = _Batch(make_model, loss_fn, data, [runs[i] for i in unit], settings,
+                           evaluate)
+            results.extend(batch.train())
+    finally:
+        if together:
+            release_freed_memory()
     return results
 
 

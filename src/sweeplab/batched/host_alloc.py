@@ -1,0 +1,64 @@
+"""Keep freed host memory for reuse while batches train on CPU (glibc's allocator).
+
+A batched step on CPU allocates temporaries of B runs at once (activations, gradients,
+optimizer passes: hundreds of kilobytes to megabytes each). glibc serves a request above
+its mmap threshold (128 KiB at start, raised only as such blocks are freed) with fresh
+pages from the kernel and gives them back when freed, so every step pays a page fault
+per 4 KiB of every large temporary, and the zeroing of those pages: for the volume MLP
+(784-128-10, B = 16) ~2,000 faults a step, ~20% of the batched step's CPU time
+(``benchmarks/bench_batched_models.py``). One run alone stays below the threshold and
+never faults.
+
+:func:`reuse_freed_memory` raises the mmap threshold to glibc's ceiling for this setting
+(32 MiB on 64-bit) and the trim threshold, so freed blocks stay in the heap for the next
+step; :func:`release_freed_memory` hands the heap's free top back to the kernel when a
+batch is done (``malloc_trim``). Elsewhere than glibc (macOS, musl) both do nothing.
+``SWEEPLAB_MALLOC=default`` leaves the allocator as it is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from functools import cache
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 1024 * 1024
+"""glibc accepts at most HEAP_MAX_SIZE / 2 (32 MiB on 64-bit) for M_MMAP_THRESHOLD;
+larger blocks are still mapped and unmapped (a few per step at most)."""
+TRIM_THRESHOLD = 1024 * 1024 * 1024
+"""Free memory at the heap's top kept for reuse before free() gives it back."""
+
+
+@cache
+def _glibc() -> ctypes.CDLL | None:
+    """The process's C library if it is glibc (has ``mallopt`` and ``malloc_trim``)."""
+    if os.environ.get("SWEEPLAB_MALLOC", "").lower() == "default":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+@cache
+def reuse_freed_memory() -> bool:
+    """Tune glibc (once per process) so freed large blocks are reused; True if it did."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def release_freed_memory() -> None:
+    """Give the heap's free memory back to the kernel (after a batch's training)."""
+    libc = _glibc()
+    if libc is not None and reuse_freed_memory.cache_info().currsize:
+        libc.malloc_trim(0)
