@@ -1,7 +1,8 @@
 """Benchmark: B small models trained as one batch against the same runs one by one.
 
     .venv/bin/python benchmarks/bench_batched_models.py [--repeats 3] [--sizes 16 64]
-        [--models mlp cnn mamba transformer large-mlp] [--threads 1] [--skip-formulations]
+        [--models mlp mlp2 cnn mamba mamba-cpu transformer large-mlp] [--threads 1]
+        [--skip-compare] [--skip-executor] [--skip-formulations] [--skip-projection]
 
 For each model, B runs (seeds and learning rates of a grid) of ``steps`` optimizer steps:
 
@@ -12,15 +13,22 @@ For each model, B runs (seeds and learning rates of a grid) of ``steps`` optimiz
    batches; anchor models also check each loss and clip, as their study does).
 
 Models: the minima-volume MLP (784-128-10, batch 64, Adam) and CNN (channels 8, 16 on
-28x28, batch 64, Adam), the anchor studies' Mamba-2 (d_model 32, d_state 128, 2 layers,
+28x28, batch 64, Adam), an agent-sized MLP (784-128-128-10; ``mlp2``, not in the default
+list), the anchor studies' Mamba-2 (d_model 32, d_state 128, 2 layers,
 8 tokens, batch 32, AdamW + clipping; Chen et al. 2025 App. E.1; and d_state 32 at batch
 64, the ``_cpu`` configs') and Transformer (d_model 32), and a large MLP
 (784-1024-1024-10, batch 512) where batching stops paying.
 Each figure is measured ``--repeats`` times, batched and one-by-one interleaved, and
 printed as runs/s (min and median over repeats), the median of the repeats' ratios
-(one-by-one time / batched time; the range in brackets), and what ``train_batched``
-chooses by itself on CPU ("B<=k": batches of at most k; "alone": one by one). Times
+(one-by-one time / batched time; the range in brackets), the ceiling of that ratio
+(one by one's time over the time of its matrix products and convolutions, which batching
+cannot speed up on CPU: :func:`ceiling`), and what ``train_batched`` chooses by itself
+on CPU ("B<=k": batches of at most k; "alone": one by one). Times
 are CPU time of this process (``--wall``: wall time): the machine may be shared.
+
+Then: the same runs, ``EXECUTOR_EPOCHS`` times longer, as a grid through sweeplab's
+local executor with 2 workers of one thread (the study in ``batched_models_study.py``),
+each worker training its share batched vs one by one: wall time of the whole grid.
 
 Then: the three ways to compute B forward/backward passes (``func``: vmap(grad);
 ``vmap``: vmap forward + autograd; ``hand``: bmm / grouped conv) per training step, and
@@ -99,6 +107,9 @@ def cases(names: list[str]) -> list[Case]:
         "mlp": lambda: Case("volume MLP 784-128-10, batch 64",
                             lambda r: volume_mlp(784, (128,), 10), _images(64 * 30), 64,
                             "adam", 30),
+        "mlp2": lambda: Case("MLP 784-128-128-10, batch 64 (agent's)",
+                             lambda r: volume_mlp(784, (128, 128), 10), _images(64 * 30), 64,
+                             "adam", 30),
         "cnn": lambda: Case("volume CNN (8, 16) 28x28, batch 64",
                             lambda r: small_cnn((28, 28), (8, 16), 10), _images(64 * 10), 64,
                             "adam", 10),
@@ -171,6 +182,46 @@ def auto_choice(case: Case, b: int) -> str:
     return f"B<={plan.batch}" if plan.pays else "alone"
 
 
+PRODUCTS = ("mm", "addmm", "bmm", "baddbmm", "mkldnn_convolution",
+            "convolution_backward", "mkldnn_convolution_backward",
+            "_slow_conv2d_forward", "_slow_conv2d_backward")
+"""Operators that do a step's matrix products and convolutions (their kernels)."""
+
+
+def ceiling(case: Case) -> float:
+    """One by one's step time over the time of its matrix products and convolutions.
+
+    Batching cannot make those faster on CPU (one 64x784 @ 784x128 product alone already
+    runs at the core's peak: ~95 GFLOP/s here, a bmm of 16 at ~75); at best it makes
+    everything else free. So this bounds the ratio batching can reach from above.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    if case.name in _CEILINGS:
+        return _CEILINGS[case.name]
+    runs = case.runs(2)
+    one_by_one(case, runs[:1])
+    sys.stderr.flush()
+    saved = os.dup(2)  # the profiler's C++ side writes two lines to fd 2 per use
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                one_by_one(case, runs)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    products = sum(e.self_cpu_time_total for e in events
+                   if e.key.removeprefix("aten::") in PRODUCTS)
+    _CEILINGS[case.name] = total / max(products, 1e-9)
+    return _CEILINGS[case.name]
+
+
+_CEILINGS: dict[str, float] = {}
+
+
 def compare(case: Case, b: int, repeats: int) -> None:
     runs = case.runs(b)
     batched(case, runs[:2])  # warm both paths (imports, first-call costs)
@@ -183,7 +234,46 @@ def compare(case: Case, b: int, repeats: int) -> None:
     ratios = [a / c for a, c in zip(ta, tb)]  # each repeat's pair, measured back to back
     print(f"  {case.name:<40}{b:>4}  {min(rb):>8.2f} {statistics.median(rb):>8.2f}  "
           f"{min(ra):>8.2f} {statistics.median(ra):>8.2f}  {statistics.median(ratios):>6.2f}x"
-          f" ({min(ratios):.2f}-{max(ratios):.2f})  {auto_choice(case, b)}")
+          f" ({min(ratios):.2f}-{max(ratios):.2f})  {ceiling(case):>6.1f}x  "
+          f"{auto_choice(case, b)}")
+
+
+# ----------------------------------------------------------------------- executor
+
+EXECUTOR_EPOCHS = 10
+"""The executor comparison's runs are this many times longer than the warm-process
+comparison's (300 steps for the volume MLP), so the workers' start is not all it sees."""
+
+
+def grid_seconds(name: str, b: int, batch: bool) -> float:
+    """Wall seconds of a grid of ``b`` runs of case ``name`` on sweeplab's local executor
+    (2 workers x 1 thread), from the grid's start to its end (workers started inside)."""
+    import tempfile
+
+    from sweeplab.execute.driver import run_grid
+    from sweeplab.execute.local import LocalExecutor
+
+    study = os.path.join(os.path.dirname(os.path.abspath(__file__)), "batched_models_study.py")
+    spec = {"study": f"{study}:bench-batched-models", "name": "bench",
+            "fixed": {"model": name, "epochs": EXECUTOR_EPOCHS},
+            "grid": {"seed": list(range(b))}}
+    with tempfile.TemporaryDirectory() as out:
+        t0 = time.perf_counter()
+        result = run_grid(spec, out, executor=LocalExecutor(2, threads=1, batch=batch),
+                          batch=batch, fresh=True)
+        seconds = time.perf_counter() - t0
+    states = set(result.states.values())
+    if states != {"done"}:
+        raise RuntimeError(f"executor grid of {name}: run states {sorted(states)}")
+    return seconds
+
+
+def executor_compare(name: str, label: str, b: int, repeats: int) -> None:
+    walls = {batch: [grid_seconds(name, b, batch) for _ in range(repeats)]
+             for batch in (True, False)}
+    best = {batch: min(v) for batch, v in walls.items()}
+    print(f"  {label:<40}{b:>4}  {b / best[True]:>8.2f}  {b / best[False]:>10.2f}  "
+          f"{best[False] / best[True]:>6.2f}x")
 
 
 # ----------------------------------------------------------------------- formulations
@@ -308,6 +398,7 @@ def main() -> int:
     parser.add_argument("--skip-formulations", action="store_true")
     parser.add_argument("--skip-projection", action="store_true")
     parser.add_argument("--skip-compare", action="store_true")
+    parser.add_argument("--skip-executor", action="store_true")
     parser.add_argument("--wall", action="store_true", help="wall time, not CPU time")
     args = parser.parse_args()
     global CLOCK
@@ -322,9 +413,9 @@ def main() -> int:
         print(f"\nruns/s (runs of 30 steps for the volume MLP, 10 for CNN/Mamba/Transformer, "
               f"4 for the large MLP); min and median of {args.repeats}")
         print(f"  {'model':<40}{'B':>4}  {'batched':>17}  {'one by one':>17}  {'ratio':>7}"
-              f"{'':>13}  auto")
+              f"{'':>13}  {'ceiling':>7}  auto")
         for case in chosen:
-            sizes = args.sizes if case.name.startswith(("volume", "anchor")) else [16]
+            sizes = [16] if case.name.startswith("large") else args.sizes
             for b in sizes:
                 compare(case, b, args.repeats)
         large = [c for c in chosen if c.name.startswith("large")]
@@ -334,6 +425,17 @@ def main() -> int:
                   f"{PAYS_BELOW_FLOPS['cpu'] / 1e9:.0f} GFLOP a step on CPU, train_batched "
                   "trains "
                   "one by one by itself)")
+    if not args.skip_executor:
+        print(f"\nthrough sweeplab's local executor, 2 workers x 1 thread, runs of "
+              f"{EXECUTOR_EPOCHS}x the length above; wall time of the whole grid (workers' "
+              f"start included), runs/s, best of {args.repeats}; batched: each worker "
+              "trains its share as one batch")
+        print(f"  {'model':<40}{'B':>4}  {'batched':>8}  {'one by one':>10}  {'ratio':>7}")
+        for case, name in zip(chosen, args.models):
+            if name in ("cnn", "large-mlp"):
+                continue  # trained one by one by train_batched itself
+            for b in args.sizes:
+                executor_compare(name, case.name, b, args.repeats)
     if not args.skip_formulations:
         formulations([c for c in chosen if not c.name.startswith("large")], 16, args.repeats)
     mamba = [c for c in chosen if "Mamba-2 d32 s128" in c.name]
