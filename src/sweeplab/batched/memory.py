@@ -27,8 +27,9 @@ the plan says why) when
 
 Both thresholds come from ``benchmarks/bench_batched_models.py`` on a 2-core CPU
 (docs/batched.md): ratios of one-by-one to batched time fell with the bytes per
-operator -- Transformer 3 kB 2.5x, volume MLP 7 kB 1.5x, Mamba-2 10 kB 1.3x, volume CNN
-100 kB 0.85x, a 784-1024-1024-10 MLP at batch 512 (4.9 GFLOP, 120 kB) 0.84x.
+operator -- idle, B = 16: Transformer 3 kB 1.75x, volume MLP 7 kB 1.1x, Mamba-2 10 kB
+1.1x, volume CNN 100 kB 0.87x, a 784-1024-1024-10 MLP at batch 512 (4.9 GFLOP, 120 kB)
+0.75x.
 """
 
 from __future__ import annotations
