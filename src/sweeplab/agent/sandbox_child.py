@@ -16,7 +16,8 @@ read-only ``library`` folder. In order:
    a line of model code is read.
 1. Import torch (with its FLOP counter), numpy, the training module and, in ``train``
    mode with ``batch_mode`` ``auto``, the batched trainer (:func:`load_multiseed`; where it
-   cannot be imported the seeds train one by one, and the result says so), and read
+   cannot be imported the seeds train one by one, and the result says so) with its
+   allocator setting applied (:func:`sweeplab.batched.host_alloc.hold_until_exit`), and read
    the inputs (parent-written ``.npz`` files, without pickles). This happens *before*
    the audit hook: torch's import loads its native libraries through ``ctypes``, which
    the hook forbids.
@@ -606,6 +607,9 @@ def main(argv: list[str]) -> None:
             if spec.get("batch_mode", "auto") == "auto":
                 try:
                     together = load_multiseed(spec)
+                    # the batches' allocator setting calls C through ctypes: now, before
+                    # the audit hook, which refuses that (and never trimming after it)
+                    sys.modules["sweeplab.batched.host_alloc"].hold_until_exit()
                 except Exception as exc:  # noqa: BLE001 - one by one needs none of it
                     result["training"] = {"path": "one_by_one", "reason": "unavailable",
                                           "exception": type(exc).__name__}

@@ -12,14 +12,15 @@ never faults.
 :func:`reuse_freed_memory` raises the mmap threshold to glibc's ceiling for this setting
 (32 MiB on 64-bit) and the trim threshold, so freed blocks stay in the heap for the next
 step; :func:`release_freed_memory` hands the heap's free top back to the kernel when a
-batch is done (``malloc_trim``). Elsewhere than glibc (macOS, musl) both do nothing.
+batch is done (``malloc_trim``); :func:`hold_until_exit` applies the setting early in
+a process that may call no native code later. Elsewhere than glibc (macOS, musl) all
+three do nothing.
 ``SWEEPLAB_MALLOC=default`` leaves the allocator as it is.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from functools import cache
 
@@ -38,13 +39,19 @@ def _glibc() -> ctypes.CDLL | None:
     if os.environ.get("SWEEPLAB_MALLOC", "").lower() == "default":
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        # the symbols this process already has: no library search, which would start
+        # ldconfig or a compiler and write temporary files (a sandbox refuses both)
+        libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 - glibc only
         libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
         libc.malloc_trim.argtypes = [ctypes.c_size_t]
     except (OSError, AttributeError):
         return None
     return libc
+
+
+_TRIM = True
+"""Whether :func:`release_freed_memory` trims (off after :func:`hold_until_exit`)."""
 
 
 @cache
@@ -59,6 +66,17 @@ def reuse_freed_memory() -> bool:
 
 def release_freed_memory() -> None:
     """Give the heap's free memory back to the kernel (after a batch's training)."""
+    if not _TRIM or not reuse_freed_memory.cache_info().currsize:
+        return
     libc = _glibc()
-    if libc is not None and reuse_freed_memory.cache_info().currsize:
+    if libc is not None:
         libc.malloc_trim(0)
+
+
+def hold_until_exit() -> bool:
+    """Apply the setting now and never trim, for a process that ends after its batches
+    and may not call native code later (the agent's sandbox: its audit hook refuses every
+    ``ctypes`` call once installed, and this is called before). True if applied."""
+    global _TRIM
+    _TRIM = False
+    return reuse_freed_memory()
