@@ -35,12 +35,6 @@ def _case(model: str) -> Case:
     return cases([model])[0]
 
 
-def _run_spec(case: Case, cfg: Config):
-    run = case.runs(cfg.seed + 1)[cfg.seed]
-    run.epochs = cfg.epochs
-    return run
-
-
 def batch_key(cfg: Config) -> tuple:
     """Runs of one model and length train together."""
     return (cfg.model, cfg.epochs)
@@ -49,7 +43,7 @@ def batch_key(cfg: Config) -> tuple:
 def run_batch(cfgs: list[Config], ctxs: list[RunContext]) -> list[dict[str, float]]:
     """The runs as one batch (``always_batch``: the comparison is batched vs not)."""
     case = _case(cfgs[0].model)
-    batched(case, [_run_spec(case, cfg) for cfg in cfgs])
+    batched(case, [case.run(cfg.seed, cfg.epochs) for cfg in cfgs])
     return [{"trained": 1.0} for _ in cfgs]
 
 
@@ -58,5 +52,5 @@ def run_batch(cfgs: list[Config], ctxs: list[RunContext]) -> list[dict[str, floa
 def run(cfg: Config, ctx: RunContext) -> dict[str, float]:
     """One run alone: the plain PyTorch loop of the benchmark's one-by-one column."""
     case = _case(cfg.model)
-    one_by_one(case, [_run_spec(case, cfg)])
+    one_by_one(case, [case.run(cfg.seed, cfg.epochs)])
     return {"trained": 1.0}

@@ -83,10 +83,14 @@ class Case:
     clip: float | None = None
     check_loss: bool = False
 
+    def run(self, seed: int, epochs: int | None = None) -> RunSpec:
+        """Run ``seed`` of the grid: its lr cycles through 1e-3 .. 4e-3."""
+        epochs = epochs or max(1, self.steps * self.batch_size // len(self.data))
+        return RunSpec(seed=seed, lr=1e-3 * (1 + seed % 4), epochs=epochs, weight_decay=0.01,
+                       grad_clip=self.clip)
+
     def runs(self, b: int) -> list[RunSpec]:
-        epochs = max(1, self.steps * self.batch_size // len(self.data))
-        return [RunSpec(seed=s, lr=1e-3 * (1 + s % 4), epochs=epochs, weight_decay=0.01,
-                        grad_clip=self.clip) for s in range(b)]
+        return [self.run(s) for s in range(b)]
 
 
 def _images(n: int) -> TrainData:

@@ -607,8 +607,8 @@ def main(argv: list[str]) -> None:
             if spec.get("batch_mode", "auto") == "auto":
                 try:
                     together = load_multiseed(spec)
-                    # the batches' allocator setting calls C through ctypes: now, before
-                    # the audit hook, which refuses that (and never trimming after it)
+                    # the batches' allocator setting calls C through ctypes: apply it
+                    # now, before the audit hook refuses that; it stays to the exit
                     sys.modules["sweeplab.batched.host_alloc"].hold_until_exit()
                 except Exception as exc:  # noqa: BLE001 - one by one needs none of it
                     result["training"] = {"path": "one_by_one", "reason": "unavailable",
