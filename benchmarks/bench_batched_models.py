@@ -22,7 +22,7 @@ Each figure is measured ``--repeats`` times, batched and one-by-one interleaved,
 printed as runs/s (min and median over repeats), the median of the repeats' ratios
 (one-by-one time / batched time; the range in brackets), the ceiling of that ratio
 (one by one's time over the time of its matrix products and convolutions, which batching
-cannot speed up on CPU: :func:`ceiling`), and what ``train_batched`` chooses by itself
+cannot speed up on CPU: :func:`product_seconds`), and what ``train_batched`` chooses by itself
 on CPU ("B<=k": batches of at most k; "alone": one by one). Times
 are CPU time of this process (``--wall``: wall time): the machine may be shared.
 
@@ -192,18 +192,21 @@ PRODUCTS = ("mm", "addmm", "bmm", "baddbmm", "mkldnn_convolution",
 """Operators that do a step's matrix products and convolutions (their kernels)."""
 
 
-def ceiling(case: Case) -> float:
-    """One by one's step time over the time of its matrix products and convolutions.
+def product_seconds(case: Case) -> float:
+    """CPU seconds one run alone spends in its matrix products and convolutions.
 
     Batching cannot make those faster on CPU (one 64x784 @ 784x128 product alone already
     runs at the core's peak: ~95 GFLOP/s here, a bmm of 16 at ~75); at best it makes
-    everything else free. So this bounds the ratio batching can reach from above.
+    everything else free, so one by one's time over this bounds the ratio from above
+    (the ceiling). Measured with torch's profiler over 4 runs (its per-operator cost
+    inflates the other operators, not the products' kernels); one by one's own time is
+    measured without it.
     """
     from torch.profiler import ProfilerActivity, profile
 
-    if case.name in _CEILINGS:
-        return _CEILINGS[case.name]
-    runs = case.runs(2)
+    if case.name in _PRODUCTS:
+        return _PRODUCTS[case.name]
+    runs = case.runs(4)
     one_by_one(case, runs[:1])
     sys.stderr.flush()
     saved = os.dup(2)  # the profiler's C++ side writes two lines to fd 2 per use
@@ -215,18 +218,23 @@ def ceiling(case: Case) -> float:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    products = sum(e.self_cpu_time_total for e in events
+    products = sum(e.self_cpu_time_total for e in prof.key_averages()
                    if e.key.removeprefix("aten::") in PRODUCTS)
-    _CEILINGS[case.name] = total / max(products, 1e-9)
-    return _CEILINGS[case.name]
+    _PRODUCTS[case.name] = products * 1e-6 / len(runs)
+    return _PRODUCTS[case.name]
 
 
+_PRODUCTS: dict[str, float] = {}
 _CEILINGS: dict[str, float] = {}
+"""The last ceiling :func:`compare` measured, by case."""
 
 
-def compare(case: Case, b: int, repeats: int) -> None:
+TARGETS = {"mlp": 3.0, "mamba": 2.0}
+"""The issue's CPU targets at B = 16 (one by one / batched): the volume MLP and the
+anchor Mamba-2."""
+
+
+def compare(case: Case, b: int, repeats: int) -> float:
     runs = case.runs(b)
     batched(case, runs[:2])  # warm both paths (imports, first-call costs)
     one_by_one(case, runs[:1])
@@ -236,10 +244,23 @@ def compare(case: Case, b: int, repeats: int) -> None:
         ta.append(_timed(lambda: one_by_one(case, runs)))
     rb, ra = [b / t for t in tb], [b / t for t in ta]
     ratios = [a / c for a, c in zip(ta, tb)]  # each repeat's pair, measured back to back
+    ceiling = statistics.median(ta) / b / product_seconds(case)
+    _CEILINGS[case.name] = ceiling
     print(f"  {case.name:<40}{b:>4}  {min(rb):>8.2f} {statistics.median(rb):>8.2f}  "
           f"{min(ra):>8.2f} {statistics.median(ra):>8.2f}  {statistics.median(ratios):>6.2f}x"
-          f" ({min(ratios):.2f}-{max(ratios):.2f})  {ceiling(case):>6.1f}x  "
+          f" ({min(ratios):.2f}-{max(ratios):.2f})  {ceiling:>6.1f}x  "
           f"{auto_choice(case, b)}")
+    return statistics.median(ratios)
+
+
+def report_targets(measured: dict[str, float], chosen: dict[str, Case]) -> None:
+    """One line per target of ``TARGETS`` that was measured: the ratio, met or not, and
+    the ceiling (one by one over its products) it is bounded by."""
+    for name, target in TARGETS.items():
+        if name in measured:
+            verdict = "met" if measured[name] >= target else "not met"
+            print(f"  target: {chosen[name].name}, B = 16: {measured[name]:.2f}x against "
+                  f">= {target:.0f}x ({verdict}; ceiling {_CEILINGS[chosen[name].name]:.1f}x)")
 
 
 # ----------------------------------------------------------------------- executor
@@ -418,10 +439,14 @@ def main() -> int:
               f"4 for the large MLP); min and median of {args.repeats}")
         print(f"  {'model':<40}{'B':>4}  {'batched':>17}  {'one by one':>17}  {'ratio':>7}"
               f"{'':>13}  {'ceiling':>7}  auto")
-        for case in chosen:
+        at16 = {}
+        for name, case in zip(args.models, chosen):
             sizes = [16] if case.name.startswith("large") else args.sizes
             for b in sizes:
-                compare(case, b, args.repeats)
+                ratio = compare(case, b, args.repeats)
+                if b == 16:
+                    at16[name] = ratio
+        report_targets(at16, dict(zip(args.models, chosen)))
         large = [c for c in chosen if c.name.startswith("large")]
         if large:
             cost = step_profile(large[0], 1)[0]
