@@ -27,9 +27,9 @@ the plan says why) when
 
 Both thresholds come from ``benchmarks/bench_batched_models.py`` on a 2-core CPU
 (docs/batched.md): ratios of one-by-one to batched time fell with the bytes per
-operator -- idle, B = 16: Transformer 3 kB 1.75x, volume MLP 7 kB 1.1x, Mamba-2 10 kB
-1.1x, volume CNN 100 kB 0.87x, a 784-1024-1024-10 MLP at batch 512 (4.9 GFLOP, 120 kB)
-0.75x.
+operator -- idle, B = 16: Transformer 3 kB 1.64x, volume MLP 7 kB 1.07x, Mamba-2 10 kB
+1.23x, volume CNN 100 kB 0.92x, a 784-1024-1024-10 MLP at batch 512 (4.9 GFLOP, 120 kB)
+0.76x.
 """
 
 from __future__ import annotations
