@@ -6,9 +6,9 @@ its mmap threshold (128 KiB at start, raised only as such blocks are freed) with
 pages from the kernel and gives them back when freed, and it trims the heap's free top
 beyond its trim threshold, so every step paid a page fault per 4 KiB of its large
 temporaries, and the zeroing of those pages: for the volume MLP (784-128-10, B = 16)
-~2,000 faults a step, ~20% of the batched step's CPU time
-(``benchmarks/bench_batched_models.py``). One run alone stays below the threshold and
-never faults.
+~2,000 faults a step, up to ~20% of the batched step's CPU time (8% on the 30-step runs
+of ``benchmarks/bench_batched_models.py``, whose first steps grow the heap again). One
+run alone stays below the threshold and never faults.
 
 :func:`reuse_freed_memory` raises the mmap threshold to glibc's ceiling for this setting
 (32 MiB on 64-bit) and the trim threshold to 1 GiB, so freed blocks stay in the heap
