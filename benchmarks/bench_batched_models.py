@@ -460,8 +460,8 @@ def main() -> int:
               "trains its share as one batch")
         print(f"  {'model':<40}{'B':>4}  {'batched':>8}  {'one by one':>10}  {'ratio':>7}")
         for case, name in zip(chosen, args.models):
-            if name in ("cnn", "large-mlp"):
-                continue  # trained one by one by train_batched itself
+            if auto_choice(case, 16) == "alone":
+                continue  # train_batched trains these one by one by itself
             for b in args.sizes:
                 executor_compare(name, case.name, b, args.repeats)
     if not args.skip_formulations:
